@@ -1,0 +1,166 @@
+using System.Collections.Generic;
+using System.Linq;
+using Microsoft.CodeAnalysis;
+
+namespace PipelineDsl.Generator.Diagnostics
+{
+    /// <summary>
+    /// Every diagnostic PipelineDsl reports. IDs are never renumbered: PDSL0xx usage, PDSL1xx graph shape,
+    /// PDSL2xx stability and checkpoint compatibility. Each message says how to fix the problem.
+    /// </summary>
+    internal static class DiagnosticDescriptors
+    {
+        private const string Usage = "PipelineDsl.Usage";
+        private const string Graph = "PipelineDsl.Graph";
+
+        public static readonly DiagnosticDescriptor GeneratorFailure = Error("PDSL000", Usage,
+            "PipelineDsl generator failed",
+            "The PipelineDsl generator failed on '{0}': {1}. This is a bug in PipelineDsl; report it with this message. Until it is fixed, simplify the construct named here.");
+
+        public static readonly DiagnosticDescriptor NotPartial = Error("PDSL001", Usage,
+            "Pipeline class must be partial",
+            "'{0}' must be declared 'partial' so that PipelineDsl can generate its wiring: add the 'partial' modifier to '{0}'");
+
+        public static readonly DiagnosticDescriptor MissingId = Error("PDSL002", Usage,
+            "Missing id",
+            "The {0} '{1}' has no id: give it a stable id, for example [{2}(\"my-id\")]");
+
+        public static readonly DiagnosticDescriptor MalformedId = Error("PDSL003", Usage,
+            "Malformed id",
+            "The id \"{0}\" is malformed: use 1 to 64 letters, digits, '-', '_' or '.', starting with a letter or digit");
+
+        public static readonly DiagnosticDescriptor InvalidVersion = Error("PDSL004", Usage,
+            "Invalid version",
+            "The version of '{0}' is {1}: versions start at 1");
+
+        public static readonly DiagnosticDescriptor WrongShape = Error("PDSL005", Usage,
+            "Stage method has the wrong shape",
+            "The {0} method '{1}' has the wrong shape: it must be {2}");
+
+        public static readonly DiagnosticDescriptor WrongDeclaration = Error("PDSL006", Usage,
+            "Declaration has the wrong shape",
+            "'{0}' must be declared '{1}' without a body: the generator implements it");
+
+        public static readonly DiagnosticDescriptor MissingKey = Error("PDSL007", Usage,
+            "Keyed stage without a key",
+            "The keyed stage '{0}' has no {1}: set {1} = nameof({2}.Member) to the property or field that holds the key");
+
+        public static readonly DiagnosticDescriptor UnknownKeyMember = Error("PDSL008", Usage,
+            "Key names no member",
+            "The key '{1}' of '{0}' is not a readable instance property or field of '{2}': name one, for example with nameof({2}.Member)");
+
+        public static readonly DiagnosticDescriptor NotCheckpointable = Error("PDSL009", Usage,
+            "Type cannot be checkpointed",
+            "'{1}', the {2} type of stateful operator '{0}', cannot be checkpointed: mark it [StateContract] and give its members [Field(n)] keys, or use a primitive, string, enum, DateTime, TimeSpan or Guid");
+
+        public static readonly DiagnosticDescriptor ContractNotPartial = Error("PDSL010", Usage,
+            "State contract must be partial",
+            "The state contract '{0}' must be declared 'partial' so that PipelineDsl can generate its formatter: add the 'partial' modifier");
+
+        public static readonly DiagnosticDescriptor DuplicateFieldKey = Error("PDSL011", Usage,
+            "Duplicate field key",
+            "Field key {1} is used by both '{2}' and '{3}' in '{0}': give every field its own key");
+
+        public static readonly DiagnosticDescriptor NegativeFieldKey = Error("PDSL012", Usage,
+            "Negative field key",
+            "The field key of '{0}.{1}' is {2}: keys are 0 or more");
+
+        public static readonly DiagnosticDescriptor UnsupportedFieldType = Error("PDSL013", Usage,
+            "Field type cannot be checkpointed",
+            "The field '{0}.{1}' has type '{2}', which cannot be checkpointed: use a primitive, string, byte[], enum, DateTime, DateTimeOffset, TimeSpan, Guid, a state contract, a Nullable of those, or an array, List or Dictionary of them");
+
+        public static readonly DiagnosticDescriptor NotConstructible = Error("PDSL014", Usage,
+            "State contract cannot be constructed",
+            "The state contract '{0}' cannot be rebuilt from a checkpoint: {1}. Give it a parameterless constructor and settable (or init) fields, or a constructor whose parameters match the fields by name.");
+
+        public static readonly DiagnosticDescriptor UnkeyedMember = Warning("PDSL015", Usage,
+            "State contract member has no field key",
+            "'{0}.{1}' has no [Field(n)] key, so its value is not checkpointed and is lost on recovery: give it a key, or make it a computed property");
+
+        public static readonly DiagnosticDescriptor GenericPipeline = Error("PDSL016", Usage,
+            "Pipeline class must not be generic",
+            "'{0}' is generic: a pipeline class (and the types that contain it) must not have type parameters");
+
+        public static readonly DiagnosticDescriptor MultipleOperatorAttributes = Error("PDSL017", Usage,
+            "More than one operator attribute",
+            "'{0}' has more than one PipelineDsl operator attribute: declare each operator on its own method");
+
+        public static readonly DiagnosticDescriptor OutsidePipeline = Error("PDSL018", Usage,
+            "Operator outside a pipeline",
+            "'{0}' declares an operator but '{1}' has no [Pipeline] attribute: add [Pipeline(\"my-pipeline\")] to '{1}'");
+
+        public static readonly DiagnosticDescriptor InvalidWindow = Error("PDSL019", Usage,
+            "Invalid window",
+            "The window '{0}' has LengthBatches = {1} and SlideBatches = {2}: the slide must be 1 or more and the length a positive multiple of the slide");
+
+        public static readonly DiagnosticDescriptor InvalidIdleTimeout = Error("PDSL020", Usage,
+            "Invalid idle timeout",
+            "IdleTimeoutBatches of '{0}' is {1}: use 0 (never time out) or more batches");
+
+        public static readonly DiagnosticDescriptor InvalidOnTimeout = Error("PDSL021", Usage,
+            "Invalid timeout method",
+            "OnTimeout of '{0}' names '{1}', which is not a method 'static {2} {1}({3} key, {4} state)' of the pipeline class{5}");
+
+        public static readonly DiagnosticDescriptor DuplicatePipelineId = Error("PDSL022", Usage,
+            "Duplicate pipeline id",
+            "The pipeline id \"{0}\" is declared by both '{1}' and '{2}': give each pipeline its own id");
+
+        public static readonly DiagnosticDescriptor DuplicateOperatorId = Error("PDSL100", Graph,
+            "Duplicate operator id",
+            "The id \"{0}\" is used by more than one element of pipeline '{1}': give each its own id");
+
+        public static readonly DiagnosticDescriptor UnknownInput = Error("PDSL101", Graph,
+            "Input names no element",
+            "'{0}' reads from \"{1}\", which is not an element of pipeline '{2}'{3}");
+
+        public static readonly DiagnosticDescriptor InputTypeMismatch = Error("PDSL102", Graph,
+            "Input type differs from upstream output",
+            "'{0}' takes '{1}' but its input \"{2}\" produces '{3}': change the parameter type or read from another element");
+
+        public static readonly DiagnosticDescriptor Cycle = Error("PDSL103", Graph,
+            "Cycle",
+            "Pipeline '{0}' has a cycle: {1}. A pipeline must be acyclic: make one of these read from a source or an earlier stage.");
+
+        public static readonly DiagnosticDescriptor MissingInput = Error("PDSL104", Graph,
+            "Element without input",
+            "'{0}' has no input: set {1} = \"id\" to the id of a source or stage");
+
+        public static readonly DiagnosticDescriptor UnconsumedOutput = Warning("PDSL105", Graph,
+            "Output reaches no sink",
+            "The output of '{0}' reaches no sink: add a [Sink] or [ForEachBatch] that reads from it, or remove it");
+
+        public static readonly DiagnosticDescriptor ReadsFromSink = Error("PDSL106", Graph,
+            "Input is a sink",
+            "'{0}' reads from \"{1}\", which is a sink: sinks produce no records, read from the sink's input instead");
+
+        public static readonly DiagnosticDescriptor JoinKeyMismatch = Error("PDSL107", Graph,
+            "Join keys of different types",
+            "The join '{0}' has a left key of type '{1}' and a right key of type '{2}': both keys must have the same type");
+
+        public static readonly DiagnosticDescriptor UnionArity = Error("PDSL108", Graph,
+            "Union needs two or more inputs",
+            "The union '{0}' has {1} input(s): list two or more element ids");
+
+        public static readonly DiagnosticDescriptor NoSource = Warning("PDSL109", Graph,
+            "Pipeline without source",
+            "Pipeline '{0}' declares no [Source]: it will never receive a record");
+
+        private static readonly Dictionary<string, DiagnosticDescriptor> s_byId = typeof(DiagnosticDescriptors)
+            .GetFields()
+            .Where(f => f.FieldType == typeof(DiagnosticDescriptor))
+            .Select(f => (DiagnosticDescriptor)f.GetValue(null)!)
+            .ToDictionary(d => d.Id);
+
+        public static IEnumerable<DiagnosticDescriptor> All => s_byId.Values.OrderBy(d => d.Id);
+
+        public static DiagnosticDescriptor ById(string id) => s_byId[id];
+
+        private static DiagnosticDescriptor Error(string id, string category, string title, string message) =>
+            new(id, title, message, category, DiagnosticSeverity.Error, isEnabledByDefault: true, helpLinkUri: HelpLink(id));
+
+        private static DiagnosticDescriptor Warning(string id, string category, string title, string message) =>
+            new(id, title, message, category, DiagnosticSeverity.Warning, isEnabledByDefault: true, helpLinkUri: HelpLink(id));
+
+        private static string HelpLink(string id) => "README.md#" + id.ToLowerInvariant();
+    }
+}

@@ -1,0 +1,633 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using System.Text.RegularExpressions;
+using System.Threading;
+using Microsoft.CodeAnalysis;
+using PipelineDsl.Generator.Diagnostics;
+using PipelineDsl.Generator.Model;
+
+namespace PipelineDsl.Generator.Parsing
+{
+    /// <summary>
+    /// Turns a [Pipeline] class into a <see cref="PipelineSpec"/>: reads each operator attribute, checks
+    /// each method's shape, resolves keys and state, and validates the graph (ids, inputs, types, cycles).
+    /// </summary>
+    internal static class PipelineParser
+    {
+        private static readonly Regex IdPattern = new("^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", RegexOptions.CultureInvariant);
+
+        public static PipelineParseResult Parse(GeneratorAttributeSyntaxContext context, CancellationToken ct)
+        {
+            var type = (INamedTypeSymbol)context.TargetSymbol;
+            try
+            {
+                return new Parser(type, context.Attributes[0], context.SemanticModel.Compilation, ct).Run();
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                return new PipelineParseResult(null, new[] { DiagnosticInfo.Create(DiagnosticDescriptors.GeneratorFailure, SyntaxHelpers.NameLocation(type), type.Name, e.GetType().Name + ": " + e.Message) }.ToEquatableArray());
+            }
+        }
+
+        /// <summary>Validates an element or pipeline id; returns false (and reports) when it is unusable.</summary>
+        internal static bool ValidateId(string? id, string what, string memberName, string attributeName, Location? location, List<DiagnosticInfo> diagnostics)
+        {
+            if (string.IsNullOrWhiteSpace(id))
+            {
+                diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.MissingId, location, what, memberName, attributeName));
+                return false;
+            }
+
+            if (!IdPattern.IsMatch(id))
+            {
+                diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.MalformedId, location, id!));
+                return false;
+            }
+
+            return true;
+        }
+
+        /// <summary>One operator as read from its attribute and method, before graph validation.</summary>
+        private sealed class Candidate
+        {
+            public Candidate(IMethodSymbol method, AttributeData attribute, OperatorKindSpec kind, string id)
+            {
+                Method = method;
+                Attribute = attribute;
+                Kind = kind;
+                Id = id;
+            }
+
+            public IMethodSymbol Method { get; }
+            public AttributeData Attribute { get; }
+            public OperatorKindSpec Kind { get; }
+            public string Id { get; }
+            public int Version { get; set; } = 1;
+            public bool ValidShape { get; set; }
+            public List<(string? Id, Location? Location, string Property)> Inputs { get; } = new();
+            public List<ITypeSymbol?> ExpectedInputTypes { get; } = new();
+            public ITypeSymbol? OutputType { get; set; }
+            public ITypeSymbol? KeyType { get; set; }
+            public string? KeyMember { get; set; }
+            public string? RightKeyMember { get; set; }
+            public ITypeSymbol? StateType { get; set; }
+            public TypeShapeSpec? KeyShape { get; set; }
+            public TypeShapeSpec? StateShape { get; set; }
+            public int IdleTimeoutBatches { get; set; }
+            public string? OnTimeout { get; set; }
+            public int LengthBatches { get; set; }
+            public int SlideBatches { get; set; } = 1;
+            public bool ReturnsTask { get; set; }
+            public bool IsSink => Kind is OperatorKindSpec.Sink or OperatorKindSpec.ForEachBatch;
+            public Location? IdLocation { get; set; }
+        }
+
+        private sealed class Parser
+        {
+            private readonly INamedTypeSymbol _type;
+            private readonly AttributeData _pipelineAttribute;
+            private readonly Compilation _compilation;
+            private readonly CancellationToken _ct;
+            private readonly List<DiagnosticInfo> _diagnostics = new();
+            private string _pipelineId = "";
+
+            public Parser(INamedTypeSymbol type, AttributeData pipelineAttribute, Compilation compilation, CancellationToken ct)
+            {
+                _type = type;
+                _pipelineAttribute = pipelineAttribute;
+                _compilation = compilation;
+                _ct = ct;
+            }
+
+            public PipelineParseResult Run()
+            {
+                bool emittable = true;
+                for (var t = _type; t is not null; t = t.ContainingType)
+                {
+                    if (!SyntaxHelpers.IsPartial(t, _ct))
+                    {
+                        _diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.NotPartial, SyntaxHelpers.NameLocation(t), t.Name));
+                        emittable = false;
+                    }
+
+                    if (t.IsGenericType)
+                    {
+                        _diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.GenericPipeline, SyntaxHelpers.NameLocation(t), t.Name));
+                        emittable = false;
+                    }
+                }
+
+                string? id = _pipelineAttribute.ConstructorArguments.Length == 1 ? _pipelineAttribute.ConstructorArguments[0].Value as string : null;
+                if (ValidateId(id, "pipeline", _type.Name, "Pipeline", SyntaxHelpers.ArgumentLocation(_pipelineAttribute, null, 0, _ct), _diagnostics))
+                    _pipelineId = id!;
+                else
+                    _pipelineId = _type.Name;
+
+                var candidates = new List<Candidate>();
+                foreach (var method in _type.GetMembers().OfType<IMethodSymbol>())
+                {
+                    _ct.ThrowIfCancellationRequested();
+                    var attributes = method.GetAttributes().Where(a => KnownNames.IsOperatorAttribute(a.AttributeClass)).ToList();
+                    if (attributes.Count == 0) continue;
+                    if (attributes.Count > 1)
+                    {
+                        _diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.MultipleOperatorAttributes, SyntaxHelpers.NameLocation(method), method.Name));
+                        continue;
+                    }
+
+                    var candidate = ReadCandidate(method, attributes[0]);
+                    if (candidate is not null) candidates.Add(candidate);
+                }
+
+                ValidateGraph(candidates);
+                if (!candidates.Any(c => c.Kind == OperatorKindSpec.Source))
+                    _diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.NoSource, SyntaxHelpers.NameLocation(_type), _pipelineId));
+
+                bool hasErrors = _diagnostics.Any(d => DiagnosticDescriptors.ById(d.Id).DefaultSeverity == DiagnosticSeverity.Error);
+                PipelineSpec? spec = null;
+                if (emittable)
+                {
+                    // Even a pipeline with errors gets its source/sink/union declarations implemented, so
+                    // that the user sees our diagnostics rather than a cascade of "no implementation" errors.
+                    var operators = candidates
+                        .Where(c => c.ValidShape && (!hasErrors ? true : c.Kind is OperatorKindSpec.Source or OperatorKindSpec.Sink or OperatorKindSpec.Union))
+                        .GroupBy(c => c.Id, StringComparer.Ordinal)
+                        .Select(g => g.First())
+                        .OrderBy(c => c.Id, StringComparer.Ordinal)
+                        .Select(ToSpec)
+                        .ToEquatableArray();
+                    spec = new PipelineSpec(SyntaxHelpers.Target(_type, _ct), _pipelineId, operators, hasErrors);
+                }
+
+                return new PipelineParseResult(spec, _diagnostics.ToEquatableArray());
+            }
+
+            private Candidate? ReadCandidate(IMethodSymbol method, AttributeData attribute)
+            {
+                var kind = KindOf(attribute.AttributeClass!);
+                string attributeName = attribute.AttributeClass!.Name.Replace("Attribute", "");
+                string? id = attribute.ConstructorArguments.Length >= 1 ? attribute.ConstructorArguments[0].Value as string : null;
+                var idLocation = SyntaxHelpers.ArgumentLocation(attribute, null, 0, _ct);
+                if (!ValidateId(id, OperatorWord(kind), method.Name, attributeName, idLocation, _diagnostics)) return null;
+
+                var c = new Candidate(method, attribute, kind, id!) { IdLocation = idLocation };
+                var named = attribute.NamedArguments.ToDictionary(a => a.Key, a => a.Value);
+                if (named.TryGetValue("Version", out var version) && version.Value is int v)
+                {
+                    c.Version = v;
+                    if (v < 1) _diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.InvalidVersion, SyntaxHelpers.ArgumentLocation(attribute, "Version", -1, _ct), c.Id, v.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+                }
+
+                string? Named(string name) => named.TryGetValue(name, out var value) ? value.Value as string : null;
+                int NamedInt(string name, int fallback) => named.TryGetValue(name, out var value) && value.Value is int i ? i : fallback;
+
+                switch (kind)
+                {
+                    case OperatorKindSpec.Union:
+                        var froms = attribute.ConstructorArguments.Length == 2 && attribute.ConstructorArguments[1].Kind == TypedConstantKind.Array
+                            ? attribute.ConstructorArguments[1].Values.Select(x => x.Value as string).ToList()
+                            : new List<string?>();
+                        for (int i = 0; i < froms.Count; i++) c.Inputs.Add((froms[i], SyntaxHelpers.ArgumentLocation(attribute, null, i + 1, _ct), "From"));
+                        if (froms.Count < 2)
+                            _diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.UnionArity, SyntaxHelpers.ArgumentLocation(attribute, null, 0, _ct), c.Id, froms.Count.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+                        break;
+                    case OperatorKindSpec.Join:
+                        c.Inputs.Add((Named("Left"), SyntaxHelpers.ArgumentLocation(attribute, "Left", -1, _ct), "Left"));
+                        c.Inputs.Add((Named("Right"), SyntaxHelpers.ArgumentLocation(attribute, "Right", -1, _ct), "Right"));
+                        c.KeyMember = Named("LeftKey");
+                        c.RightKeyMember = Named("RightKey");
+                        break;
+                    case OperatorKindSpec.Source:
+                        break;
+                    default:
+                        c.Inputs.Add((Named("From"), SyntaxHelpers.ArgumentLocation(attribute, "From", -1, _ct), "From"));
+                        c.KeyMember = Named("Key");
+                        break;
+                }
+
+                c.IdleTimeoutBatches = NamedInt("IdleTimeoutBatches", 0);
+                c.OnTimeout = Named("OnTimeout");
+                c.LengthBatches = NamedInt("LengthBatches", 0);
+                c.SlideBatches = NamedInt("SlideBatches", 1);
+                c.ValidShape = CheckShape(c);
+                return c;
+            }
+
+            private static OperatorKindSpec KindOf(INamedTypeSymbol attributeClass) => attributeClass.Name switch
+            {
+                "SourceAttribute" => OperatorKindSpec.Source,
+                "SinkAttribute" => OperatorKindSpec.Sink,
+                "ForEachBatchAttribute" => OperatorKindSpec.ForEachBatch,
+                "MapAttribute" => OperatorKindSpec.Map,
+                "FlatMapAttribute" => OperatorKindSpec.FlatMap,
+                "FilterAttribute" => OperatorKindSpec.Filter,
+                "ReduceAttribute" => OperatorKindSpec.Reduce,
+                "UpdateStateAttribute" => OperatorKindSpec.UpdateState,
+                "WindowAttribute" => OperatorKindSpec.Window,
+                "UnionAttribute" => OperatorKindSpec.Union,
+                "JoinAttribute" => OperatorKindSpec.Join,
+                _ => throw new InvalidOperationException("Unknown operator attribute " + attributeClass.Name),
+            };
+
+            internal static string OperatorWord(OperatorKindSpec kind) => kind switch
+            {
+                OperatorKindSpec.Source => "source",
+                OperatorKindSpec.Sink => "sink",
+                OperatorKindSpec.ForEachBatch => "for-each-batch sink",
+                OperatorKindSpec.Map => "map",
+                OperatorKindSpec.FlatMap => "flat-map",
+                OperatorKindSpec.Filter => "filter",
+                OperatorKindSpec.Reduce => "reduce",
+                OperatorKindSpec.UpdateState => "update-state",
+                OperatorKindSpec.Window => "window",
+                OperatorKindSpec.Union => "union",
+                OperatorKindSpec.Join => "join",
+                _ => "operator",
+            };
+
+            /// <summary>Checks the method against its kind; fills input, output, key and state types.</summary>
+            private bool CheckShape(Candidate c)
+            {
+                var m = c.Method;
+                var ps = m.Parameters;
+                bool plainParams = ps.All(p => p.RefKind == RefKind.None) && !m.IsGenericMethod;
+                bool WrongShape(string expected)
+                {
+                    _diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.WrongShape, SyntaxHelpers.NameLocation(m), OperatorWord(c.Kind), m.Name, expected));
+                    return false;
+                }
+
+                bool WrongDeclaration(string expected)
+                {
+                    _diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.WrongDeclaration, SyntaxHelpers.NameLocation(m), m.Name, expected));
+                    return false;
+                }
+
+                switch (c.Kind)
+                {
+                    case OperatorKindSpec.Source:
+                    case OperatorKindSpec.Sink:
+                    case OperatorKindSpec.Union:
+                    {
+                        string handle = c.Kind == OperatorKindSpec.Source ? KnownNames.Source : c.Kind == OperatorKindSpec.Sink ? KnownNames.Sink : KnownNames.Stream;
+                        string shortName = c.Kind == OperatorKindSpec.Source ? "Source" : c.Kind == OperatorKindSpec.Sink ? "Sink" : "Stream";
+                        string expected = $"static partial {shortName}<T> {m.Name}()";
+                        if (!m.IsStatic || !m.IsPartialDefinition || m.PartialImplementationPart is not null || ps.Length != 0 || m.IsGenericMethod || !KnownNames.Is(m.ReturnType, handle))
+                            return WrongDeclaration(expected);
+                        var t = ((INamedTypeSymbol)m.ReturnType).TypeArguments[0];
+                        if (c.Kind == OperatorKindSpec.Sink) c.ExpectedInputTypes.Add(t);
+                        else
+                        {
+                            c.OutputType = t;
+                            if (c.Kind == OperatorKindSpec.Union) foreach (var _ in c.Inputs) c.ExpectedInputTypes.Add(t);
+                        }
+
+                        return true;
+                    }
+
+                    case OperatorKindSpec.ForEachBatch:
+                    {
+                        const string expected = "'static void Name(long batchId, IReadOnlyList<T> records)' (or returning Task)";
+                        bool returnsTask = KnownNames.Is(m.ReturnType, "System.Threading.Tasks.Task");
+                        if (!m.IsStatic || !plainParams || ps.Length != 2 || ps[0].Type.SpecialType != SpecialType.System_Int64
+                            || !KnownNames.Is(ps[1].Type, "System.Collections.Generic.IReadOnlyList`1") || !(m.ReturnsVoid || returnsTask))
+                            return WrongShape(expected);
+                        c.ReturnsTask = returnsTask;
+                        c.ExpectedInputTypes.Add(((INamedTypeSymbol)ps[1].Type).TypeArguments[0]);
+                        return true;
+                    }
+
+                    case OperatorKindSpec.Map:
+                        if (!m.IsStatic || !plainParams || ps.Length != 1 || m.ReturnsVoid) return WrongShape("'static TOut Name(TIn value)'");
+                        c.ExpectedInputTypes.Add(ps[0].Type);
+                        c.OutputType = m.ReturnType;
+                        return true;
+
+                    case OperatorKindSpec.FlatMap:
+                    {
+                        // A value-type enumerable cannot convert to Func<TIn, IEnumerable<TOut>>, so it is refused here.
+                        var element = m.ReturnsVoid || !m.ReturnType.IsReferenceType ? null : EnumerableElement(m.ReturnType);
+                        if (!m.IsStatic || !plainParams || ps.Length != 1 || element is null) return WrongShape("'static IEnumerable<TOut> Name(TIn value)'");
+                        c.ExpectedInputTypes.Add(ps[0].Type);
+                        c.OutputType = element;
+                        return true;
+                    }
+
+                    case OperatorKindSpec.Filter:
+                        if (!m.IsStatic || !plainParams || ps.Length != 1 || m.ReturnType.SpecialType != SpecialType.System_Boolean) return WrongShape("'static bool Name(T value)'");
+                        c.ExpectedInputTypes.Add(ps[0].Type);
+                        c.OutputType = ps[0].Type;
+                        return true;
+
+                    case OperatorKindSpec.Reduce:
+                    case OperatorKindSpec.Window:
+                    {
+                        if (!m.IsStatic || !plainParams || ps.Length != 2 || !Same(ps[0].Type, ps[1].Type) || !Same(ps[0].Type, m.ReturnType))
+                            return WrongShape("'static T Name(T a, T b)'");
+                        var t = ps[0].Type;
+                        c.ExpectedInputTypes.Add(t);
+                        if (!ResolveKey(c, t, c.KeyMember, "Key")) return false;
+                        if (c.Kind == OperatorKindSpec.Reduce)
+                        {
+                            c.OutputType = t;
+                            return true;
+                        }
+
+                        if (c.SlideBatches < 1 || c.LengthBatches < c.SlideBatches || c.LengthBatches % c.SlideBatches != 0)
+                        {
+                            _diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.InvalidWindow, SyntaxHelpers.ArgumentLocation(c.Attribute, "LengthBatches", -1, _ct), c.Id,
+                                c.LengthBatches.ToString(System.Globalization.CultureInfo.InvariantCulture), c.SlideBatches.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+                            return false;
+                        }
+
+                        c.StateType = t;
+                        if (!Checkpointable(c, c.KeyType!, "key", out var keyShape) | !Checkpointable(c, t, "window value", out var valueShape)) return false;
+                        c.KeyShape = keyShape;
+                        c.StateShape = valueShape;
+                        var windowed = _compilation.GetTypeByMetadataName(KnownNames.Windowed);
+                        if (windowed is null) return false;
+                        c.OutputType = windowed.Construct(c.KeyType!, t);
+                        return true;
+                    }
+
+                    case OperatorKindSpec.UpdateState:
+                    {
+                        const string expected = "'static TOut Name(TKey key, TIn value, KeyedState<TState> state)'";
+                        if (!m.IsStatic || !plainParams || ps.Length != 3 || m.ReturnsVoid || !KnownNames.Is(ps[2].Type, KnownNames.KeyedState))
+                            return WrongShape(expected);
+                        var input = ps[1].Type;
+                        c.ExpectedInputTypes.Add(input);
+                        c.OutputType = m.ReturnType;
+                        c.StateType = ((INamedTypeSymbol)ps[2].Type).TypeArguments[0];
+                        if (!ResolveKey(c, input, c.KeyMember, "Key")) return false;
+                        if (!Same(ps[0].Type, c.KeyType!))
+                            return WrongShape($"'static TOut Name({TypeNames.ForManifest(c.KeyType!)} key, TIn value, KeyedState<TState> state)', since its key '{c.KeyMember}' is a {TypeNames.ForManifest(c.KeyType!)}");
+                        if (c.IdleTimeoutBatches < 0)
+                        {
+                            _diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.InvalidIdleTimeout, SyntaxHelpers.ArgumentLocation(c.Attribute, "IdleTimeoutBatches", -1, _ct), c.Id, c.IdleTimeoutBatches.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+                            return false;
+                        }
+
+                        if (!Checkpointable(c, c.KeyType!, "key", out var keyShape) | !Checkpointable(c, c.StateType, "state", out var stateShape)) return false;
+                        c.KeyShape = keyShape;
+                        c.StateShape = stateShape;
+                        if (c.OnTimeout is not null && !CheckOnTimeout(c)) return false;
+                        return true;
+                    }
+
+                    case OperatorKindSpec.Join:
+                    {
+                        if (!m.IsStatic || !plainParams || ps.Length != 2 || m.ReturnsVoid) return WrongShape("'static TOut Name(TLeft left, TRight right)'");
+                        c.ExpectedInputTypes.Add(ps[0].Type);
+                        c.ExpectedInputTypes.Add(ps[1].Type);
+                        c.OutputType = m.ReturnType;
+                        if (!ResolveKey(c, ps[0].Type, c.KeyMember, "LeftKey")) return false;
+                        var leftKey = c.KeyType!;
+                        if (!ResolveKey(c, ps[1].Type, c.RightKeyMember, "RightKey")) return false;
+                        if (!Same(leftKey, c.KeyType!))
+                        {
+                            _diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.JoinKeyMismatch, SyntaxHelpers.ArgumentLocation(c.Attribute, "RightKey", -1, _ct), c.Id, TypeNames.ForManifest(leftKey), TypeNames.ForManifest(c.KeyType!)));
+                            return false;
+                        }
+
+                        return true;
+                    }
+                }
+
+                return false;
+            }
+
+            private bool CheckOnTimeout(Candidate c)
+            {
+                var keyName = TypeNames.ForManifest(c.KeyType!);
+                var stateName = TypeNames.ForManifest(c.StateType!);
+                var outName = TypeNames.ForManifest(c.OutputType!);
+                var methods = _type.GetMembers(c.OnTimeout!).OfType<IMethodSymbol>().ToList();
+                bool ok = methods.Any(t => t.IsStatic && !t.IsGenericMethod && t.Parameters.Length == 2 && t.Parameters.All(p => p.RefKind == RefKind.None)
+                    && Same(t.Parameters[0].Type, c.KeyType!) && Same(t.Parameters[1].Type, c.StateType!) && Same(t.ReturnType, c.OutputType!));
+                if (!ok)
+                {
+                    string hint = methods.Count == 0 ? "" : " (a method of that name exists but its signature differs)";
+                    _diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.InvalidOnTimeout, SyntaxHelpers.ArgumentLocation(c.Attribute, "OnTimeout", -1, _ct), c.Id, c.OnTimeout!, outName, keyName, stateName, hint));
+                }
+
+                return ok;
+            }
+
+            private bool Checkpointable(Candidate c, ITypeSymbol type, string role, out TypeShapeSpec? shape)
+            {
+                shape = ShapeResolver.Resolve(type);
+                if (shape is not null) return true;
+                _diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.NotCheckpointable, SyntaxHelpers.NameLocation(c.Method), c.Id, TypeNames.ForManifest(type), role));
+                return false;
+            }
+
+            private bool ResolveKey(Candidate c, ITypeSymbol recordType, string? member, string property)
+            {
+                if (string.IsNullOrEmpty(member))
+                {
+                    _diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.MissingKey, c.Attribute.ApplicationSyntaxReference?.GetSyntax(_ct).GetLocation(), c.Id, property, TypeNames.ForManifest(recordType)));
+                    return false;
+                }
+
+                for (ITypeSymbol? t = recordType; t is not null; t = t.BaseType)
+                {
+                    foreach (var candidate in t.GetMembers(member!))
+                    {
+                        ITypeSymbol? keyType = candidate switch
+                        {
+                            IPropertySymbol { IsStatic: false, IsIndexer: false, GetMethod: not null } p => p.Type,
+                            IFieldSymbol { IsStatic: false } f => f.Type,
+                            _ => null,
+                        };
+                        if (keyType is not null && _compilation.IsSymbolAccessibleWithin(candidate, _type))
+                        {
+                            c.KeyType = keyType;
+                            return true;
+                        }
+                    }
+                }
+
+                _diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.UnknownKeyMember, SyntaxHelpers.ArgumentLocation(c.Attribute, property, -1, _ct), c.Id, member!, TypeNames.ForManifest(recordType)));
+                return false;
+            }
+
+            private static ITypeSymbol? EnumerableElement(ITypeSymbol type)
+            {
+                if (KnownNames.Is(type, "System.Collections.Generic.IEnumerable`1")) return ((INamedTypeSymbol)type).TypeArguments[0];
+                var found = type.AllInterfaces.Where(i => KnownNames.Is(i, "System.Collections.Generic.IEnumerable`1")).ToList();
+                return found.Count == 1 ? found[0].TypeArguments[0] : null;
+            }
+
+            private static bool Same(ITypeSymbol a, ITypeSymbol b) => SymbolEqualityComparer.Default.Equals(a, b);
+
+            /// <summary>Checks ids, inputs, input types and cycles across the whole pipeline.</summary>
+            private void ValidateGraph(List<Candidate> candidates)
+            {
+                var byId = new Dictionary<string, Candidate>(StringComparer.Ordinal);
+                foreach (var c in candidates)
+                {
+                    if (byId.ContainsKey(c.Id))
+                        _diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.DuplicateOperatorId, c.IdLocation, c.Id, _pipelineId));
+                    else
+                        byId.Add(c.Id, c);
+                }
+
+                var consumed = new HashSet<string>(StringComparer.Ordinal);
+                var edges = new Dictionary<Candidate, List<(Candidate Upstream, Location? Location)>>();
+                foreach (var c in candidates)
+                {
+                    edges[c] = new List<(Candidate, Location?)>();
+                    for (int i = 0; i < c.Inputs.Count; i++)
+                    {
+                        var (inputId, location, property) = c.Inputs[i];
+                        if (string.IsNullOrWhiteSpace(inputId))
+                        {
+                            _diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.MissingInput,
+                                c.Kind == OperatorKindSpec.Union ? location : SyntaxHelpers.NameLocation(c.Method), c.Id, property));
+                            continue;
+                        }
+
+                        if (!byId.TryGetValue(inputId!, out var upstream))
+                        {
+                            string suggestion = Suggest(inputId!, byId.Keys);
+                            _diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.UnknownInput, location, c.Id, inputId!, _pipelineId, suggestion));
+                            continue;
+                        }
+
+                        if (upstream.IsSink)
+                        {
+                            _diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ReadsFromSink, location, c.Id, inputId!));
+                            continue;
+                        }
+
+                        consumed.Add(upstream.Id);
+                        edges[c].Add((upstream, location));
+                        var expected = i < c.ExpectedInputTypes.Count ? c.ExpectedInputTypes[i] : null;
+                        if (c.ValidShape && upstream.ValidShape && expected is not null && upstream.OutputType is not null && !Same(expected, upstream.OutputType))
+                        {
+                            _diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.InputTypeMismatch, location, c.Id,
+                                TypeNames.ForManifest(expected), inputId!, TypeNames.ForManifest(upstream.OutputType)));
+                        }
+                    }
+                }
+
+                ReportCycles(candidates, edges);
+
+                foreach (var c in candidates)
+                {
+                    if (!c.IsSink && !consumed.Contains(c.Id) && byId.TryGetValue(c.Id, out var first) && first == c)
+                        _diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.UnconsumedOutput, SyntaxHelpers.NameLocation(c.Method), c.Id));
+                }
+            }
+
+            private void ReportCycles(List<Candidate> candidates, Dictionary<Candidate, List<(Candidate Upstream, Location? Location)>> edges)
+            {
+                // Colour-marking depth-first search over "reads from" edges; each cycle is reported once.
+                var state = new Dictionary<Candidate, int>();
+                var path = new List<Candidate>();
+                foreach (var start in candidates.OrderBy(c => c.Id, StringComparer.Ordinal))
+                {
+                    Visit(start);
+                }
+
+                void Visit(Candidate c)
+                {
+                    if (state.TryGetValue(c, out int s) && s != 0) return;
+                    state[c] = 1;
+                    path.Add(c);
+                    foreach (var (upstream, location) in edges[c])
+                    {
+                        state.TryGetValue(upstream, out int us);
+                        if (us == 1)
+                        {
+                            int from = path.IndexOf(upstream);
+                            var cycle = path.Skip(from).Select(x => x.Id).Reverse().ToList();
+                            cycle.Add(cycle[0]);
+                            _diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.Cycle, location, _pipelineId, string.Join(" -> ", cycle)));
+                        }
+                        else if (us == 0)
+                        {
+                            Visit(upstream);
+                        }
+                    }
+
+                    path.RemoveAt(path.Count - 1);
+                    state[c] = 2;
+                }
+            }
+
+            private static string Suggest(string unknown, IEnumerable<string> known)
+            {
+                var best = known
+                    .Select(k => (Id: k, Distance: Distance(unknown.ToLowerInvariant(), k.ToLowerInvariant())))
+                    .Where(x => x.Distance <= Math.Max(2, unknown.Length / 3))
+                    .OrderBy(x => x.Distance).ThenBy(x => x.Id, StringComparer.Ordinal)
+                    .FirstOrDefault();
+                if (best.Id is not null) return $": did you mean \"{best.Id}\"?";
+                var all = known.OrderBy(k => k, StringComparer.Ordinal).ToList();
+                return all.Count == 0 ? "" : ": its elements are " + string.Join(", ", all.Select(k => "\"" + k + "\""));
+            }
+
+            private static int Distance(string a, string b)
+            {
+                var d = new int[a.Length + 1, b.Length + 1];
+                for (int i = 0; i <= a.Length; i++) d[i, 0] = i;
+                for (int j = 0; j <= b.Length; j++) d[0, j] = j;
+                for (int i = 1; i <= a.Length; i++)
+                {
+                    for (int j = 1; j <= b.Length; j++)
+                        d[i, j] = Math.Min(Math.Min(d[i - 1, j] + 1, d[i, j - 1] + 1), d[i - 1, j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1));
+                }
+
+                return d[a.Length, b.Length];
+            }
+
+            private OperatorSpec ToSpec(Candidate c)
+            {
+                string? Code(ITypeSymbol? t) => t is null ? null : TypeNames.ForCode(t);
+                string? Display(ITypeSymbol? t) => t is null ? null : TypeNames.ForManifest(t);
+                var input = c.ExpectedInputTypes.Count > 0 ? c.ExpectedInputTypes[0] : null;
+                var right = c.Kind == OperatorKindSpec.Join && c.ExpectedInputTypes.Count > 1 ? c.ExpectedInputTypes[1] : null;
+                StateSchemaSpec? schema = null;
+                if (c.StateShape is not null && c.KeyShape is not null && c.StateType is not null)
+                {
+                    var fields = c.StateType is INamedTypeSymbol named && c.StateShape.Kind == ShapeKind.Contract
+                        ? ContractMembers.Keyed(named).OrderBy(f => f.Key)
+                            .Select(f => new StateFieldSpec(f.Key, f.Member.Name, ShapeResolver.Resolve(f.Type)?.Schema ?? "?")).ToEquatableArray()
+                        : EquatableArray<StateFieldSpec>.Empty;
+                    schema = new StateSchemaSpec(ShapeResolver.Fingerprint(c.StateShape.Schema), c.KeyShape.Schema, c.StateShape.Schema, fields);
+                }
+
+                return new OperatorSpec(
+                    Id: c.Id,
+                    Version: c.Version,
+                    Kind: c.Kind,
+                    Inputs: c.Inputs.Select(i => i.Id ?? "").ToEquatableArray(),
+                    MemberName: c.Method.Name,
+                    DeclaredAccessibility: c.Kind is OperatorKindSpec.Source or OperatorKindSpec.Sink or OperatorKindSpec.Union ? SyntaxHelpers.Accessibility(c.Method.DeclaredAccessibility) : null,
+                    InputType: Code(input),
+                    InputTypeDisplay: Display(input),
+                    RightType: Code(right),
+                    RightTypeDisplay: Display(right),
+                    OutputType: Code(c.OutputType),
+                    OutputTypeDisplay: Display(c.OutputType),
+                    KeyType: Code(c.KeyType),
+                    KeyTypeDisplay: Display(c.KeyType),
+                    KeyMember: c.KeyMember,
+                    RightKeyMember: c.RightKeyMember,
+                    StateType: Code(c.StateType),
+                    StateTypeDisplay: Display(c.StateType),
+                    KeyShape: c.KeyShape,
+                    StateShape: c.StateShape,
+                    StateSchema: schema,
+                    IdleTimeoutBatches: c.IdleTimeoutBatches,
+                    OnTimeoutMethod: c.OnTimeout,
+                    LengthBatches: c.LengthBatches,
+                    SlideBatches: c.SlideBatches,
+                    ReturnsTask: c.ReturnsTask);
+            }
+        }
+    }
+}

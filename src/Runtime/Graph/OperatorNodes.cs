@@ -1,0 +1,324 @@
+using System;
+using System.Collections.Generic;
+using System.Threading.Tasks;
+using PipelineDsl.Serialization;
+
+namespace PipelineDsl.Graph;
+
+/// <summary>The kind of an operator, as recorded in the manifest.</summary>
+public enum OperatorKind
+{
+    /// <summary>A source bound to a connector at run time.</summary>
+    Source,
+    /// <summary>One record in, one record out.</summary>
+    Map,
+    /// <summary>One record in, any number out.</summary>
+    FlatMap,
+    /// <summary>Keeps the records a predicate accepts.</summary>
+    Filter,
+    /// <summary>Per-batch reduce by key.</summary>
+    Reduce,
+    /// <summary>Keyed state carried across batches.</summary>
+    UpdateState,
+    /// <summary>Windowed aggregation by key.</summary>
+    Window,
+    /// <summary>Merges inputs of one type.</summary>
+    Union,
+    /// <summary>Inner join of two keyed inputs.</summary>
+    Join,
+    /// <summary>A sink bound to a connector at run time.</summary>
+    Sink,
+    /// <summary>A sink implemented by a pipeline method called once per batch.</summary>
+    ForEachBatch,
+}
+
+/// <summary>The signature of an update-state method.</summary>
+public delegate TOut UpdateStateFunc<TKey, TIn, TState, TOut>(TKey key, TIn value, KeyedState<TState> state);
+
+/// <summary>An operator of a pipeline's graph: its identity and its inputs.</summary>
+public abstract class OperatorNode
+{
+    private protected OperatorNode(string id, int version, OperatorKind kind, IReadOnlyList<OperatorNode> inputs)
+    {
+        Id = id;
+        Version = version;
+        Kind = kind;
+        Inputs = inputs;
+    }
+
+    /// <summary>The stable id of the operator.</summary>
+    public string Id { get; }
+
+    /// <summary>The operator's version.</summary>
+    public int Version { get; }
+
+    /// <summary>The operator's kind.</summary>
+    public OperatorKind Kind { get; }
+
+    /// <summary>The upstream operators, in declaration order (left before right for joins).</summary>
+    public IReadOnlyList<OperatorNode> Inputs { get; }
+
+    /// <summary>True when the operator keeps state across batches (and so in checkpoints).</summary>
+    public bool IsStateful => Kind is OperatorKind.UpdateState or OperatorKind.Window;
+
+    /// <inheritdoc />
+    public override string ToString() => $"{Kind} '{Id}' v{Version}";
+}
+
+/// <summary>An operator that produces records of type <typeparamref name="T"/>.</summary>
+public abstract class OperatorNode<T> : OperatorNode
+{
+    private protected OperatorNode(string id, int version, OperatorKind kind, IReadOnlyList<OperatorNode> inputs)
+        : base(id, version, kind, inputs)
+    {
+    }
+}
+
+/// <summary>A source; its connector is bound at run time.</summary>
+public sealed class SourceNode<T> : OperatorNode<T>
+{
+    internal SourceNode(string id, int version) : base(id, version, OperatorKind.Source, Array.Empty<OperatorNode>()) { }
+}
+
+/// <summary>A map stage.</summary>
+public sealed class MapNode<TIn, TOut> : OperatorNode<TOut>
+{
+    internal MapNode(string id, int version, OperatorNode<TIn> input, Func<TIn, TOut> map)
+        : base(id, version, OperatorKind.Map, new OperatorNode[] { input })
+    {
+        Input = input;
+        Function = map;
+    }
+
+    /// <summary>The upstream operator.</summary>
+    public OperatorNode<TIn> Input { get; }
+
+    /// <summary>The user's map method.</summary>
+    public Func<TIn, TOut> Function { get; }
+}
+
+/// <summary>A flat-map stage.</summary>
+public sealed class FlatMapNode<TIn, TOut> : OperatorNode<TOut>
+{
+    internal FlatMapNode(string id, int version, OperatorNode<TIn> input, Func<TIn, IEnumerable<TOut>> flatMap)
+        : base(id, version, OperatorKind.FlatMap, new OperatorNode[] { input })
+    {
+        Input = input;
+        Function = flatMap;
+    }
+
+    /// <summary>The upstream operator.</summary>
+    public OperatorNode<TIn> Input { get; }
+
+    /// <summary>The user's flat-map method.</summary>
+    public Func<TIn, IEnumerable<TOut>> Function { get; }
+}
+
+/// <summary>A filter stage.</summary>
+public sealed class FilterNode<T> : OperatorNode<T>
+{
+    internal FilterNode(string id, int version, OperatorNode<T> input, Func<T, bool> predicate)
+        : base(id, version, OperatorKind.Filter, new OperatorNode[] { input })
+    {
+        Input = input;
+        Predicate = predicate;
+    }
+
+    /// <summary>The upstream operator.</summary>
+    public OperatorNode<T> Input { get; }
+
+    /// <summary>The user's predicate.</summary>
+    public Func<T, bool> Predicate { get; }
+}
+
+/// <summary>A per-batch reduce by key.</summary>
+public sealed class ReduceNode<TKey, T> : OperatorNode<T> where TKey : notnull
+{
+    internal ReduceNode(string id, int version, OperatorNode<T> input, Func<T, TKey> keySelector, Func<T, T, T> reduce)
+        : base(id, version, OperatorKind.Reduce, new OperatorNode[] { input })
+    {
+        Input = input;
+        KeySelector = keySelector;
+        Function = reduce;
+    }
+
+    /// <summary>The upstream operator.</summary>
+    public OperatorNode<T> Input { get; }
+
+    /// <summary>Reads the key of a record (generated from the stage's <c>Key</c>).</summary>
+    public Func<T, TKey> KeySelector { get; }
+
+    /// <summary>The user's associative combine method.</summary>
+    public Func<T, T, T> Function { get; }
+}
+
+/// <summary>Keyed state carried across batches.</summary>
+public sealed class UpdateStateNode<TKey, TIn, TState, TOut> : OperatorNode<TOut> where TKey : notnull
+{
+    internal UpdateStateNode(
+        string id,
+        int version,
+        OperatorNode<TIn> input,
+        Func<TIn, TKey> keySelector,
+        UpdateStateFunc<TKey, TIn, TState, TOut> update,
+        IMessagePackFormatter<TKey> keyFormatter,
+        IMessagePackFormatter<TState> stateFormatter,
+        int idleTimeoutBatches,
+        Func<TKey, TState, TOut>? onTimeout)
+        : base(id, version, OperatorKind.UpdateState, new OperatorNode[] { input })
+    {
+        Input = input;
+        KeySelector = keySelector;
+        Function = update;
+        KeyFormatter = keyFormatter;
+        StateFormatter = stateFormatter;
+        IdleTimeoutBatches = idleTimeoutBatches;
+        OnTimeout = onTimeout;
+    }
+
+    /// <summary>The upstream operator.</summary>
+    public OperatorNode<TIn> Input { get; }
+
+    /// <summary>Reads the key of a record.</summary>
+    public Func<TIn, TKey> KeySelector { get; }
+
+    /// <summary>The user's update method.</summary>
+    public UpdateStateFunc<TKey, TIn, TState, TOut> Function { get; }
+
+    /// <summary>Serializes keys into snapshots.</summary>
+    public IMessagePackFormatter<TKey> KeyFormatter { get; }
+
+    /// <summary>Serializes state values into snapshots.</summary>
+    public IMessagePackFormatter<TState> StateFormatter { get; }
+
+    /// <summary>Batches without a record after which a key's state is removed; 0 = never.</summary>
+    public int IdleTimeoutBatches { get; }
+
+    /// <summary>The user's timeout method, if any.</summary>
+    public Func<TKey, TState, TOut>? OnTimeout { get; }
+}
+
+/// <summary>A windowed aggregation by key.</summary>
+public sealed class WindowNode<TKey, T> : OperatorNode<Windowed<TKey, T>> where TKey : notnull
+{
+    internal WindowNode(
+        string id,
+        int version,
+        OperatorNode<T> input,
+        Func<T, TKey> keySelector,
+        Func<T, T, T> reduce,
+        IMessagePackFormatter<TKey> keyFormatter,
+        IMessagePackFormatter<T> valueFormatter,
+        int lengthBatches,
+        int slideBatches)
+        : base(id, version, OperatorKind.Window, new OperatorNode[] { input })
+    {
+        Input = input;
+        KeySelector = keySelector;
+        Function = reduce;
+        KeyFormatter = keyFormatter;
+        ValueFormatter = valueFormatter;
+        LengthBatches = lengthBatches;
+        SlideBatches = slideBatches;
+    }
+
+    /// <summary>The upstream operator.</summary>
+    public OperatorNode<T> Input { get; }
+
+    /// <summary>Reads the key of a record.</summary>
+    public Func<T, TKey> KeySelector { get; }
+
+    /// <summary>The user's associative combine method.</summary>
+    public Func<T, T, T> Function { get; }
+
+    /// <summary>Serializes keys into snapshots.</summary>
+    public IMessagePackFormatter<TKey> KeyFormatter { get; }
+
+    /// <summary>Serializes partial aggregates into snapshots.</summary>
+    public IMessagePackFormatter<T> ValueFormatter { get; }
+
+    /// <summary>The window length in batches.</summary>
+    public int LengthBatches { get; }
+
+    /// <summary>The slide in batches.</summary>
+    public int SlideBatches { get; }
+}
+
+/// <summary>A union of inputs of one type.</summary>
+public sealed class UnionNode<T> : OperatorNode<T>
+{
+    internal UnionNode(string id, int version, IReadOnlyList<OperatorNode<T>> inputs)
+        : base(id, version, OperatorKind.Union, inputs)
+    {
+        TypedInputs = inputs;
+    }
+
+    /// <summary>The upstream operators.</summary>
+    public IReadOnlyList<OperatorNode<T>> TypedInputs { get; }
+}
+
+/// <summary>An inner join of two keyed inputs within each batch.</summary>
+public sealed class JoinNode<TKey, TLeft, TRight, TOut> : OperatorNode<TOut> where TKey : notnull
+{
+    internal JoinNode(
+        string id,
+        int version,
+        OperatorNode<TLeft> left,
+        OperatorNode<TRight> right,
+        Func<TLeft, TKey> leftKey,
+        Func<TRight, TKey> rightKey,
+        Func<TLeft, TRight, TOut> join)
+        : base(id, version, OperatorKind.Join, new OperatorNode[] { left, right })
+    {
+        Left = left;
+        Right = right;
+        LeftKeySelector = leftKey;
+        RightKeySelector = rightKey;
+        Function = join;
+    }
+
+    /// <summary>The left input.</summary>
+    public OperatorNode<TLeft> Left { get; }
+
+    /// <summary>The right input.</summary>
+    public OperatorNode<TRight> Right { get; }
+
+    /// <summary>Reads the key of a left record.</summary>
+    public Func<TLeft, TKey> LeftKeySelector { get; }
+
+    /// <summary>Reads the key of a right record.</summary>
+    public Func<TRight, TKey> RightKeySelector { get; }
+
+    /// <summary>The user's join method.</summary>
+    public Func<TLeft, TRight, TOut> Function { get; }
+}
+
+/// <summary>A sink; its connector is bound at run time.</summary>
+public sealed class SinkNode<T> : OperatorNode
+{
+    internal SinkNode(string id, int version, OperatorNode<T> input)
+        : base(id, version, OperatorKind.Sink, new OperatorNode[] { input })
+    {
+        Input = input;
+    }
+
+    /// <summary>The upstream operator.</summary>
+    public OperatorNode<T> Input { get; }
+}
+
+/// <summary>A sink implemented by a pipeline method, called once per batch with the batch id.</summary>
+public sealed class ForEachBatchNode<T> : OperatorNode
+{
+    internal ForEachBatchNode(string id, int version, OperatorNode<T> input, Func<long, IReadOnlyList<T>, Task> write)
+        : base(id, version, OperatorKind.ForEachBatch, new OperatorNode[] { input })
+    {
+        Input = input;
+        Function = write;
+    }
+
+    /// <summary>The upstream operator.</summary>
+    public OperatorNode<T> Input { get; }
+
+    /// <summary>The user's method (a void method is adapted by the generated code).</summary>
+    public Func<long, IReadOnlyList<T>, Task> Function { get; }
+}
