@@ -226,15 +226,15 @@ public ref struct MessagePackReader
     {
         int start = _position;
         byte code = ReadByte("an array");
-        int count = code switch
+        long count = code switch
         {
             >= 0x90 and <= 0x9f => code & 0x0f,
             0xdc => BinaryPrimitives.ReadUInt16BigEndian(Take(2, "array 16 count")),
-            0xdd => CheckedLength(BinaryPrimitives.ReadUInt32BigEndian(Take(4, "array 32 count"))),
+            0xdd => BinaryPrimitives.ReadUInt32BigEndian(Take(4, "array 32 count")),
             _ => throw WrongTypeAt(start, "an array"),
         };
         if (count > Remaining) throw new MessagePackException($"The array at byte {start} claims {count} elements but only {Remaining} bytes remain.");
-        return count;
+        return (int)count;
     }
 
     /// <summary>
@@ -245,15 +245,15 @@ public ref struct MessagePackReader
     {
         int start = _position;
         byte code = ReadByte("a map");
-        int count = code switch
+        long count = code switch
         {
             >= 0x80 and <= 0x8f => code & 0x0f,
             0xde => BinaryPrimitives.ReadUInt16BigEndian(Take(2, "map 16 count")),
-            0xdf => CheckedLength(BinaryPrimitives.ReadUInt32BigEndian(Take(4, "map 32 count"))),
+            0xdf => BinaryPrimitives.ReadUInt32BigEndian(Take(4, "map 32 count")),
             _ => throw WrongTypeAt(start, "a map"),
         };
-        if ((long)count * 2 > Remaining) throw new MessagePackException($"The map at byte {start} claims {count} entries but only {Remaining} bytes remain.");
-        return count;
+        if (count * 2 > Remaining) throw new MessagePackException($"The map at byte {start} claims {count} entries but only {Remaining} bytes remain.");
+        return (int)count;
     }
 
     /// <summary>Reads an extension value: its type code and a span over its data.</summary>
