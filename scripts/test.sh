@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Builds the solution and runs every test project; prints one closing line "N passed, N failed"
+# (summed over the TRX results) and exits non-zero on any failure.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+results_dir="$(pwd)/artifacts/test-results"
+rm -rf "$results_dir"
+mkdir -p "$results_dir"
+
+dotnet build PipelineDsl.sln -c Release --nologo -v minimal
+build_status=$?
+if [ $build_status -ne 0 ]; then
+  echo "build failed"
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+
+test_status=0
+for project in tests/*/*.csproj; do
+  name=$(basename "$project" .csproj)
+  dotnet test "$project" -c Release --no-build --nologo \
+    --logger "trx;LogFileName=${name}.trx" --results-directory "$results_dir" \
+    --blame-hang --blame-hang-timeout 10m || test_status=1
+done
+
+passed=0
+failed=0
+skipped=0
+for trx in "$results_dir"/*.trx; do
+  [ -f "$trx" ] || continue
+  counters=$(grep -o '<Counters [^>]*>' "$trx" | head -n 1)
+  p=$(echo "$counters" | sed -n 's/.* passed="\([0-9]*\)".*/\1/p')
+  f=$(echo "$counters" | sed -n 's/.* failed="\([0-9]*\)".*/\1/p')
+  e=$(echo "$counters" | sed -n 's/.* error="\([0-9]*\)".*/\1/p')
+  t=$(echo "$counters" | sed -n 's/.* total="\([0-9]*\)".*/\1/p')
+  x=$(echo "$counters" | sed -n 's/.* executed="\([0-9]*\)".*/\1/p')
+  passed=$((passed + ${p:-0}))
+  failed=$((failed + ${f:-0} + ${e:-0}))
+  skipped=$((skipped + ${t:-0} - ${x:-0}))
+done
+
+if [ "$passed" -eq 0 ] && [ "$failed" -eq 0 ]; then
+  echo "no test results were found"
+  failed=1
+fi
+
+if [ $test_status -ne 0 ] && [ "$failed" -eq 0 ]; then
+  # dotnet test failed without a failing test (a crashed or hung host): count it.
+  failed=1
+fi
+
+echo "${passed} passed, ${failed} failed, ${skipped} skipped"
+[ "$failed" -eq 0 ] && [ $test_status -eq 0 ]
