@@ -1,6 +1,8 @@
 using System;
 using System.Collections.Generic;
 using System.Threading.Tasks;
+using System.Linq;
+using PipelineDsl.Execution;
 using PipelineDsl.Serialization;
 
 namespace PipelineDsl.Graph;
@@ -63,6 +65,12 @@ public abstract class OperatorNode
 
     /// <inheritdoc />
     public override string ToString() => $"{Kind} '{Id}' v{Version}";
+
+    /// <summary>Creates the executor of this operator; each node knows its own type arguments, so no reflection is needed.</summary>
+    internal abstract OperatorExecutor CreateExecutor(ExecutorFactory factory);
+
+    /// <summary>True when batches without input still change this operator (windows slide, idle keys expire).</summary>
+    internal virtual bool AdvancesWithoutInput => false;
 }
 
 /// <summary>An operator that produces records of type <typeparamref name="T"/>.</summary>
@@ -78,6 +86,8 @@ public abstract class OperatorNode<T> : OperatorNode
 public sealed class SourceNode<T> : OperatorNode<T>
 {
     internal SourceNode(string id, int version) : base(id, version, OperatorKind.Source, Array.Empty<OperatorNode>()) { }
+
+    internal override OperatorExecutor CreateExecutor(ExecutorFactory factory) => new SourceExecutor<T>(this, factory.Source<T>(Id));
 }
 
 /// <summary>A map stage.</summary>
@@ -95,6 +105,8 @@ public sealed class MapNode<TIn, TOut> : OperatorNode<TOut>
 
     /// <summary>The user's map method.</summary>
     public Func<TIn, TOut> Function { get; }
+
+    internal override OperatorExecutor CreateExecutor(ExecutorFactory factory) => new MapExecutor<TIn, TOut>(this, factory.Input(Input));
 }
 
 /// <summary>A flat-map stage.</summary>
@@ -112,6 +124,8 @@ public sealed class FlatMapNode<TIn, TOut> : OperatorNode<TOut>
 
     /// <summary>The user's flat-map method.</summary>
     public Func<TIn, IEnumerable<TOut>> Function { get; }
+
+    internal override OperatorExecutor CreateExecutor(ExecutorFactory factory) => new FlatMapExecutor<TIn, TOut>(this, factory.Input(Input));
 }
 
 /// <summary>A filter stage.</summary>
@@ -129,6 +143,8 @@ public sealed class FilterNode<T> : OperatorNode<T>
 
     /// <summary>The user's predicate.</summary>
     public Func<T, bool> Predicate { get; }
+
+    internal override OperatorExecutor CreateExecutor(ExecutorFactory factory) => new FilterExecutor<T>(this, factory.Input(Input));
 }
 
 /// <summary>A per-batch reduce by key.</summary>
@@ -150,6 +166,8 @@ public sealed class ReduceNode<TKey, T> : OperatorNode<T> where TKey : notnull
 
     /// <summary>The user's associative combine method.</summary>
     public Func<T, T, T> Function { get; }
+
+    internal override OperatorExecutor CreateExecutor(ExecutorFactory factory) => new ReduceExecutor<TKey, T>(this, factory.Input(Input));
 }
 
 /// <summary>Keyed state carried across batches.</summary>
@@ -196,6 +214,10 @@ public sealed class UpdateStateNode<TKey, TIn, TState, TOut> : OperatorNode<TOut
 
     /// <summary>The user's timeout method, if any.</summary>
     public Func<TKey, TState, TOut>? OnTimeout { get; }
+
+    internal override OperatorExecutor CreateExecutor(ExecutorFactory factory) => new UpdateStateExecutor<TKey, TIn, TState, TOut>(this, factory.Input(Input), factory.Parallelism);
+
+    internal override bool AdvancesWithoutInput => IdleTimeoutBatches > 0;
 }
 
 /// <summary>A windowed aggregation by key.</summary>
@@ -242,6 +264,10 @@ public sealed class WindowNode<TKey, T> : OperatorNode<Windowed<TKey, T>> where 
 
     /// <summary>The slide in batches.</summary>
     public int SlideBatches { get; }
+
+    internal override OperatorExecutor CreateExecutor(ExecutorFactory factory) => new WindowExecutor<TKey, T>(this, factory.Input(Input));
+
+    internal override bool AdvancesWithoutInput => true;
 }
 
 /// <summary>A union of inputs of one type.</summary>
@@ -255,6 +281,8 @@ public sealed class UnionNode<T> : OperatorNode<T>
 
     /// <summary>The upstream operators.</summary>
     public IReadOnlyList<OperatorNode<T>> TypedInputs { get; }
+
+    internal override OperatorExecutor CreateExecutor(ExecutorFactory factory) => new UnionExecutor<T>(this, TypedInputs.Select(factory.Input).ToArray());
 }
 
 /// <summary>An inner join of two keyed inputs within each batch.</summary>
@@ -291,6 +319,8 @@ public sealed class JoinNode<TKey, TLeft, TRight, TOut> : OperatorNode<TOut> whe
 
     /// <summary>The user's join method.</summary>
     public Func<TLeft, TRight, TOut> Function { get; }
+
+    internal override OperatorExecutor CreateExecutor(ExecutorFactory factory) => new JoinExecutor<TKey, TLeft, TRight, TOut>(this, factory.Input(Left), factory.Input(Right));
 }
 
 /// <summary>A sink; its connector is bound at run time.</summary>
@@ -304,6 +334,8 @@ public sealed class SinkNode<T> : OperatorNode
 
     /// <summary>The upstream operator.</summary>
     public OperatorNode<T> Input { get; }
+
+    internal override OperatorExecutor CreateExecutor(ExecutorFactory factory) => new SinkExecutor<T>(this, factory.Input(Input), factory.Sink<T>(Id));
 }
 
 /// <summary>A sink implemented by a pipeline method, called once per batch with the batch id.</summary>
@@ -321,4 +353,6 @@ public sealed class ForEachBatchNode<T> : OperatorNode
 
     /// <summary>The user's method (a void method is adapted by the generated code).</summary>
     public Func<long, IReadOnlyList<T>, Task> Function { get; }
+
+    internal override OperatorExecutor CreateExecutor(ExecutorFactory factory) => new ForEachBatchExecutor<T>(this, factory.Input(Input));
 }

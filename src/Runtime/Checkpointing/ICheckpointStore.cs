@@ -1,0 +1,57 @@
+using System;
+using System.Collections.Generic;
+using System.Threading;
+using System.Threading.Tasks;
+
+namespace PipelineDsl.Checkpointing;
+
+/// <summary>
+/// Where a pipeline keeps its checkpoint: named blobs written atomically (a reader sees the whole old
+/// content or the whole new content, never a mix) and durably (written through to the device before the
+/// call returns), plus an exclusive lock so that one process at a time owns the checkpoint.
+/// Names use '/' as separator, for example <c>offsets/0000000000000000042</c>.
+/// </summary>
+public interface ICheckpointStore
+{
+    /// <summary>A human-readable location for messages, for example a directory path.</summary>
+    string Location { get; }
+
+    /// <summary>Writes <paramref name="content"/> under <paramref name="name"/> atomically and durably, replacing any old content.</summary>
+    Task WriteAsync(string name, ReadOnlyMemory<byte> content, CancellationToken cancellationToken);
+
+    /// <summary>Reads the content under <paramref name="name"/>, or null when there is none.</summary>
+    Task<byte[]?> ReadAsync(string name, CancellationToken cancellationToken);
+
+    /// <summary>The names directly under <paramref name="folder"/> (for example <c>offsets</c>), in ordinal order.</summary>
+    Task<IReadOnlyList<string>> ListAsync(string folder, CancellationToken cancellationToken);
+
+    /// <summary>Deletes <paramref name="name"/> if it exists.</summary>
+    Task DeleteAsync(string name, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Takes the exclusive lock on the checkpoint, or throws <see cref="CheckpointLockedException"/> when
+    /// another process holds it. Dispose the result to release it; a crashed process releases it too.
+    /// </summary>
+    IDisposable AcquireLock(string owner);
+}
+
+/// <summary>Thrown when another process already runs a pipeline on the same checkpoint.</summary>
+public sealed class CheckpointLockedException : Exception
+{
+    /// <summary>Creates the exception.</summary>
+    public CheckpointLockedException(string message, Exception? inner = null) : base(message, inner) { }
+}
+
+/// <summary>Thrown when a checkpoint cannot be used by this pipeline (another pipeline's, or unreadable beyond recovery).</summary>
+public sealed class CheckpointMismatchException : Exception
+{
+    /// <summary>Creates the exception.</summary>
+    public CheckpointMismatchException(string message) : base(message) { }
+}
+
+/// <summary>Thrown when a checkpoint file fails its checksum or does not decode; the runtime falls back to older files.</summary>
+public sealed class CheckpointCorruptException : Exception
+{
+    /// <summary>Creates the exception.</summary>
+    public CheckpointCorruptException(string message, Exception? inner = null) : base(message, inner) { }
+}

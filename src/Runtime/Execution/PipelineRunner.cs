@@ -1,0 +1,577 @@
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.IO;
+using System.Linq;
+using System.Text;
+using System.Text.Json;
+using System.Threading;
+using System.Threading.Tasks;
+using PipelineDsl.Checkpointing;
+using PipelineDsl.Execution;
+using PipelineDsl.Graph;
+using PipelineDsl.Serialization;
+using PipelineDsl.Sinks;
+using PipelineDsl.Sources;
+
+namespace PipelineDsl;
+
+/// <summary>
+/// Runs a generated pipeline in micro-batches with exactly-once checkpoints. Bind every declared source and
+/// sink to a connector, then <see cref="RunAsync"/>. A new checkpoint starts at the sources' initial
+/// positions; an existing one is restored (newest valid snapshot, then an exact replay of the logged
+/// batches after it, sinks skipped for batches already committed).
+/// </summary>
+/// <remarks>
+/// The protocol for batch N: plan each source partition's range and write <c>offsets/N</c>; process exactly
+/// those ranges; deliver to sinks with the batch id; write <c>commits/N</c>; every
+/// <see cref="PipelineRunnerOptions.CheckpointInterval"/> batches write <c>state/N</c>.
+/// </remarks>
+public sealed class PipelineRunner
+{
+    private readonly PipelineDefinition _definition;
+    private readonly PipelineRunnerOptions _options;
+    private readonly Dictionary<string, object> _sources = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, object> _sinks = new(StringComparer.Ordinal);
+
+    /// <summary>Prepares a run of <paramref name="definition"/> (a generated <c>Definition</c>).</summary>
+    public PipelineRunner(PipelineDefinition definition, PipelineRunnerOptions options)
+    {
+        _definition = definition ?? throw new ArgumentNullException(nameof(definition));
+        _options = options ?? throw new ArgumentNullException(nameof(options));
+    }
+
+    /// <summary>Raised after each batch; handlers run on the driver's thread, so keep them short.</summary>
+    public event Action<BatchProgress>? BatchCompleted;
+
+    /// <summary>Binds a declared source to a connector.</summary>
+    public PipelineRunner BindSource<T>(Source<T> source, ISourceConnector<T> connector)
+    {
+        if (source is null) throw new ArgumentNullException(nameof(source));
+        CheckHandle(source.PipelineId, source.Id, OperatorKind.Source, "source");
+        _sources[source.Id] = connector ?? throw new ArgumentNullException(nameof(connector));
+        return this;
+    }
+
+    /// <summary>Binds a declared sink to a connector.</summary>
+    public PipelineRunner BindSink<T>(Sink<T> sink, ISinkConnector<T> connector)
+    {
+        if (sink is null) throw new ArgumentNullException(nameof(sink));
+        CheckHandle(sink.PipelineId, sink.Id, OperatorKind.Sink, "sink");
+        _sinks[sink.Id] = connector ?? throw new ArgumentNullException(nameof(connector));
+        return this;
+    }
+
+    private void CheckHandle(string pipelineId, string id, OperatorKind kind, string what)
+    {
+        if (pipelineId != _definition.PipelineId)
+            throw new ArgumentException($"The {what} '{id}' belongs to pipeline '{pipelineId}', not '{_definition.PipelineId}'.");
+        if (_definition.Operators.All(o => o.Id != id || o.Kind != kind))
+            throw new ArgumentException($"Pipeline '{_definition.PipelineId}' has no {what} '{id}'.");
+    }
+
+    /// <summary>
+    /// Runs until <paramref name="stopToken"/> is cancelled (continuous) or the available data is processed
+    /// (available-now). A stop request lets the current batch finish and commit; the run then writes a
+    /// snapshot so that the next start is quick. Killing the process instead is safe too: the next run
+    /// re-runs the uncommitted batch with its logged ranges.
+    /// </summary>
+    public async Task<RunSummary> RunAsync(CancellationToken stopToken = default)
+    {
+        _options.Validate();
+        var unbound = _definition.Operators
+            .Where(o => (o.Kind == OperatorKind.Source && !_sources.ContainsKey(o.Id)) || (o.Kind == OperatorKind.Sink && !_sinks.ContainsKey(o.Id)))
+            .Select(o => $"{(o.Kind == OperatorKind.Source ? "source" : "sink")} '{o.Id}'")
+            .ToList();
+        if (unbound.Count > 0)
+            throw new InvalidOperationException($"Pipeline '{_definition.PipelineId}' has unbound {string.Join(", ", unbound)}: bind each with BindSource/BindSink before running.");
+
+        var store = _options.CheckpointStore ?? new LocalDirectoryCheckpointStore(_options.CheckpointDirectory!);
+        using var checkpointLock = store.AcquireLock($"pipeline '{_definition.PipelineId}'");
+        (store as LocalDirectoryCheckpointStore)?.RemoveAbandonedTemporaryFiles();
+        var run = new Run(this, store, stopToken);
+        return await run.ExecuteAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>The state of one call to <see cref="RunAsync"/>.</summary>
+    private sealed class Run
+    {
+        private readonly PipelineRunner _runner;
+        private readonly PipelineRunnerOptions _options;
+        private readonly CheckpointLog _log;
+        private readonly CancellationToken _stop;
+        private readonly OperatorExecutor[] _executors;
+        private readonly List<(string Id, ISourceExecutor Executor)> _sourceExecutors;
+        private readonly SinkExecutorBase[] _sinkExecutors;
+        private readonly IStatefulExecutor[] _stateful;
+        private readonly Dictionary<string, SortedDictionary<string, long>> _positions = new(StringComparer.Ordinal);
+        private readonly List<string> _deadLetters = new();
+        private readonly Stopwatch _clock = Stopwatch.StartNew();
+        private bool _freshCheckpoint;
+        private long _lastSnapshotBatch = -1;
+
+        public Run(PipelineRunner runner, ICheckpointStore store, CancellationToken stop)
+        {
+            _runner = runner;
+            _options = runner._options;
+            _stop = stop;
+            _log = new CheckpointLog(store, runner._definition.PipelineId);
+            var factory = new ExecutorFactory(runner._sources, runner._sinks, _options.Parallelism);
+            _executors = runner._definition.Operators.Select(factory.Build).ToArray();
+            _sourceExecutors = _executors.OfType<ISourceExecutor>().Select(e => (e.Node.Id, e)).ToList();
+            _sinkExecutors = _executors.OfType<SinkExecutorBase>().OrderBy(s => s.Node.Id, StringComparer.Ordinal).ToArray();
+            _stateful = _executors.OfType<IStatefulExecutor>().ToArray();
+            foreach (var (id, _) in _sourceExecutors) _positions[id] = new SortedDictionary<string, long>(StringComparer.Ordinal);
+        }
+
+        private PipelineDefinition Definition => _runner._definition;
+
+        private bool HasTimeDependentOperators => _executors.Any(e => e.Node.AdvancesWithoutInput);
+
+        public async Task<RunSummary> ExecuteAsync()
+        {
+            var recovery = await RecoverAsync().ConfigureAwait(false);
+            long next = recovery.LastCommitted + 1;
+            long batchesRun = 0, inputRecords = 0;
+
+            if (recovery.Pending is { } pending)
+            {
+                inputRecords += await RunBatchAsync(pending, replay: false).ConfigureAwait(false);
+                batchesRun++;
+                next = pending.BatchId + 1;
+            }
+
+            var recoveryTime = _clock.Elapsed;
+            Dictionary<string, Dictionary<string, long>>? targets = null;
+            if (_options.Trigger == TriggerMode.AvailableNow) targets = await CaptureTargetsAsync().ConfigureAwait(false);
+
+            while (!_stop.IsCancellationRequested)
+            {
+                var started = _clock.Elapsed;
+                var plan = await PlanAsync(next, targets).ConfigureAwait(false);
+                long planned = plan.Sources.Values.Sum(p => p.Values.Sum(r => r.Count));
+                bool positionsMoved = _freshCheckpoint;
+                if (planned == 0 && !positionsMoved)
+                {
+                    if (targets is not null) break; // available-now: everything is processed
+                    if (!HasTimeDependentOperators)
+                    {
+                        await DelayAsync(started).ConfigureAwait(false);
+                        continue;
+                    }
+                }
+
+                await _log.WriteOffsetsAsync(plan, CancellationToken.None).ConfigureAwait(false);
+                CrashPoints.Hit("after-offsets", plan.BatchId.ToString(System.Globalization.CultureInfo.InvariantCulture));
+                _freshCheckpoint = false;
+                inputRecords += await RunBatchAsync(plan, replay: false).ConfigureAwait(false);
+                batchesRun++;
+                next++;
+                if (targets is null) await DelayAsync(started).ConfigureAwait(false);
+            }
+
+            long lastCommitted = next - 1;
+            if (lastCommitted >= 0 && _lastSnapshotBatch != lastCommitted && _stateful.Length > 0)
+                await WriteSnapshotAsync(lastCommitted).ConfigureAwait(false);
+
+            return new RunSummary(recovery.Restored, recovery.SnapshotBatch, recovery.Replayed, batchesRun, inputRecords, lastCommitted,
+                recoveryTime, _clock.Elapsed, _stateful.Sum(s => s.KeyCount));
+        }
+
+        private async Task DelayAsync(TimeSpan started)
+        {
+            var wait = _options.BatchInterval - (_clock.Elapsed - started);
+            if (wait <= TimeSpan.Zero) return;
+            try
+            {
+                await Task.Delay(wait, _stop).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+        }
+
+        // ---- recovery ------------------------------------------------------------------------------
+
+        private sealed record Recovery(bool Restored, long? SnapshotBatch, long Replayed, long LastCommitted, OffsetRecord? Pending);
+
+        private async Task<Recovery> RecoverAsync()
+        {
+            var ct = CancellationToken.None;
+            string? manifest;
+            try
+            {
+                manifest = await _log.ReadMetadataManifestAsync(ct).ConfigureAwait(false);
+            }
+            catch (CheckpointCorruptException e)
+            {
+                throw new CheckpointMismatchException($"The checkpoint '{_log.Store.Location}' has a damaged metadata file ({e.Message}). It cannot be trusted: restore the directory from a backup, or start a new checkpoint in an empty directory.");
+            }
+
+            var offsets = await _log.ListAsync("offsets", ct).ConfigureAwait(false);
+            if (manifest is null)
+            {
+                if (offsets.Count > 0)
+                    throw new CheckpointMismatchException($"The checkpoint '{_log.Store.Location}' has batch logs but no metadata file, so it cannot be trusted. Restore it from a backup, or start a new checkpoint in an empty directory.");
+                await _log.WriteMetadataAsync(Definition.Manifest.Json, ct).ConfigureAwait(false);
+                _freshCheckpoint = true;
+                return new Recovery(false, null, 0, -1, null);
+            }
+
+            long lastCommitted = -1;
+            foreach (var (batch, name) in (await _log.ListAsync("commits", ct).ConfigureAwait(false)).AsEnumerable().Reverse())
+            {
+                if (await _log.IsValidCommitAsync(name, ct).ConfigureAwait(false))
+                {
+                    lastCommitted = batch;
+                    break;
+                }
+            }
+
+            long? snapshotBatch = null;
+            foreach (var (batch, name) in (await _log.ListAsync("state", ct).ConfigureAwait(false)).AsEnumerable().Reverse())
+            {
+                if (batch > lastCommitted) continue;
+                try
+                {
+                    var body = await _log.ReadSnapshotAsync(name, ct).ConfigureAwait(false);
+                    RestoreSnapshot(body.Span, name);
+                    snapshotBatch = batch;
+                    _lastSnapshotBatch = batch;
+                    break;
+                }
+                catch (Exception e) when (e is CheckpointCorruptException or MessagePackException)
+                {
+                    // A damaged snapshot is never trusted: fall back to the previous one and replay more batches.
+                    ClearState();
+                }
+            }
+
+            long replayed = 0;
+            long first = (snapshotBatch ?? -1) + 1;
+            for (long b = first; b <= lastCommitted; b++)
+            {
+                OffsetRecord plan;
+                try
+                {
+                    plan = await _log.ReadOffsetsAsync(CheckpointLog.Name("offsets", b), ct).ConfigureAwait(false);
+                }
+                catch (CheckpointCorruptException e)
+                {
+                    throw new CheckpointMismatchException(
+                        $"Cannot recover the checkpoint '{_log.Store.Location}': committed batch {b} must be replayed to rebuild state, but its offsets log is unusable ({e.Message}). "
+                        + "Restore the checkpoint from a backup, or start a new checkpoint.");
+                }
+
+                await RunBatchAsync(plan, replay: true).ConfigureAwait(false);
+                replayed++;
+            }
+
+            if (lastCommitted >= 0 && snapshotBatch is null && first == 0 && replayed == 0)
+                throw new CheckpointMismatchException($"Cannot recover the checkpoint '{_log.Store.Location}': no usable snapshot and no offsets log from batch 0.");
+
+            OffsetRecord? pending = null;
+            foreach (var (batch, name) in offsets.Where(o => o.Batch > lastCommitted))
+            {
+                if (batch == lastCommitted + 1)
+                {
+                    try
+                    {
+                        pending = await _log.ReadOffsetsAsync(name, ct).ConfigureAwait(false);
+                        continue;
+                    }
+                    catch (CheckpointCorruptException)
+                    {
+                        // Never committed, so nothing downstream depends on its ranges: plan it again.
+                    }
+                }
+
+                await _log.Store.DeleteAsync(name, ct).ConfigureAwait(false);
+            }
+
+            return new Recovery(true, snapshotBatch, replayed, lastCommitted, pending);
+        }
+
+        private void ClearState()
+        {
+            foreach (var s in _stateful)
+            {
+                var empty = new MessagePackWriter();
+                empty.WriteArrayHeader(0);
+                var reader = new MessagePackReader(empty.WrittenSpan);
+                s.RestoreSnapshot(ref reader);
+            }
+
+            foreach (var p in _positions.Values) p.Clear();
+        }
+
+        // ---- snapshots ---------------------------------------------------------------------------
+
+        private async Task WriteSnapshotAsync(long batchId)
+        {
+            var w = new MessagePackWriter(1 << 16);
+            w.WriteMapHeader(4);
+            w.Write("batch");
+            w.Write(batchId);
+            w.Write("manifest");
+            w.Write(Definition.Manifest.Json);
+            w.Write("positions");
+            w.WriteMapHeader(_positions.Count);
+            foreach (var (source, partitions) in _positions)
+            {
+                w.Write(source);
+                w.WriteMapHeader(partitions.Count);
+                foreach (var (partition, position) in partitions)
+                {
+                    w.Write(partition);
+                    w.Write(position);
+                }
+            }
+
+            w.Write("operators");
+            w.WriteMapHeader(_stateful.Length);
+            foreach (var s in _stateful)
+            {
+                var entry = Definition.Manifest.Find(s.Node.Id)!;
+                w.Write(s.Node.Id);
+                w.WriteMapHeader(3);
+                w.Write("version");
+                w.Write((long)entry.Version);
+                w.Write("fingerprint");
+                w.Write(entry.StateSchema?.Fingerprint ?? "");
+                w.Write("entries");
+                s.WriteSnapshot(w);
+            }
+
+            await _log.WriteSnapshotAsync(batchId, w.WrittenSpan, CancellationToken.None).ConfigureAwait(false);
+            _lastSnapshotBatch = batchId;
+            await _log.ApplyRetentionAsync(_options.RetainedSnapshots, CancellationToken.None).ConfigureAwait(false);
+        }
+
+        private void RestoreSnapshot(ReadOnlySpan<byte> body, string name)
+        {
+            var r = new MessagePackReader(body);
+            int fields = r.ReadMapHeader();
+            var restored = new HashSet<string>(StringComparer.Ordinal);
+            var problems = new List<string>();
+            for (int i = 0; i < fields; i++)
+            {
+                switch (r.ReadString())
+                {
+                    case "positions":
+                        int sources = r.ReadMapHeader();
+                        for (int s = 0; s < sources; s++)
+                        {
+                            string source = r.ReadString() ?? "";
+                            int partitions = r.ReadMapHeader();
+                            for (int p = 0; p < partitions; p++)
+                            {
+                                string partition = r.ReadString() ?? "";
+                                long position = r.ReadInt64();
+                                if (_positions.TryGetValue(source, out var known)) known[partition] = position;
+                            }
+                        }
+
+                        break;
+                    case "operators":
+                        int operators = r.ReadMapHeader();
+                        for (int o = 0; o < operators; o++)
+                        {
+                            string id = r.ReadString() ?? "";
+                            long version = -1;
+                            string? fingerprint = null;
+                            var executor = _stateful.FirstOrDefault(s => s.Node.Id == id);
+                            var current = Definition.Manifest.Find(id);
+                            int opFields = r.ReadMapHeader();
+                            for (int f = 0; f < opFields; f++)
+                            {
+                                switch (r.ReadString())
+                                {
+                                    case "version": version = r.ReadInt64(); break;
+                                    case "fingerprint": fingerprint = r.ReadString(); break;
+                                    case "entries":
+                                        if (executor is null || current is null)
+                                        {
+                                            problems.Add($"operator '{id}' has state in the checkpoint but no longer exists in the pipeline");
+                                            r.Skip();
+                                        }
+                                        else if (version != current.Version || fingerprint != (current.StateSchema?.Fingerprint ?? ""))
+                                        {
+                                            problems.Add($"operator '{id}': the checkpoint holds version {version} with state schema {fingerprint}, the pipeline has version {current.Version} with {current.StateSchema?.Fingerprint}");
+                                            r.Skip();
+                                        }
+                                        else
+                                        {
+                                            executor.RestoreSnapshot(ref r);
+                                            restored.Add(id);
+                                        }
+
+                                        break;
+                                    default: r.Skip(); break;
+                                }
+                            }
+                        }
+
+                        break;
+                    default:
+                        r.Skip();
+                        break;
+                }
+            }
+
+            if (problems.Count > 0)
+            {
+                throw new CheckpointIncompatibleException(
+                    $"The checkpoint '{_log.Store.Location}' ({name}) cannot be restored by this build of pipeline '{Definition.PipelineId}':\n  - "
+                    + string.Join("\n  - ", problems)
+                    + "\nRestore with the build that wrote it, or start a new checkpoint.", problems);
+            }
+        }
+
+        // ---- planning --------------------------------------------------------------------------------
+
+        private async Task<Dictionary<string, Dictionary<string, long>>> CaptureTargetsAsync()
+        {
+            var targets = new Dictionary<string, Dictionary<string, long>>(StringComparer.Ordinal);
+            foreach (var (id, executor) in _sourceExecutors)
+            {
+                var ends = new Dictionary<string, long>(StringComparer.Ordinal);
+                foreach (var partition in await executor.ListAsync(CancellationToken.None).ConfigureAwait(false))
+                    ends[partition] = await executor.EndAsync(partition, CancellationToken.None).ConfigureAwait(false);
+                targets[id] = ends;
+            }
+
+            return targets;
+        }
+
+        private async Task<OffsetRecord> PlanAsync(long batchId, Dictionary<string, Dictionary<string, long>>? targets)
+        {
+            var sources = new SortedDictionary<string, SortedDictionary<string, PartitionRange>>(StringComparer.Ordinal);
+            foreach (var (id, executor) in _sourceExecutors)
+            {
+                var known = _positions[id];
+                var ranges = new SortedDictionary<string, PartitionRange>(StringComparer.Ordinal);
+                IReadOnlyList<string> listed;
+                try
+                {
+                    listed = await executor.ListAsync(CancellationToken.None).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    throw new IOException($"Source '{id}' cannot list its partitions: {e.Message}", e);
+                }
+
+                foreach (var partition in listed.Union(known.Keys).Distinct().OrderBy(p => p, StringComparer.Ordinal))
+                {
+                    long from = known.TryGetValue(partition, out long position)
+                        ? position
+                        : await executor.InitialAsync(partition, partitionIsNew: !_freshCheckpoint, CancellationToken.None).ConfigureAwait(false);
+                    long to = from;
+                    if (listed.Contains(partition))
+                    {
+                        long available = await executor.EndAsync(partition, CancellationToken.None).ConfigureAwait(false);
+                        if (targets is not null) available = targets[id].TryGetValue(partition, out long target) ? Math.Min(available, target) : from;
+                        if (available < from)
+                        {
+                            if (targets is null)
+                                throw new InvalidDataException($"Source '{id}', partition '{partition}': the data ends at position {available}, before the position {from} already processed. A source must only grow: restore the input, or start a new checkpoint.");
+                            available = from;
+                        }
+
+                        to = _options.MaxRecordsPerPartition is long cap
+                            ? await executor.AdvanceAsync(partition, from, available, cap, CancellationToken.None).ConfigureAwait(false)
+                            : available;
+                    }
+
+                    ranges[partition] = new PartitionRange(from, to);
+                }
+
+                sources[id] = ranges;
+            }
+
+            return new OffsetRecord(batchId, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), sources);
+        }
+
+        // ---- one batch -----------------------------------------------------------------------------
+
+        /// <summary>Runs one planned batch; returns the number of input records.</summary>
+        private async Task<long> RunBatchAsync(OffsetRecord plan, bool replay)
+        {
+            var started = _clock.Elapsed;
+            var batch = new BatchContext(plan.BatchId, _options.Parallelism);
+            foreach (var executor in _executors) executor.ClearOutput();
+            _deadLetters.Clear();
+
+            long input = 0;
+            foreach (var (id, executor) in _sourceExecutors)
+            {
+                var ranges = plan.Sources.TryGetValue(id, out var r) ? r : new SortedDictionary<string, PartitionRange>();
+                input += await executor.ReadAsync(ranges, _options.BadRecordPolicy, _deadLetters, CancellationToken.None).ConfigureAwait(false);
+                foreach (var (partition, range) in ranges) _positions[id][partition] = range.To;
+            }
+
+            foreach (var executor in _executors)
+            {
+                if (executor.Node.Kind is OperatorKind.Source or OperatorKind.Sink or OperatorKind.ForEachBatch) continue;
+                try
+                {
+                    executor.Execute(batch);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    var inner = e is AggregateException { InnerExceptions.Count: > 0 } a ? a.InnerExceptions[0] : e;
+                    throw new PipelineExecutionException($"Operator '{executor.Node.Id}' failed in batch {plan.BatchId}: {inner.Message}", inner);
+                }
+            }
+
+            long output = 0;
+            bool snapshot = false;
+            if (!replay)
+            {
+                foreach (var sink in _sinkExecutors)
+                {
+                    output += sink.InputCount;
+                    try
+                    {
+                        await sink.DeliverAsync(plan.BatchId, CancellationToken.None).ConfigureAwait(false);
+                    }
+                    catch (Exception e) when (e is not OperationCanceledException)
+                    {
+                        throw new PipelineExecutionException($"Sink '{sink.Node.Id}' failed to write batch {plan.BatchId}: {e.Message} The batch is not committed and runs again on restart.", e);
+                    }
+                }
+
+                if (_deadLetters.Count > 0) await WriteDeadLettersAsync(plan.BatchId).ConfigureAwait(false);
+                CrashPoints.Hit("after-sinks", plan.BatchId.ToString(System.Globalization.CultureInfo.InvariantCulture));
+                await _log.WriteCommitAsync(new CommitRecord(plan.BatchId, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), input), CancellationToken.None).ConfigureAwait(false);
+                CrashPoints.Hit("after-commit", plan.BatchId.ToString(System.Globalization.CultureInfo.InvariantCulture));
+                if (_stateful.Length > 0 && (plan.BatchId + 1) % _options.CheckpointInterval == 0)
+                {
+                    await WriteSnapshotAsync(plan.BatchId).ConfigureAwait(false);
+                    snapshot = true;
+                }
+            }
+
+            _runner.BatchCompleted?.Invoke(new BatchProgress(plan.BatchId, input, output, _clock.Elapsed - started, _stateful.Sum(s => s.KeyCount), replay, snapshot, _deadLetters.Count));
+            return input;
+        }
+
+        private async Task WriteDeadLettersAsync(long batchId)
+        {
+            string directory = _options.DeadLetterDirectory ?? Path.Combine(_log.Store.Location, "dead-letter");
+            var text = new StringBuilder();
+            foreach (var line in _deadLetters) text.Append(line).Append('\n');
+            await DurableFile.WriteAsync(Path.Combine(directory, $"batch-{batchId:D10}.jsonl"), Encoding.UTF8.GetBytes(text.ToString()), CancellationToken.None).ConfigureAwait(false);
+        }
+    }
+}
+
+/// <summary>Thrown when a checkpoint was written by a build whose state this build cannot read; lists each operator and why.</summary>
+public sealed class CheckpointIncompatibleException : Exception
+{
+    /// <summary>Creates the exception.</summary>
+    public CheckpointIncompatibleException(string message, IReadOnlyList<string> operators) : base(message) => Operators = operators;
+
+    /// <summary>One line per operator that blocks the restore.</summary>
+    public IReadOnlyList<string> Operators { get; }
+}

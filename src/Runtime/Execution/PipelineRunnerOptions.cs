@@ -1,0 +1,107 @@
+using System;
+using PipelineDsl.Checkpointing;
+
+namespace PipelineDsl;
+
+/// <summary>How a run ends.</summary>
+public enum TriggerMode
+{
+    /// <summary>Run a batch every <see cref="PipelineRunnerOptions.BatchInterval"/> until stopped.</summary>
+    Continuous,
+
+    /// <summary>
+    /// Process everything available when the run starts, in as many batches as the per-partition cap
+    /// needs, then stop (Spark's <c>Trigger.AvailableNow</c>).
+    /// </summary>
+    AvailableNow,
+}
+
+/// <summary>What happens to a record its source cannot decode.</summary>
+public enum BadRecordPolicy
+{
+    /// <summary>The batch fails with an error naming the source, partition and position (the default).</summary>
+    Fail,
+
+    /// <summary>The record is written, with that context, to the dead-letter directory, and the batch goes on.</summary>
+    DeadLetter,
+}
+
+/// <summary>Options of a <see cref="PipelineRunner"/>. Validated when the run starts; errors name the option.</summary>
+public sealed class PipelineRunnerOptions
+{
+    /// <summary>The checkpoint directory (required unless <see cref="CheckpointStore"/> is set).</summary>
+    public string? CheckpointDirectory { get; set; }
+
+    /// <summary>A checkpoint store to use instead of a local directory.</summary>
+    public ICheckpointStore? CheckpointStore { get; set; }
+
+    /// <summary>Time between the starts of batches in continuous mode (default 1 s).</summary>
+    public TimeSpan BatchInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Continuous (default) or available-now.</summary>
+    public TriggerMode Trigger { get; set; } = TriggerMode.Continuous;
+
+    /// <summary>
+    /// The most records one source partition contributes to one batch (null: no limit), so that a backlog
+    /// after downtime is worked off in bounded batches.
+    /// </summary>
+    public long? MaxRecordsPerPartition { get; set; }
+
+    /// <summary>A snapshot of all state is written every this many batches (default 10; Spark advises 5-10 batch intervals).</summary>
+    public int CheckpointInterval { get; set; } = 10;
+
+    /// <summary>How many snapshots to keep (default 3); older snapshots and the logs only they need are deleted.</summary>
+    public int RetainedSnapshots { get; set; } = 3;
+
+    /// <summary>How many cores a batch may use (default: all).</summary>
+    public int Parallelism { get; set; } = Environment.ProcessorCount;
+
+    /// <summary>What to do with records a source cannot decode (default <see cref="BadRecordPolicy.Fail"/>).</summary>
+    public BadRecordPolicy BadRecordPolicy { get; set; } = BadRecordPolicy.Fail;
+
+    /// <summary>Where dead letters go (default: <c>dead-letter</c> inside the checkpoint directory).</summary>
+    public string? DeadLetterDirectory { get; set; }
+
+    internal void Validate()
+    {
+        if (CheckpointStore is null && string.IsNullOrWhiteSpace(CheckpointDirectory))
+            throw new ArgumentException("PipelineRunnerOptions.CheckpointDirectory is not set: give the directory where the pipeline keeps its checkpoint (or set CheckpointStore).");
+        if (BatchInterval < TimeSpan.Zero) throw new ArgumentException($"PipelineRunnerOptions.BatchInterval is {BatchInterval}: it must be zero or positive.");
+        if (MaxRecordsPerPartition is < 1) throw new ArgumentException($"PipelineRunnerOptions.MaxRecordsPerPartition is {MaxRecordsPerPartition}: it must be 1 or more, or null for no limit.");
+        if (CheckpointInterval < 1) throw new ArgumentException($"PipelineRunnerOptions.CheckpointInterval is {CheckpointInterval}: it must be 1 or more batches.");
+        if (RetainedSnapshots < 1) throw new ArgumentException($"PipelineRunnerOptions.RetainedSnapshots is {RetainedSnapshots}: keep at least 1.");
+        if (Parallelism < 1) throw new ArgumentException($"PipelineRunnerOptions.Parallelism is {Parallelism}: it must be 1 or more.");
+        if (!Enum.IsDefined(Trigger)) throw new ArgumentException($"PipelineRunnerOptions.Trigger is {(int)Trigger}, which is not a TriggerMode.");
+        if (!Enum.IsDefined(BadRecordPolicy)) throw new ArgumentException($"PipelineRunnerOptions.BadRecordPolicy is {(int)BadRecordPolicy}, which is not a BadRecordPolicy.");
+    }
+}
+
+/// <summary>What one batch did; raised after it commits (or after it is replayed during recovery).</summary>
+/// <param name="BatchId">The batch id.</param>
+/// <param name="InputRecords">Records read from all sources.</param>
+/// <param name="OutputRecords">Records delivered to all sinks.</param>
+/// <param name="Duration">Wall time of the batch.</param>
+/// <param name="StateKeys">Keys held by all stateful operators after the batch.</param>
+/// <param name="Replayed">True when the batch was already committed and was re-run only to rebuild state (sinks skipped).</param>
+/// <param name="SnapshotWritten">True when a state snapshot was written after the batch.</param>
+/// <param name="DeadLetters">Records set aside by the dead-letter policy.</param>
+public sealed record BatchProgress(long BatchId, long InputRecords, long OutputRecords, TimeSpan Duration, long StateKeys, bool Replayed, bool SnapshotWritten, long DeadLetters);
+
+/// <summary>What a run did.</summary>
+/// <param name="Restored">True when the run continued an existing checkpoint.</param>
+/// <param name="RestoredFromBatch">The batch of the snapshot restored, if any.</param>
+/// <param name="BatchesReplayed">Committed batches re-run to rebuild state.</param>
+/// <param name="BatchesRun">Batches run and committed in this run (including a re-run uncommitted one).</param>
+/// <param name="InputRecords">Records read by the batches run (not counting replays).</param>
+/// <param name="LastCommittedBatch">The newest committed batch, or -1.</param>
+/// <param name="RecoveryTime">Time from start until the first new batch could run.</param>
+/// <param name="Elapsed">Total time.</param>
+/// <param name="StateKeys">Keys held by stateful operators at the end.</param>
+public sealed record RunSummary(bool Restored, long? RestoredFromBatch, long BatchesReplayed, long BatchesRun, long InputRecords, long LastCommittedBatch, TimeSpan RecoveryTime, TimeSpan Elapsed, long StateKeys);
+
+/// <summary>Thrown when an operator's method throws; names the operator and the batch.</summary>
+public sealed class PipelineExecutionException : Exception
+{
+    /// <summary>Creates the exception.</summary>
+    public PipelineExecutionException(string message, Exception inner) : base(message, inner) { }
+}

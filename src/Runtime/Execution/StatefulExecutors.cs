@@ -1,0 +1,335 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using System.Runtime.InteropServices;
+using System.Threading.Tasks;
+using PipelineDsl.Graph;
+using PipelineDsl.Serialization;
+
+namespace PipelineDsl.Execution;
+
+/// <summary>An executor whose state crosses batches and is written into snapshots.</summary>
+internal interface IStatefulExecutor
+{
+    OperatorNode Node { get; }
+
+    /// <summary>The number of keys held.</summary>
+    long KeyCount { get; }
+
+    /// <summary>Writes all state as one MessagePack value: an array of per-key entries.</summary>
+    void WriteSnapshot(MessagePackWriter writer);
+
+    /// <summary>Replaces all state with the entries of a snapshot written by <see cref="WriteSnapshot"/>.</summary>
+    void RestoreSnapshot(ref MessagePackReader reader);
+}
+
+/// <summary>
+/// Orders keys by their serialized bytes: a total order that does not depend on hash codes (randomized per
+/// process for strings) or on insertion order, so outputs that enumerate keys are the same after a restore.
+/// </summary>
+internal static class KeyOrder
+{
+    public static List<(TKey Key, TValue Value)> Sorted<TKey, TValue>(List<(TKey Key, TValue Value)> items, IMessagePackFormatter<TKey> formatter)
+    {
+        if (items.Count <= 1) return items;
+        var writer = new MessagePackWriter();
+        var keyed = new (byte[] Bytes, TKey Key, TValue Value)[items.Count];
+        for (int i = 0; i < items.Count; i++)
+        {
+            writer.Clear();
+            formatter.Serialize(writer, items[i].Key);
+            keyed[i] = (writer.ToArray(), items[i].Key, items[i].Value);
+        }
+
+        Array.Sort(keyed, (a, b) => a.Bytes.AsSpan().SequenceCompareTo(b.Bytes));
+        return keyed.Select(k => (k.Key, k.Value)).ToList();
+    }
+}
+
+/// <summary>
+/// Keyed state across batches. Keys are spread over shards (one per core) processed in parallel; each
+/// output goes back to its input record's index, so the output order is the input order whatever the
+/// shard count. Idle keys expire after <c>IdleTimeoutBatches</c> batches without a record.
+/// </summary>
+internal sealed class UpdateStateExecutor<TKey, TIn, TState, TOut> : OperatorExecutor<TOut>, IStatefulExecutor where TKey : notnull
+{
+    private struct Entry
+    {
+        public TState Value;
+        public long LastSeen;
+    }
+
+    private readonly OperatorExecutor<TIn> _input;
+    private readonly UpdateStateNode<TKey, TIn, TState, TOut> _node;
+    private readonly Dictionary<TKey, Entry>[] _shards;
+    private readonly KeyedState<TState>[] _states;
+
+    public UpdateStateExecutor(UpdateStateNode<TKey, TIn, TState, TOut> node, OperatorExecutor<TIn> input, int parallelism) : base(node)
+    {
+        _node = node;
+        _input = input;
+        _shards = Enumerable.Range(0, Math.Max(1, parallelism)).Select(_ => new Dictionary<TKey, Entry>()).ToArray();
+        _states = _shards.Select(_ => new KeyedState<TState>()).ToArray();
+    }
+
+    public long KeyCount => _shards.Sum(s => (long)s.Count);
+
+    private int ShardOf(TKey key) => _shards.Length == 1 ? 0 : (key.GetHashCode() & int.MaxValue) % _shards.Length;
+
+    public override void Execute(BatchContext batch)
+    {
+        var input = _input.Output;
+        int n = input.Count;
+        if (n > 0)
+        {
+            if (_shards.Length == 1 || batch.Parallelism <= 1 || n < Chunks.ParallelThreshold)
+                ExecuteSequential(input, batch.BatchId);
+            else
+                ExecuteSharded(input, batch);
+        }
+
+        if (_node.IdleTimeoutBatches > 0) ExpireIdle(batch.BatchId);
+    }
+
+    private void ExecuteSequential(List<TIn> input, long batchId)
+    {
+        foreach (var record in CollectionsMarshal.AsSpan(input))
+        {
+            TKey key = KeyCheck.NotNull(_node.KeySelector(record), Node);
+            int shard = ShardOf(key);
+            TOut result = Process(shard, key, record, batchId);
+            if (result is not null) Output.Add(result);
+        }
+    }
+
+    private void ExecuteSharded(List<TIn> input, BatchContext batch)
+    {
+        int n = input.Count;
+        var keys = new TKey[n];
+        var shardOf = new int[n];
+        Parallel.For(0, batch.Parallelism, batch.ParallelOptions, c =>
+        {
+            int start = (int)((long)n * c / batch.Parallelism), end = (int)((long)n * (c + 1) / batch.Parallelism);
+            var span = CollectionsMarshal.AsSpan(input);
+            for (int i = start; i < end; i++)
+            {
+                keys[i] = KeyCheck.NotNull(_node.KeySelector(span[i]), Node);
+                shardOf[i] = ShardOf(keys[i]);
+            }
+        });
+
+        var counts = new int[_shards.Length];
+        foreach (int s in shardOf) counts[s]++;
+        var indices = counts.Select(c => new int[c]).ToArray();
+        var fill = new int[_shards.Length];
+        for (int i = 0; i < n; i++) indices[shardOf[i]][fill[shardOf[i]]++] = i;
+
+        var results = new TOut[n];
+        var has = new bool[n];
+        long batchId = batch.BatchId;
+        Parallel.For(0, _shards.Length, batch.ParallelOptions, s =>
+        {
+            var span = CollectionsMarshal.AsSpan(input);
+            foreach (int i in indices[s])
+            {
+                TOut result = Process(s, keys[i], span[i], batchId);
+                results[i] = result;
+                has[i] = result is not null;
+            }
+        });
+
+        for (int i = 0; i < n; i++)
+        {
+            if (has[i]) Output.Add(results[i]);
+        }
+    }
+
+    private TOut Process(int shard, TKey key, TIn record, long batchId)
+    {
+        var states = _shards[shard];
+        var state = _states[shard];
+        ref Entry entry = ref CollectionsMarshal.GetValueRefOrAddDefault(states, key, out bool existed);
+        state.Reset(existed, entry.Value);
+        TOut result = _node.Function(key, record, state);
+        if (state.Exists)
+        {
+            entry.Value = state.Value;
+            entry.LastSeen = batchId;
+        }
+        else
+        {
+            states.Remove(key);
+        }
+
+        return result;
+    }
+
+    private void ExpireIdle(long batchId)
+    {
+        var expired = new List<(TKey Key, TState Value)>();
+        foreach (var shard in _shards)
+        {
+            foreach (var (key, entry) in shard)
+            {
+                if (batchId - entry.LastSeen >= _node.IdleTimeoutBatches) expired.Add((key, entry.Value));
+            }
+        }
+
+        if (expired.Count == 0) return;
+        foreach (var (key, _) in expired) _shards[ShardOf(key)].Remove(key);
+        if (_node.OnTimeout is null) return;
+        foreach (var (key, value) in KeyOrder.Sorted(expired, _node.KeyFormatter))
+        {
+            TOut result = _node.OnTimeout(key, value);
+            if (result is not null) Output.Add(result);
+        }
+    }
+
+    public void WriteSnapshot(MessagePackWriter writer)
+    {
+        writer.WriteArrayHeader(checked((int)KeyCount));
+        foreach (var shard in _shards)
+        {
+            foreach (var (key, entry) in shard)
+            {
+                writer.WriteArrayHeader(3);
+                _node.KeyFormatter.Serialize(writer, key);
+                _node.StateFormatter.Serialize(writer, entry.Value);
+                writer.Write(entry.LastSeen);
+            }
+        }
+    }
+
+    public void RestoreSnapshot(ref MessagePackReader reader)
+    {
+        foreach (var shard in _shards) shard.Clear();
+        int count = reader.ReadArrayHeader();
+        foreach (var shard in _shards) shard.EnsureCapacity(count / _shards.Length + 1);
+        for (int i = 0; i < count; i++)
+        {
+            if (reader.ReadArrayHeader() != 3) throw new MessagePackException($"A state entry of operator '{Node.Id}' is not a [key, value, lastSeen] triple.");
+            TKey key = _node.KeyFormatter.Deserialize(ref reader);
+            var entry = new Entry { Value = _node.StateFormatter.Deserialize(ref reader), LastSeen = reader.ReadInt64() };
+            if (key is null || !_shards[ShardOf(key)].TryAdd(key, entry))
+                throw new MessagePackException($"The snapshot of operator '{Node.Id}' holds a null or repeated key.");
+        }
+    }
+}
+
+/// <summary>
+/// Windowed aggregation over batches: each batch's records are reduced per key into a pane; every
+/// <c>SlideBatches</c> batches, each key's panes in the last <c>LengthBatches</c> batches are reduced and
+/// emitted (keys in serialized-byte order). Panes that no future window can include are dropped.
+/// </summary>
+internal sealed class WindowExecutor<TKey, T> : OperatorExecutor<Windowed<TKey, T>>, IStatefulExecutor where TKey : notnull
+{
+    private readonly OperatorExecutor<T> _input;
+    private readonly WindowNode<TKey, T> _node;
+    private readonly Dictionary<TKey, List<(long Batch, T Value)>> _panes = new();
+    private readonly Dictionary<TKey, T> _current = new();
+
+    public WindowExecutor(WindowNode<TKey, T> node, OperatorExecutor<T> input) : base(node)
+    {
+        _node = node;
+        _input = input;
+    }
+
+    public long KeyCount => _panes.Count;
+
+    public override void Execute(BatchContext batch)
+    {
+        _current.Clear();
+        var keyOrder = new List<TKey>();
+        foreach (var record in CollectionsMarshal.AsSpan(_input.Output))
+        {
+            TKey key = KeyCheck.NotNull(_node.KeySelector(record), Node);
+            ref T? slot = ref CollectionsMarshal.GetValueRefOrAddDefault(_current, key, out bool exists);
+            if (exists)
+            {
+                slot = _node.Function(slot!, record);
+            }
+            else
+            {
+                slot = record;
+                keyOrder.Add(key);
+            }
+        }
+
+        long b = batch.BatchId;
+        foreach (var key in keyOrder)
+        {
+            ref var panes = ref CollectionsMarshal.GetValueRefOrAddDefault(_panes, key, out _);
+            (panes ??= new List<(long, T)>(_node.LengthBatches)).Add((b, _current[key]));
+        }
+
+        if ((b + 1) % _node.SlideBatches == 0)
+        {
+            long start = b - _node.LengthBatches + 1;
+            var results = new List<(TKey Key, T Value)>();
+            foreach (var (key, panes) in _panes)
+            {
+                bool any = false;
+                T aggregate = default!;
+                foreach (var (paneBatch, value) in panes)
+                {
+                    if (paneBatch < start) continue;
+                    aggregate = any ? _node.Function(aggregate, value) : value;
+                    any = true;
+                }
+
+                if (any) results.Add((key, aggregate));
+            }
+
+            foreach (var (key, value) in KeyOrder.Sorted(results, _node.KeyFormatter))
+                Output.Add(new Windowed<TKey, T>(key, value, Math.Max(0, start), b));
+        }
+
+        // A future window ends at b + 1 or later, so it starts after b - length + 1.
+        long oldestUseful = b - _node.LengthBatches + 2;
+        List<TKey>? empty = null;
+        foreach (var (key, panes) in _panes)
+        {
+            panes.RemoveAll(p => p.Batch < oldestUseful);
+            if (panes.Count == 0) (empty ??= new List<TKey>()).Add(key);
+        }
+
+        if (empty is not null) foreach (var key in empty) _panes.Remove(key);
+    }
+
+    public void WriteSnapshot(MessagePackWriter writer)
+    {
+        writer.WriteArrayHeader(_panes.Count);
+        foreach (var (key, panes) in _panes)
+        {
+            writer.WriteArrayHeader(2);
+            _node.KeyFormatter.Serialize(writer, key);
+            writer.WriteArrayHeader(panes.Count);
+            foreach (var (paneBatch, value) in panes)
+            {
+                writer.WriteArrayHeader(2);
+                writer.Write(paneBatch);
+                _node.ValueFormatter.Serialize(writer, value);
+            }
+        }
+    }
+
+    public void RestoreSnapshot(ref MessagePackReader reader)
+    {
+        _panes.Clear();
+        int count = reader.ReadArrayHeader();
+        for (int i = 0; i < count; i++)
+        {
+            if (reader.ReadArrayHeader() != 2) throw new MessagePackException($"A window entry of operator '{Node.Id}' is not a [key, panes] pair.");
+            TKey key = _node.KeyFormatter.Deserialize(ref reader);
+            int paneCount = reader.ReadArrayHeader();
+            var panes = new List<(long, T)>(paneCount);
+            for (int p = 0; p < paneCount; p++)
+            {
+                if (reader.ReadArrayHeader() != 2) throw new MessagePackException($"A pane of operator '{Node.Id}' is not a [batch, value] pair.");
+                panes.Add((reader.ReadInt64(), _node.ValueFormatter.Deserialize(ref reader)));
+            }
+
+            if (key is null || !_panes.TryAdd(key, panes)) throw new MessagePackException($"The snapshot of operator '{Node.Id}' holds a null or repeated key.");
+        }
+    }
+}
