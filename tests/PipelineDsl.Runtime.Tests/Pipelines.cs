@@ -1,0 +1,155 @@
+using PipelineDsl.Sinks;
+
+namespace PipelineDsl.Runtime.Tests;
+
+public sealed record Event(string User, long Value);
+public sealed record Total(string User, long Sum, long Count);
+
+[StateContract]
+public partial record struct Running([property: Field(0)] long Sum, [property: Field(1)] long Count);
+
+/// <summary>Every stateless kind plus keyed state with a timeout.</summary>
+[Pipeline("running-totals")]
+public static partial class RunningTotals
+{
+    [Source("events")]
+    public static partial Source<Event> Events();
+
+    [Filter("non-negative", From = "events")]
+    public static bool NonNegative(Event e) => e.Value >= 0;
+
+    [Map("doubled", From = "non-negative")]
+    public static Event Double(Event e) => e with { Value = e.Value * 2 };
+
+    [UpdateState("totals", From = "doubled", Key = nameof(Event.User), IdleTimeoutBatches = 3, OnTimeout = nameof(Expired))]
+    public static Total? Update(string user, Event e, KeyedState<Running> state)
+    {
+        if (e.Value == 0)
+        {
+            state.Remove();
+            return new Total(user, -1, -1);
+        }
+
+        var next = new Running(state.Value.Sum + e.Value, state.Value.Count + 1);
+        state.Update(next);
+        return new Total(user, next.Sum, next.Count);
+    }
+
+    public static Total? Expired(string user, Running state) => new(user + ":expired", state.Sum, state.Count);
+
+    [Sink("out", From = "totals")]
+    public static partial Sink<Total?> Out();
+}
+
+public sealed record Line(string Text);
+[StateContract]
+public sealed partial record WordCount([property: Field(0)] string Word, [property: Field(1)] long Count);
+
+[Pipeline("words")]
+public static partial class Words
+{
+    [Source("a")]
+    public static partial Source<Line> A();
+
+    [Source("b")]
+    public static partial Source<Line> B();
+
+    [Union("lines", "a", "b")]
+    public static partial Stream<Line> Lines();
+
+    [FlatMap("split", From = "lines")]
+    public static string[] Split(Line line) => line.Text.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+
+    [Map("one", From = "split")]
+    public static WordCount One(string word) => new(word, 1);
+
+    [Reduce("per-batch", From = "one", Key = nameof(WordCount.Word))]
+    public static WordCount Add(WordCount a, WordCount b) => new(a.Word, a.Count + b.Count);
+
+    [Window("window", From = "one", Key = nameof(WordCount.Word), LengthBatches = 3, SlideBatches = 1)]
+    public static WordCount Merge(WordCount a, WordCount b) => new(a.Word, a.Count + b.Count);
+
+    [Window("hopping", From = "one", Key = nameof(WordCount.Word), LengthBatches = 4, SlideBatches = 2)]
+    public static WordCount MergeHopping(WordCount a, WordCount b) => new(a.Word, a.Count + b.Count);
+
+    [Sink("batch-counts", From = "per-batch")]
+    public static partial Sink<WordCount> BatchCounts();
+
+    [Sink("windows", From = "window")]
+    public static partial Sink<Windowed<string, WordCount>> Windows();
+
+    [Sink("hops", From = "hopping")]
+    public static partial Sink<Windowed<string, WordCount>> Hops();
+}
+
+public sealed record Order(string Customer, long Amount);
+public sealed record Customer(string Id, string Country);
+public sealed record Enriched(string Customer, string Country, long Amount);
+
+[Pipeline("enrich")]
+public static partial class Enrich
+{
+    public static readonly List<(long Batch, int Count)> AuditLog = new();
+
+    [Source("orders")]
+    public static partial Source<Order> Orders();
+
+    [Source("customers")]
+    public static partial Source<Customer> Customers();
+
+    [Join("joined", Left = "orders", Right = "customers", LeftKey = nameof(Order.Customer), RightKey = nameof(Customer.Id))]
+    public static Enriched Join(Order o, Customer c) => new(o.Customer, c.Country, o.Amount);
+
+    [ForEachBatch("audit", From = "joined")]
+    public static void Audit(long batchId, IReadOnlyList<Enriched> records)
+    {
+        lock (AuditLog) AuditLog.Add((batchId, records.Count));
+    }
+
+    [Sink("out", From = "joined")]
+    public static partial Sink<Enriched> Out();
+}
+
+/// <summary>A sink that keeps each batch's records by batch id (a replayed batch replaces itself).</summary>
+public sealed class CollectingSink<T> : ISinkConnector<T>
+{
+    private readonly SortedDictionary<long, List<T>> _batches = new();
+
+    public int Writes { get; private set; }
+
+    public IReadOnlyDictionary<long, List<T>> Batches => _batches;
+
+    public List<T> All => _batches.Values.SelectMany(b => b).ToList();
+
+    public Task WriteBatchAsync(long batchId, IReadOnlyList<T> records, CancellationToken cancellationToken)
+    {
+        lock (_batches)
+        {
+            _batches[batchId] = records.ToList();
+            Writes++;
+        }
+
+        return Task.CompletedTask;
+    }
+}
+
+/// <summary>A fresh temporary directory per test, removed afterwards.</summary>
+public sealed class TempDir : IDisposable
+{
+    public TempDir() => Directory.CreateDirectory(Path);
+
+    public string Path { get; } = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "pdsl-" + Guid.NewGuid().ToString("N"));
+
+    public string Sub(string name) => System.IO.Path.Combine(Path, name);
+
+    public void Dispose()
+    {
+        try
+        {
+            Directory.Delete(Path, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}
