@@ -230,7 +230,7 @@ internal sealed class CheckpointLog
         {
             foreach (var (batch, name) in await ListAsync(folder, ct).ConfigureAwait(false))
             {
-                if (batch <= oldestKept) await _store.DeleteAsync(name, ct).ConfigureAwait(false);
+                if (batch < oldestKept) await _store.DeleteAsync(name, ct).ConfigureAwait(false);
             }
         }
     }

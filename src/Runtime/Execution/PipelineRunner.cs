@@ -231,13 +231,15 @@ public sealed class PipelineRunner
             long? snapshotBatch = null;
             foreach (var (batch, name) in (await _log.ListAsync("state", ct).ConfigureAwait(false)).AsEnumerable().Reverse())
             {
-                if (batch > lastCommitted) continue;
                 try
                 {
                     var body = await _log.ReadSnapshotAsync(name, ct).ConfigureAwait(false);
                     RestoreSnapshot(body.Span, name);
                     snapshotBatch = batch;
                     _lastSnapshotBatch = batch;
+                    // A snapshot is written only after its batch committed, so it proves the commit even
+                    // when the commit file itself is damaged.
+                    lastCommitted = Math.Max(lastCommitted, batch);
                     break;
                 }
                 catch (Exception e) when (e is CheckpointCorruptException or MessagePackException)

@@ -1,0 +1,275 @@
+using PipelineDsl.Checkpointing;
+using PipelineDsl.Sinks;
+using PipelineDsl.Sources;
+
+namespace PipelineDsl.Runtime.Tests;
+
+/// <summary>Restore, replay and every kind of damage to a checkpoint, run in process.</summary>
+public class CheckpointTests
+{
+    private static PipelineRunnerOptions Options(TempDir dir, int interval = 3) => new()
+    {
+        CheckpointDirectory = dir.Sub("checkpoint"),
+        Trigger = TriggerMode.AvailableNow,
+        MaxRecordsPerPartition = 10,
+        CheckpointInterval = interval,
+        RetainedSnapshots = 2,
+        Parallelism = 2,
+    };
+
+    private static List<Event> Events(int from, int count) =>
+        Enumerable.Range(from, count).Select(i => new Event("u" + (i % 7), i % 13 + 1)).ToList();
+
+    private static PipelineRunner Runner(TempDir dir, MemorySource<Event> source, ISinkConnector<Total?> sink, int interval = 3) =>
+        new PipelineRunner(RunningTotals.Definition, Options(dir, interval))
+            .BindSource(RunningTotals.Events(), source)
+            .BindSink(RunningTotals.Out(), sink);
+
+    /// <summary>One uninterrupted run over the same data: what every recovered run must reproduce.</summary>
+    private static async Task<IReadOnlyDictionary<long, List<Total?>>> Uninterrupted(int records)
+    {
+        using var dir = new TempDir();
+        var source = new MemorySource<Event>();
+        source.Add(0, Events(0, records));
+        var sink = new CollectingSink<Total?>();
+        await Runner(dir, source, sink).RunAsync();
+        return sink.Batches;
+    }
+
+    private static string CheckpointFile(TempDir dir, string folder, long batch) =>
+        Path.Combine(dir.Sub("checkpoint"), folder, batch.ToString("D19"));
+
+    [Fact]
+    public async Task A_second_run_continues_where_the_first_stopped_with_the_same_output()
+    {
+        using var dir = new TempDir();
+        var source = new MemorySource<Event>();
+        var sink = new CollectingSink<Total?>();
+        // 50 records with 10 per batch: the first run ends on a batch boundary of the uninterrupted run.
+        source.Add(0, Events(0, 50));
+        var first = await Runner(dir, source, sink).RunAsync();
+        Assert.False(first.Restored);
+        source.Add(0, Events(50, 50));
+        var second = await Runner(dir, source, sink).RunAsync();
+        Assert.True(second.Restored);
+        Assert.Equal(4, second.RestoredFromBatch); // the final snapshot of the first run
+        Assert.Equal(0, second.BatchesReplayed);
+        Assert.Equal(await Uninterrupted(100), sink.Batches);
+    }
+
+    [Fact]
+    public async Task A_crash_before_commit_reruns_the_batch_with_its_logged_ranges()
+    {
+        using var dir = new TempDir();
+        var source = new MemorySource<Event>();
+        source.Add(0, Events(0, 100));
+        var failing = new FailingSink(failAtBatch: 6);
+        var e = await Assert.ThrowsAsync<PipelineExecutionException>(() => Runner(dir, source, failing).RunAsync());
+        Assert.Contains("Sink 'out' failed to write batch 6", e.Message);
+        Assert.True(File.Exists(CheckpointFile(dir, "offsets", 6)));
+        Assert.False(File.Exists(CheckpointFile(dir, "commits", 6)));
+
+        // More data arrives meanwhile: batch 6 must still read exactly its logged range.
+        source.Add(0, Events(100, 30));
+        var sink = new CollectingSink<Total?>();
+        foreach (var (batch, records) in failing.Inner.Batches) await sink.WriteBatchAsync(batch, records, default);
+        var summary = await Runner(dir, source, sink).RunAsync();
+        Assert.Equal(5, summary.RestoredFromBatch);
+        Assert.Equal(await Uninterrupted(130), sink.Batches);
+    }
+
+    [Fact]
+    public async Task A_truncated_newest_snapshot_falls_back_to_the_previous_one_and_replays()
+    {
+        using var dir = new TempDir();
+        var source = new MemorySource<Event>();
+        source.Add(0, Events(0, 80));
+        var sink = new CollectingSink<Total?>();
+        await Runner(dir, source, sink).RunAsync();
+        var snapshots = Directory.GetFiles(Path.Combine(dir.Sub("checkpoint"), "state")).OrderBy(f => f).ToList();
+        Assert.Equal(2, snapshots.Count); // retention keeps 2: batches 5 and 7
+        var newest = snapshots[^1];
+        var bytes = File.ReadAllBytes(newest);
+        File.WriteAllBytes(newest, bytes[..(bytes.Length / 2)]);
+
+        source.Add(0, Events(80, 40));
+        var summary = await Runner(dir, source, sink).RunAsync();
+        Assert.Equal(5, summary.RestoredFromBatch);
+        Assert.Equal(2, summary.BatchesReplayed);
+        Assert.Equal(await Uninterrupted(120), sink.Batches);
+    }
+
+    [Fact]
+    public async Task A_flipped_byte_in_the_newest_snapshot_is_detected_by_its_checksum()
+    {
+        using var dir = new TempDir();
+        var source = new MemorySource<Event>();
+        source.Add(0, Events(0, 80));
+        var sink = new CollectingSink<Total?>();
+        await Runner(dir, source, sink).RunAsync();
+        var newest = Directory.GetFiles(Path.Combine(dir.Sub("checkpoint"), "state")).OrderBy(f => f).Last();
+        var bytes = File.ReadAllBytes(newest);
+        bytes[bytes.Length - 20] ^= 0x01; // inside the body: still decodes, but the checksum disagrees
+        File.WriteAllBytes(newest, bytes);
+
+        source.Add(0, Events(80, 40));
+        var summary = await Runner(dir, source, sink).RunAsync();
+        Assert.Equal(5, summary.RestoredFromBatch);
+        Assert.Equal(await Uninterrupted(120), sink.Batches);
+    }
+
+    [Fact]
+    public async Task A_corrupt_newest_commit_reruns_that_batch_with_the_same_output()
+    {
+        using var dir = new TempDir();
+        var source = new MemorySource<Event>();
+        source.Add(0, Events(0, 70));
+        var sink = new CollectingSink<Total?>();
+        await Runner(dir, source, sink).RunAsync();
+        File.Delete(CheckpointFile(dir, "state", 6)); // the final snapshot, so that batch 6 must be re-run
+        File.WriteAllText(CheckpointFile(dir, "commits", 6), "garbage");
+        int writesBefore = sink.Writes;
+
+        var summary = await Runner(dir, source, sink).RunAsync();
+        Assert.Equal(5, summary.RestoredFromBatch);
+        Assert.Equal(6, summary.LastCommittedBatch);
+        Assert.Equal(1, summary.BatchesRun); // batch 6, re-run from its logged offsets and committed
+        Assert.Equal(writesBefore + 1, sink.Writes);
+        Assert.Equal(await Uninterrupted(70), sink.Batches);
+    }
+
+    [Fact]
+    public async Task A_corrupt_uncommitted_offsets_file_is_planned_again()
+    {
+        using var dir = new TempDir();
+        var source = new MemorySource<Event>();
+        source.Add(0, Events(0, 100));
+        var failing = new FailingSink(failAtBatch: 4);
+        await Assert.ThrowsAsync<PipelineExecutionException>(() => Runner(dir, source, failing).RunAsync());
+        File.WriteAllBytes(CheckpointFile(dir, "offsets", 4), new byte[] { 0x81, 0xa1 });
+
+        var sink = new CollectingSink<Total?>();
+        foreach (var (batch, records) in failing.Inner.Batches) await sink.WriteBatchAsync(batch, records, default);
+        await Runner(dir, source, sink).RunAsync();
+        Assert.Equal(await Uninterrupted(100), sink.Batches);
+    }
+
+    [Fact]
+    public async Task Retention_keeps_the_newest_snapshots_and_the_logs_they_need()
+    {
+        using var dir = new TempDir();
+        var source = new MemorySource<Event>();
+        source.Add(0, Events(0, 200));
+        await Runner(dir, source, new CollectingSink<Total?>(), interval: 2).RunAsync();
+        static long[] Batches(string folder) => Directory.GetFiles(folder).Select(f => long.Parse(Path.GetFileName(f))).OrderBy(b => b).ToArray();
+        Assert.Equal(new long[] { 17, 19 }, Batches(Path.Combine(dir.Sub("checkpoint"), "state")));
+        Assert.Equal(new long[] { 17, 18, 19 }, Batches(Path.Combine(dir.Sub("checkpoint"), "offsets")));
+        Assert.Equal(new long[] { 17, 18, 19 }, Batches(Path.Combine(dir.Sub("checkpoint"), "commits")));
+    }
+
+    [Fact]
+    public async Task A_second_runner_on_the_same_checkpoint_is_refused()
+    {
+        using var dir = new TempDir();
+        var store = new LocalDirectoryCheckpointStore(dir.Sub("checkpoint"));
+        using var held = store.AcquireLock("test holder");
+        var source = new MemorySource<Event>();
+        var e = await Assert.ThrowsAsync<CheckpointLockedException>(() => Runner(dir, source, new CollectingSink<Total?>()).RunAsync());
+        Assert.Contains("is in use by test holder", e.Message);
+        Assert.Contains("Only one process may run a pipeline on a checkpoint", e.Message);
+    }
+
+    [Fact]
+    public async Task Another_pipelines_checkpoint_is_refused_with_what_to_do()
+    {
+        using var dir = new TempDir();
+        var orders = new MemorySource<Order>();
+        var customers = new MemorySource<Customer>();
+        await new PipelineRunner(Enrich.Definition, Options(dir)).BindSource(Enrich.Orders(), orders).BindSource(Enrich.Customers(), customers)
+            .BindSink(Enrich.Out(), new CollectingSink<Enriched>()).RunAsync();
+        var e = await Assert.ThrowsAsync<CheckpointMismatchException>(() => Runner(dir, new MemorySource<Event>(), new CollectingSink<Total?>()).RunAsync());
+        Assert.Contains("belongs to pipeline 'enrich', not 'running-totals'", e.Message);
+    }
+
+    [Fact]
+    public async Task State_written_with_another_schema_is_refused_operator_by_operator()
+    {
+        using var dir = new TempDir();
+        var source = new MemorySource<Event>();
+        source.Add(0, Events(0, 30));
+        await Runner(dir, source, new CollectingSink<Total?>()).RunAsync();
+        var newest = Directory.GetFiles(Path.Combine(dir.Sub("checkpoint"), "state")).OrderBy(f => f).Last();
+        var body = PipelineDsl.Checkpointing.CheckpointFile.Unwrap(File.ReadAllBytes(newest), "snapshot", "test", out _).ToArray();
+        string fingerprint = RunningTotals.Definition.Manifest.Find("totals")!.StateSchema!.Fingerprint;
+        var altered = ReplaceAscii(body, fingerprint, "0000000000000000");
+        File.WriteAllBytes(newest, PipelineDsl.Checkpointing.CheckpointFile.Wrap("snapshot", "running-totals", altered));
+
+        var e = await Assert.ThrowsAsync<CheckpointIncompatibleException>(() => Runner(dir, source, new CollectingSink<Total?>()).RunAsync());
+        Assert.Single(e.Operators);
+        Assert.Contains("operator 'totals': the checkpoint holds version 1 with state schema 0000000000000000", e.Message);
+    }
+
+    [Fact]
+    public async Task Checkpoint_files_are_plain_messagepack_with_a_readable_envelope()
+    {
+        using var dir = new TempDir();
+        var source = new MemorySource<Event>();
+        source.Add(0, Events(0, 30));
+        await Runner(dir, source, new CollectingSink<Total?>()).RunAsync();
+        var bytes = File.ReadAllBytes(CheckpointFile(dir, "offsets", 1));
+        var reader = new PipelineDsl.Serialization.MessagePackReader(bytes);
+        var keys = new List<string>();
+        int count = reader.ReadMapHeader();
+        for (int i = 0; i < count; i++)
+        {
+            keys.Add(reader.ReadString()!);
+            reader.Skip();
+        }
+
+        Assert.True(reader.End);
+        Assert.Equal(new[] { "format", "version", "kind", "pipeline", "body", "checksum" }, keys);
+    }
+
+    [Fact]
+    public async Task Options_and_bindings_are_validated_with_messages_that_name_them()
+    {
+        using var dir = new TempDir();
+        var e1 = await Assert.ThrowsAsync<ArgumentException>(() =>
+            new PipelineRunner(RunningTotals.Definition, new PipelineRunnerOptions()).RunAsync());
+        Assert.Contains("PipelineRunnerOptions.CheckpointDirectory is not set", e1.Message);
+        var e2 = await Assert.ThrowsAsync<ArgumentException>(() =>
+            new PipelineRunner(RunningTotals.Definition, new PipelineRunnerOptions { CheckpointDirectory = dir.Path, MaxRecordsPerPartition = 0 }).RunAsync());
+        Assert.Contains("PipelineRunnerOptions.MaxRecordsPerPartition is 0", e2.Message);
+        var e3 = await Assert.ThrowsAsync<InvalidOperationException>(() =>
+            new PipelineRunner(RunningTotals.Definition, new PipelineRunnerOptions { CheckpointDirectory = dir.Path }).RunAsync());
+        Assert.Contains("unbound source 'events', sink 'out'", e3.Message);
+        Assert.Throws<ArgumentException>(() => new PipelineRunner(RunningTotals.Definition, new PipelineRunnerOptions()).BindSource(Enrich.Orders(), new MemorySource<Order>()));
+    }
+
+    private static byte[] ReplaceAscii(byte[] bytes, string from, string to)
+    {
+        byte[] f = System.Text.Encoding.ASCII.GetBytes(from), t = System.Text.Encoding.ASCII.GetBytes(to);
+        var result = (byte[])bytes.Clone();
+        int replaced = 0;
+        for (int i = 0; i + f.Length <= result.Length; i++)
+        {
+            if (result.AsSpan(i, f.Length).SequenceEqual(f))
+            {
+                t.CopyTo(result, i);
+                replaced++;
+            }
+        }
+
+        Assert.True(replaced > 0);
+        return result;
+    }
+
+    /// <summary>Fails (like a crash before commit) when asked to write a given batch.</summary>
+    private sealed class FailingSink(long failAtBatch) : ISinkConnector<Total?>
+    {
+        public CollectingSink<Total?> Inner { get; } = new();
+
+        public Task WriteBatchAsync(long batchId, IReadOnlyList<Total?> records, CancellationToken cancellationToken) =>
+            batchId == failAtBatch ? throw new IOException("disk full (simulated)") : Inner.WriteBatchAsync(batchId, records, cancellationToken);
+    }
+}
