@@ -453,15 +453,7 @@ public sealed class PipelineRunner
             {
                 var known = _positions[id];
                 var ranges = new SortedDictionary<string, PartitionRange>(StringComparer.Ordinal);
-                IReadOnlyList<string> listed;
-                try
-                {
-                    listed = await executor.ListAsync(CancellationToken.None).ConfigureAwait(false);
-                }
-                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-                {
-                    throw new IOException($"Source '{id}' cannot list its partitions: {e.Message}", e);
-                }
+                var listed = await executor.ListAsync(CancellationToken.None).ConfigureAwait(false);
 
                 foreach (var partition in listed.Union(known.Keys).Distinct().OrderBy(p => p, StringComparer.Ordinal))
                 {
