@@ -11,13 +11,14 @@ namespace PipelineDsl.Sinks;
 /// Writes each batch to its own file <c>part-&lt;batch id&gt;.txt</c>, one formatted record per line, exactly
 /// once: the file is written under a temporary name, fsynced and renamed, so it appears whole or not at all,
 /// and a replayed batch replaces it with the same content rather than adding a second copy. Empty batches
-/// write no file. Readers should ignore names starting with '.'.
+/// write no file. Readers should ignore names starting with '.' (temporary files, removed on the next run).
 /// </summary>
 /// <typeparam name="T">The record type.</typeparam>
 public sealed class FileSink<T> : ISinkConnector<T>
 {
     private readonly string _directory;
     private readonly Func<T, string> _format;
+    private bool _cleaned;
 
     /// <summary>Writes into <paramref name="directory"/> (created if missing), formatting each record with <paramref name="format"/>.</summary>
     public FileSink(string directory, Func<T, string> format)
@@ -33,6 +34,20 @@ public sealed class FileSink<T> : ISinkConnector<T>
     /// <inheritdoc />
     public async Task WriteBatchAsync(long batchId, IReadOnlyList<T> records, CancellationToken cancellationToken)
     {
+        if (!_cleaned)
+        {
+            // Writes that a crash interrupted leave hidden temporary files; the batch is written again anyway.
+            if (Directory.Exists(_directory))
+            {
+                foreach (var file in Directory.EnumerateFiles(_directory, ".part-*"))
+                {
+                    if (Checkpointing.DurableFile.IsTemporary(Path.GetFileName(file))) Checkpointing.LocalDirectoryCheckpointStore.TryDelete(file);
+                }
+            }
+
+            _cleaned = true;
+        }
+
         if (records.Count == 0) return;
         Directory.CreateDirectory(_directory);
         var text = new StringBuilder(records.Count * 32);
