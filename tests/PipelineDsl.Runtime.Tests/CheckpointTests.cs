@@ -139,6 +139,39 @@ public class CheckpointTests
     }
 
     [Fact]
+    public async Task A_lost_commit_is_proven_by_the_next_batchs_offsets_so_that_batch_is_not_rerun()
+    {
+        using var dir = new TempDir();
+        var source = new MemorySource<Event>();
+        source.Add(0, Events(0, 100));
+        var failing = new FailingSink(failAtBatch: 7);
+        await Assert.ThrowsAsync<PipelineExecutionException>(() => Runner(dir, source, failing).RunAsync());
+        // Commit files are not fsynced; a power loss could take commits/6 away. offsets/7 still proves it.
+        File.Delete(CheckpointFile(dir, "commits", 6));
+
+        var sink = new RecordingSink();
+        foreach (var (batch, records) in failing.Inner.Batches) await sink.Inner.WriteBatchAsync(batch, records, default);
+        var summary = await Runner(dir, source, sink).RunAsync();
+        Assert.Equal(5, summary.RestoredFromBatch);
+        Assert.Equal(1, summary.BatchesReplayed); // batch 6 replayed to rebuild state, its sink skipped
+        Assert.Equal(new long[] { 7, 8, 9 }, sink.Written);
+        Assert.Equal(await Uninterrupted(100), sink.Inner.Batches);
+    }
+
+    private sealed class RecordingSink : ISinkConnector<Total?>
+    {
+        public CollectingSink<Total?> Inner { get; } = new();
+
+        public List<long> Written { get; } = new();
+
+        public Task WriteBatchAsync(long batchId, IReadOnlyList<Total?> records, CancellationToken cancellationToken)
+        {
+            Written.Add(batchId);
+            return Inner.WriteBatchAsync(batchId, records, cancellationToken);
+        }
+    }
+
+    [Fact]
     public async Task A_corrupt_uncommitted_offsets_file_is_planned_again()
     {
         using var dir = new TempDir();

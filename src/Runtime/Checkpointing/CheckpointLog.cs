@@ -17,7 +17,7 @@ internal readonly record struct PartitionRange(long From, long To)
 /// <summary><c>offsets/N</c>: what batch N reads, written before it is processed.</summary>
 internal sealed record OffsetRecord(long BatchId, long PlannedAtMs, SortedDictionary<string, SortedDictionary<string, PartitionRange>> Sources);
 
-/// <summary><c>commits/N</c>: batch N's sinks have its output durably.</summary>
+/// <summary><c>commits/N</c>: batch N's sinks have its output. Also implied by a valid <c>offsets/N+1</c>.</summary>
 internal sealed record CommitRecord(long BatchId, long CommittedAtMs, long InputRecords);
 
 /// <summary>
@@ -76,7 +76,7 @@ internal sealed class CheckpointLog
         w.Write(DateTime.UtcNow);
         w.Write("manifest");
         w.Write(manifestJson);
-        return _store.WriteAsync("metadata", CheckpointFile.Wrap("metadata", _pipelineId, w.WrittenSpan), ct);
+        return _store.WriteAsync("metadata", CheckpointFile.Wrap("metadata", _pipelineId, w.WrittenSpan), durable: true, ct);
     }
 
     // ---- offsets ---------------------------------------------------------------------------------
@@ -105,7 +105,8 @@ internal sealed class CheckpointLog
         }
 
         string name = Name("offsets", record.BatchId);
-        return _store.WriteAsync(name, CheckpointFile.Wrap("offsets", _pipelineId, w.WrittenSpan), ct);
+        // Durable before the batch runs: a replay must read exactly these ranges.
+        return _store.WriteAsync(name, CheckpointFile.Wrap("offsets", _pipelineId, w.WrittenSpan), durable: true, ct);
     }
 
     public async Task<OffsetRecord> ReadOffsetsAsync(string name, CancellationToken ct)
@@ -169,7 +170,9 @@ internal sealed class CheckpointLog
         w.Write(record.CommittedAtMs);
         w.Write("inputRecords");
         w.Write(record.InputRecords);
-        return _store.WriteAsync(Name("commits", record.BatchId), CheckpointFile.Wrap("commit", _pipelineId, w.WrittenSpan), ct);
+        // Atomic but not fsynced: if a power loss takes the commit of batch N away, either offsets/N+1 (durable,
+        // and written only after N committed) proves it, or batch N simply runs again, which sinks absorb.
+        return _store.WriteAsync(Name("commits", record.BatchId), CheckpointFile.Wrap("commit", _pipelineId, w.WrittenSpan), durable: false, ct);
     }
 
     /// <summary>True when <paramref name="name"/> is an intact commit file of its batch.</summary>
@@ -199,7 +202,7 @@ internal sealed class CheckpointLog
     // ---- snapshots -------------------------------------------------------------------------------
 
     public Task WriteSnapshotAsync(long batchId, ReadOnlySpan<byte> body, CancellationToken ct) =>
-        _store.WriteAsync(Name("state", batchId), CheckpointFile.Wrap("snapshot", _pipelineId, body), ct);
+        _store.WriteAsync(Name("state", batchId), CheckpointFile.Wrap("snapshot", _pipelineId, body), durable: true, ct);
 
     public async Task<ReadOnlyMemory<byte>> ReadSnapshotAsync(string name, CancellationToken ct)
     {

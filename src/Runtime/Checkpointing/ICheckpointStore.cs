@@ -16,8 +16,12 @@ public interface ICheckpointStore
     /// <summary>A human-readable location for messages, for example a directory path.</summary>
     string Location { get; }
 
-    /// <summary>Writes <paramref name="content"/> under <paramref name="name"/> atomically and durably, replacing any old content.</summary>
-    Task WriteAsync(string name, ReadOnlyMemory<byte> content, CancellationToken cancellationToken);
+    /// <summary>
+    /// Writes <paramref name="content"/> under <paramref name="name"/> atomically, replacing any old content.
+    /// When <paramref name="durable"/> is true the content is on stable storage when the call returns;
+    /// otherwise it survives a crash of the process but may be lost with the machine's power.
+    /// </summary>
+    Task WriteAsync(string name, ReadOnlyMemory<byte> content, bool durable, CancellationToken cancellationToken);
 
     /// <summary>Reads the content under <paramref name="name"/>, or null when there is none.</summary>
     Task<byte[]?> ReadAsync(string name, CancellationToken cancellationToken);

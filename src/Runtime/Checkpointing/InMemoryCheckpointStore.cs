@@ -28,7 +28,7 @@ public sealed class InMemoryCheckpointStore : ICheckpointStore
     }
 
     /// <inheritdoc />
-    public Task WriteAsync(string name, ReadOnlyMemory<byte> content, CancellationToken cancellationToken)
+    public Task WriteAsync(string name, ReadOnlyMemory<byte> content, bool durable, CancellationToken cancellationToken)
     {
         lock (_files) _files[name] = content.ToArray();
         return Task.CompletedTask;

@@ -36,8 +36,8 @@ public sealed class LocalDirectoryCheckpointStore : ICheckpointStore
     public string Location => _root;
 
     /// <inheritdoc />
-    public Task WriteAsync(string name, ReadOnlyMemory<byte> content, CancellationToken cancellationToken) =>
-        DurableFile.WriteAsync(PathOf(name), content, cancellationToken, name);
+    public Task WriteAsync(string name, ReadOnlyMemory<byte> content, bool durable, CancellationToken cancellationToken) =>
+        DurableFile.WriteAsync(PathOf(name), content, cancellationToken, name, durable);
 
     /// <inheritdoc />
     public async Task<byte[]?> ReadAsync(string name, CancellationToken cancellationToken)
@@ -164,7 +164,7 @@ internal static class DurableFile
 
     public static bool IsTemporary(string fileName) => fileName.StartsWith('.') && fileName.Contains(TempSuffix, StringComparison.Ordinal);
 
-    public static async Task WriteAsync(string path, ReadOnlyMemory<byte> content, CancellationToken cancellationToken, string crashPointDetail = "")
+    public static async Task WriteAsync(string path, ReadOnlyMemory<byte> content, CancellationToken cancellationToken, string crashPointDetail = "", bool durable = true)
     {
         string directory = Path.GetDirectoryName(path)!;
         Directory.CreateDirectory(directory);
@@ -175,12 +175,12 @@ internal static class DurableFile
             {
                 await stream.WriteAsync(content, cancellationToken).ConfigureAwait(false);
                 CrashPoints.Hit("checkpoint-write-before-fsync", crashPointDetail);
-                stream.Flush(flushToDisk: true);
+                stream.Flush(flushToDisk: durable);
             }
 
             CrashPoints.Hit("checkpoint-write-before-rename", crashPointDetail);
             File.Move(temp, path, overwrite: true);
-            FsyncDirectory(directory);
+            if (durable) FsyncDirectory(directory);
         }
         catch
         {

@@ -148,23 +148,38 @@ internal sealed class SourceExecutor<T> : OperatorExecutor<T>, ISourceExecutor
     public Task<long> AdvanceAsync(string partition, long from, long available, long maxRecords, CancellationToken ct) =>
         _connector.AdvanceAsync(partition, from, available, maxRecords, ct);
 
+    // One collector per partition, reused from batch to batch so that reading allocates no new lists.
+    private readonly Dictionary<string, Collector> _collectors = new(StringComparer.Ordinal);
+
     public async Task<long> ReadAsync(IReadOnlyDictionary<string, Checkpointing.PartitionRange> ranges, BadRecordPolicy policy, List<string> deadLetters, CancellationToken ct)
     {
         var work = ranges.Where(r => r.Value.Count > 0).ToList();
         var parts = new Collector[work.Count];
-        await Task.WhenAll(work.Select((range, i) => Task.Run(async () =>
+        for (int i = 0; i < work.Count; i++)
         {
-            var collector = new Collector(Node.Id, range.Key, policy, (int)Math.Min(range.Value.Count, 1 << 20));
-            await _connector.ReadAsync(range.Key, range.Value.From, range.Value.To, collector, ct).ConfigureAwait(false);
+            if (!_collectors.TryGetValue(work[i].Key, out var collector)) _collectors[work[i].Key] = collector = new Collector(Node.Id, work[i].Key);
+            collector.Reset(policy, (int)Math.Min(work[i].Value.Count, 1 << 20));
             parts[i] = collector;
-        }, ct))).ConfigureAwait(false);
+        }
+
+        if (parts.Length == 1)
+        {
+            await _connector.ReadAsync(work[0].Key, work[0].Value.From, work[0].Value.To, parts[0], ct).ConfigureAwait(false);
+        }
+        else
+        {
+            await Task.WhenAll(work.Select((range, i) => Task.Run(
+                () => _connector.ReadAsync(range.Key, range.Value.From, range.Value.To, parts[i], ct), ct))).ConfigureAwait(false);
+        }
 
         long count = 0;
+        Output.EnsureCapacity(parts.Sum(p => p.Records.Count));
         foreach (var part in parts)
         {
             Output.AddRange(part.Records);
             deadLetters.AddRange(part.DeadLetters);
             count += part.Records.Count + part.DeadLetters.Count;
+            part.Records.Clear();
         }
 
         return count;
@@ -174,19 +189,25 @@ internal sealed class SourceExecutor<T> : OperatorExecutor<T>, ISourceExecutor
     {
         private readonly string _source;
         private readonly string _partition;
-        private readonly BadRecordPolicy _policy;
+        private BadRecordPolicy _policy;
 
-        public Collector(string source, string partition, BadRecordPolicy policy, int capacity)
+        public Collector(string source, string partition)
         {
             _source = source;
             _partition = partition;
-            _policy = policy;
-            Records = new List<T>(capacity);
         }
 
-        public List<T> Records { get; }
+        public List<T> Records { get; } = new();
 
         public List<string> DeadLetters { get; } = new();
+
+        public void Reset(BadRecordPolicy policy, int expected)
+        {
+            _policy = policy;
+            Records.Clear();
+            Records.EnsureCapacity(expected);
+            DeadLetters.Clear();
+        }
 
         public void Emit(long position, T record) => Records.Add(record);
 

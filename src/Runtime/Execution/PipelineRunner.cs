@@ -228,6 +228,22 @@ public sealed class PipelineRunner
                 }
             }
 
+            // offsets/N+1 is written only after batch N committed, so the newest intact offsets file proves
+            // the commit of the batch before it (commit files are not fsynced; see CheckpointLog).
+            foreach (var (batch, name) in offsets.AsEnumerable().Reverse())
+            {
+                if (batch - 1 <= lastCommitted) break;
+                try
+                {
+                    await _log.ReadOffsetsAsync(name, ct).ConfigureAwait(false);
+                    lastCommitted = batch - 1;
+                    break;
+                }
+                catch (CheckpointCorruptException)
+                {
+                }
+            }
+
             long? snapshotBatch = null;
             foreach (var (batch, name) in (await _log.ListAsync("state", ct).ConfigureAwait(false)).AsEnumerable().Reverse())
             {

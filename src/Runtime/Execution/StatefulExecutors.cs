@@ -70,6 +70,9 @@ internal sealed class UpdateStateExecutor<TKey, TIn, TState, TOut> : OperatorExe
         _input = input;
         _shards = Enumerable.Range(0, Math.Max(1, parallelism)).Select(_ => new Dictionary<TKey, Entry>()).ToArray();
         _states = _shards.Select(_ => new KeyedState<TState>()).ToArray();
+        _indices = _shards.Select(_ => Array.Empty<int>()).ToArray();
+        _results = _shards.Select(_ => Array.Empty<TOut>()).ToArray();
+        _has = _shards.Select(_ => Array.Empty<bool>()).ToArray();
     }
 
     public long KeyCount => _shards.Sum(s => (long)s.Count);
@@ -102,11 +105,24 @@ internal sealed class UpdateStateExecutor<TKey, TIn, TState, TOut> : OperatorExe
         }
     }
 
+    // Scratch arrays reused from batch to batch (per shard where a shard writes them).
+    private TKey[] _keys = Array.Empty<TKey>();
+    private int[] _shardOf = Array.Empty<int>();
+    private int[][] _indices = Array.Empty<int[]>();
+    private TOut[][] _results = Array.Empty<TOut[]>();
+    private bool[][] _has = Array.Empty<bool[]>();
+
     private void ExecuteSharded(List<TIn> input, BatchContext batch)
     {
         int n = input.Count;
-        var keys = new TKey[n];
-        var shardOf = new int[n];
+        if (_keys.Length < n)
+        {
+            _keys = new TKey[n];
+            _shardOf = new int[n];
+        }
+
+        var keys = _keys;
+        var shardOf = _shardOf;
         Parallel.For(0, batch.Parallelism, batch.ParallelOptions, c =>
         {
             int start = (int)((long)n * c / batch.Parallelism), end = (int)((long)n * (c + 1) / batch.Parallelism);
@@ -118,30 +134,54 @@ internal sealed class UpdateStateExecutor<TKey, TIn, TState, TOut> : OperatorExe
             }
         });
 
-        var counts = new int[_shards.Length];
-        foreach (int s in shardOf) counts[s]++;
-        var indices = counts.Select(c => new int[c]).ToArray();
-        var fill = new int[_shards.Length];
+        int shards = _shards.Length;
+        var counts = new int[shards];
+        for (int i = 0; i < n; i++) counts[shardOf[i]]++;
+        var fill = new int[shards];
+        for (int s = 0; s < shards; s++)
+        {
+            if (_indices[s].Length < counts[s])
+            {
+                _indices[s] = new int[counts[s]];
+                _results[s] = new TOut[counts[s]];
+                _has[s] = new bool[counts[s]];
+            }
+        }
+
+        var indices = _indices;
         for (int i = 0; i < n; i++) indices[shardOf[i]][fill[shardOf[i]]++] = i;
 
-        var results = new TOut[n];
-        var has = new bool[n];
+        // Each shard writes only its own dense arrays: no two cores write the same cache lines.
+        var results = _results;
+        var has = _has;
         long batchId = batch.BatchId;
-        Parallel.For(0, _shards.Length, batch.ParallelOptions, s =>
+        Parallel.For(0, shards, batch.ParallelOptions, s =>
         {
             var span = CollectionsMarshal.AsSpan(input);
-            foreach (int i in indices[s])
+            var mine = indices[s];
+            var out_ = results[s];
+            var ok = has[s];
+            for (int j = 0; j < counts[s]; j++)
             {
+                int i = mine[j];
                 TOut result = Process(s, keys[i], span[i], batchId);
-                results[i] = result;
-                has[i] = result is not null;
+                out_[j] = result;
+                ok[j] = result is not null;
             }
         });
 
+        // Back into input order: the k-th record of shard s in input order is its k-th result.
+        Array.Clear(fill);
+        Output.EnsureCapacity(Output.Count + n);
         for (int i = 0; i < n; i++)
         {
-            if (has[i]) Output.Add(results[i]);
+            int s = shardOf[i];
+            int j = fill[s]++;
+            if (has[s][j]) Output.Add(results[s][j]);
         }
+
+        Array.Clear(keys, 0, n);
+        for (int s = 0; s < shards; s++) Array.Clear(results[s], 0, counts[s]);
     }
 
     private TOut Process(int shard, TKey key, TIn record, long batchId)
