@@ -201,7 +201,7 @@ internal sealed class CheckpointLog
 
     // ---- snapshots -------------------------------------------------------------------------------
 
-    public Task WriteSnapshotAsync(long batchId, ReadOnlySpan<byte> body, CancellationToken ct) =>
+    public Task WriteSnapshotAsync(long batchId, byte[] body, CancellationToken ct) =>
         _store.WriteAsync(Name("state", batchId), CheckpointFile.Wrap("snapshot", _pipelineId, body), durable: true, ct);
 
     public async Task<ReadOnlyMemory<byte>> ReadSnapshotAsync(string name, CancellationToken ct)

@@ -90,7 +90,16 @@ public sealed class PipelineRunner
         using var checkpointLock = store.AcquireLock($"pipeline '{_definition.PipelineId}'");
         (store as LocalDirectoryCheckpointStore)?.RemoveAbandonedTemporaryFiles();
         var run = new Run(this, store, stopToken);
-        return await run.ExecuteAsync().ConfigureAwait(false);
+        try
+        {
+            return await run.ExecuteAsync().ConfigureAwait(false);
+        }
+        catch
+        {
+            // Keep the lock until a snapshot still being written has finished (its own failure is secondary).
+            await run.DrainQuietlyAsync().ConfigureAwait(false);
+            throw;
+        }
     }
 
     /// <summary>The state of one call to <see cref="RunAsync"/>.</summary>
@@ -161,10 +170,11 @@ public sealed class PipelineRunner
                     }
                 }
 
-                await _log.WriteOffsetsAsync(plan, CancellationToken.None).ConfigureAwait(false);
-                CrashPoints.Hit("after-offsets", plan.BatchId.ToString(System.Globalization.CultureInfo.InvariantCulture));
+                // The plan must be durable before any sink sees the batch, not before the batch is computed:
+                // computing is pure, so the offsets write overlaps with reading and processing.
+                var offsetsWritten = _log.WriteOffsetsAsync(plan, CancellationToken.None);
                 _freshCheckpoint = false;
-                inputRecords += await RunBatchAsync(plan, replay: false).ConfigureAwait(false);
+                inputRecords += await RunBatchAsync(plan, replay: false, offsetsWritten).ConfigureAwait(false);
                 batchesRun++;
                 next++;
                 if (targets is null) await DelayAsync(started).ConfigureAwait(false);
@@ -172,7 +182,8 @@ public sealed class PipelineRunner
 
             long lastCommitted = next - 1;
             if (lastCommitted >= 0 && _lastSnapshotBatch != lastCommitted && _stateful.Length > 0)
-                await WriteSnapshotAsync(lastCommitted).ConfigureAwait(false);
+                StartSnapshot(lastCommitted);
+            await FinishSnapshotAsync().ConfigureAwait(false);
 
             return new RunSummary(recovery.Restored, recovery.SnapshotBatch, recovery.Replayed, batchesRun, inputRecords, lastCommitted,
                 recoveryTime, _clock.Elapsed, _stateful.Sum(s => s.KeyCount));
@@ -325,7 +336,40 @@ public sealed class PipelineRunner
 
         // ---- snapshots ---------------------------------------------------------------------------
 
-        private async Task WriteSnapshotAsync(long batchId)
+        private Task _snapshotWrite = Task.CompletedTask;
+
+        /// <summary>
+        /// Serializes all state now (so the snapshot is exactly the state after <paramref name="batchId"/>)
+        /// and writes it in the background while the next batches run; the write (and the retention after it)
+        /// is awaited before the next snapshot and before the run ends.
+        /// </summary>
+        private void StartSnapshot(long batchId)
+        {
+            byte[] body = SerializeSnapshot(batchId);
+            var previous = _snapshotWrite;
+            _lastSnapshotBatch = batchId;
+            _snapshotWrite = Task.Run(async () =>
+            {
+                await previous.ConfigureAwait(false);
+                await _log.WriteSnapshotAsync(batchId, body, CancellationToken.None).ConfigureAwait(false);
+                await _log.ApplyRetentionAsync(_options.RetainedSnapshots, CancellationToken.None).ConfigureAwait(false);
+            });
+        }
+
+        private Task FinishSnapshotAsync() => _snapshotWrite;
+
+        public async Task DrainQuietlyAsync()
+        {
+            try
+            {
+                await _snapshotWrite.ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or CheckpointCorruptException)
+            {
+            }
+        }
+
+        private byte[] SerializeSnapshot(long batchId)
         {
             var w = new MessagePackWriter(1 << 16);
             w.WriteMapHeader(4);
@@ -361,9 +405,7 @@ public sealed class PipelineRunner
                 s.WriteSnapshot(w);
             }
 
-            await _log.WriteSnapshotAsync(batchId, w.WrittenSpan, CancellationToken.None).ConfigureAwait(false);
-            _lastSnapshotBatch = batchId;
-            await _log.ApplyRetentionAsync(_options.RetainedSnapshots, CancellationToken.None).ConfigureAwait(false);
+            return w.ToArray();
         }
 
         private void RestoreSnapshot(ReadOnlySpan<byte> body, string name)
@@ -504,8 +546,11 @@ public sealed class PipelineRunner
 
         // ---- one batch -----------------------------------------------------------------------------
 
-        /// <summary>Runs one planned batch; returns the number of input records.</summary>
-        private async Task<long> RunBatchAsync(OffsetRecord plan, bool replay)
+        /// <summary>
+        /// Runs one planned batch; returns the number of input records. <paramref name="planLogged"/>, when
+        /// given, is the write of the batch's offsets, awaited before anything reaches a sink.
+        /// </summary>
+        private async Task<long> RunBatchAsync(OffsetRecord plan, bool replay, Task? planLogged = null)
         {
             var started = _clock.Elapsed;
             var batch = new BatchContext(plan.BatchId, _options.Parallelism);
@@ -534,6 +579,12 @@ public sealed class PipelineRunner
                 }
             }
 
+            if (planLogged is not null)
+            {
+                await planLogged.ConfigureAwait(false);
+                CrashPoints.Hit("after-offsets", plan.BatchId.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            }
+
             long output = 0;
             bool snapshot = false;
             if (!replay)
@@ -557,7 +608,9 @@ public sealed class PipelineRunner
                 CrashPoints.Hit("after-commit", plan.BatchId.ToString(System.Globalization.CultureInfo.InvariantCulture));
                 if (_stateful.Length > 0 && (plan.BatchId + 1) % _options.CheckpointInterval == 0)
                 {
-                    await WriteSnapshotAsync(plan.BatchId).ConfigureAwait(false);
+                    // At most one snapshot in flight: a slow disk slows the pipeline instead of piling up memory.
+                    await FinishSnapshotAsync().ConfigureAwait(false);
+                    StartSnapshot(plan.BatchId);
                     snapshot = true;
                 }
             }
