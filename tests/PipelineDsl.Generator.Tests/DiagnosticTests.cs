@@ -207,6 +207,70 @@ public class DiagnosticTests
         public static partial class B { }
         """, "PDSL022", "The pipeline id \"same\" is declared by both 'Tests.A' and 'Tests.B': give each pipeline its own id");
 
+    private const string CounterV3 = """
+            [UpdateState("counter", From = "clicks", Key = nameof(Click.UserId), Version = 3)]
+            public static long Count(string user, Click c, KeyedState<long> state) { state.Update(state.Value + 1); return state.Value; }
+
+            [Sink("out", From = "counter")]
+            public static partial Sink<long> Out();
+        """;
+
+    [Fact]
+    public void PDSL023_migration_names_no_update_state_operator() => Single(InPipeline(CounterV3 + """
+            [StateMigration([|"countr"|], FromVersion = 2)]
+            public static long Up(int old) => old;
+        """), "PDSL023", "[StateMigration] names \"countr\", which is not an update-state operator of pipeline 'p': did you mean \"counter\"?");
+
+    [Fact]
+    public void PDSL023_discard_state_names_no_stateful_operator() => Single(InPipeline(CounterV3).Replace("[Pipeline(\"p\")]", "[Pipeline(\"p\")]\n[DiscardState([|\"clicks\"|], FromVersion = 1)]"),
+        "PDSL023", "[DiscardState] names \"clicks\", which is not a stateful operator of pipeline 'p': its elements are \"counter\"");
+
+    [Fact]
+    public void PDSL024_from_version_not_older_than_the_operator() => Single(InPipeline(CounterV3 + """
+            [StateMigration("counter", [|FromVersion = 3|])]
+            public static long Up(long old) => old;
+        """), "PDSL024", "FromVersion of [StateMigration] for 'counter' is 3: it must be an older version of the operator, from 1 to 2 (its current Version is 3)");
+
+    [Fact]
+    public void PDSL025_migration_method_of_the_wrong_shape() => Single(InPipeline(CounterV3 + """
+            [StateMigration("counter", FromVersion = 2)]
+            public static long [|Up|](System.IO.Stream old) => 0;
+        """), "PDSL025", "The migration method 'Up' has the wrong shape: it must be 'static TNext Up(TPrevious state)', and TPrevious must be a state contract or a primitive, so that the old bytes can be read");
+
+    [Fact]
+    public void PDSL026_migration_chain_with_a_gap() => Single(InPipeline(CounterV3 + """
+            [StateMigration("counter", FromVersion = 1)]
+            public static int [|Up1|](int old) => old;
+        """), "PDSL026", "The migrations of 'counter' do not chain: there is a migration from version 1 ('Up1') but none from version 2, so state of version 1 cannot reach version 3");
+
+    [Fact]
+    public void PDSL026_migration_chain_with_mismatched_types() => Single(InPipeline(CounterV3 + """
+            [StateMigration("counter", FromVersion = 1)]
+            public static int Up1(int old) => old;
+
+            [StateMigration("counter", FromVersion = 2)]
+            public static long [|Up2|](string old) => 0;
+        """), "PDSL026", "The migrations of 'counter' do not chain: the migration from version 1 ('Up1') returns 'int' but the migration from version 2 ('Up2') takes 'string'");
+
+    [Fact]
+    public void PDSL026_last_migration_must_return_the_current_state_type() => Single(InPipeline(CounterV3 + """
+            [StateMigration("counter", FromVersion = 2)]
+            public static int [|Up2|](int old) => old;
+        """), "PDSL026", "The migrations of 'counter' do not chain: the migration from version 2 ('Up2') returns 'int' but the state of version 3 is 'long'");
+
+    [Fact]
+    public void PDSL027_two_migrations_from_one_version() => Single(InPipeline(CounterV3 + """
+            [StateMigration("counter", FromVersion = 2)]
+            public static long Up(int old) => old;
+
+            [StateMigration("counter", FromVersion = 2)]
+            public static long [|Again|](int old) => old;
+        """), "PDSL027", "'counter' has two migrations from version 2: keep one");
+
+    [Fact]
+    public void PDSL028_retired_operator_still_exists() => Single(InPipeline(CounterV3).Replace("[Pipeline(\"p\")]", "[Pipeline(\"p\")]\n[RetiredOperator([|\"counter\"|])]"),
+        "PDSL028", "'counter' is declared retired but the pipeline still has an operator with that id: remove the [RetiredOperator] or the operator");
+
     [Fact]
     public void PDSL100_duplicate_operator_id() => Single(InPipeline("""
             [Map("m", From = "clicks")]

@@ -105,6 +105,30 @@ namespace PipelineDsl.Generator.Diagnostics
             "Duplicate pipeline id",
             "The pipeline id \"{0}\" is declared by both '{1}' and '{2}': give each pipeline its own id");
 
+        public static readonly DiagnosticDescriptor MigrationTargetUnknown = Error("PDSL023", Usage,
+            "Migration or discard names no update-state operator",
+            "{0} names \"{1}\", which is not {2} of pipeline '{3}'{4}");
+
+        public static readonly DiagnosticDescriptor InvalidFromVersion = Error("PDSL024", Usage,
+            "Invalid FromVersion",
+            "FromVersion of {0} for '{1}' is {2}: it must be an older version of the operator, from 1 to {3} (its current Version is {4})");
+
+        public static readonly DiagnosticDescriptor MigrationShape = Error("PDSL025", Usage,
+            "Migration method has the wrong shape",
+            "The migration method '{0}' has the wrong shape: it must be 'static TNext {0}(TPrevious state)', and TPrevious must be a state contract or a primitive, so that the old bytes can be read");
+
+        public static readonly DiagnosticDescriptor BrokenMigrationChain = Error("PDSL026", Usage,
+            "Broken migration chain",
+            "The migrations of '{0}' do not chain: {1}");
+
+        public static readonly DiagnosticDescriptor DuplicateMigration = Error("PDSL027", Usage,
+            "Duplicate migration",
+            "'{0}' has two migrations from version {1}: keep one");
+
+        public static readonly DiagnosticDescriptor RetiredOperatorExists = Error("PDSL028", Usage,
+            "Retired operator still exists",
+            "'{0}' is declared retired but the pipeline still has an operator with that id: remove the [RetiredOperator] or the operator");
+
         public static readonly DiagnosticDescriptor DuplicateOperatorId = Error("PDSL100", Graph,
             "Duplicate operator id",
             "The id \"{0}\" is used by more than one element of pipeline '{1}': give each its own id");

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Linq;
 using System.Text;
 using PipelineDsl.Generator.Model;
 
@@ -19,6 +20,8 @@ namespace PipelineDsl.Generator.Emitting
             sb.Append("{\n");
             sb.Append("  \"formatVersion\": ").Append(FormatVersion.ToString(CultureInfo.InvariantCulture)).Append(",\n");
             sb.Append("  \"pipeline\": ").Append(Json(pipeline.PipelineId)).Append(",\n");
+            if (pipeline.Retired.Count > 0)
+                sb.Append("  \"retired\": [").Append(string.Join(", ", pipeline.Retired.Select(Json))).Append("],\n");
             sb.Append("  \"operators\": [");
             for (int i = 0; i < pipeline.Operators.Count; i++)
             {
@@ -54,6 +57,10 @@ namespace PipelineDsl.Generator.Emitting
                 Property(sb, "slideBatches", op.SlideBatches.ToString(CultureInfo.InvariantCulture));
             }
 
+            if (op.Migrations.Count > 0)
+                Property(sb, "migratesFrom", "[" + string.Join(", ", op.Migrations.Select(m => m.FromVersion.ToString(CultureInfo.InvariantCulture))) + "]");
+            if (op.DiscardsStateFrom.Count > 0)
+                Property(sb, "discardsStateFrom", "[" + string.Join(", ", op.DiscardsStateFrom.Select(v => v.ToString(CultureInfo.InvariantCulture))) + "]");
             if (op.StateSchema is { } schema)
             {
                 sb.Append(",\n").Append(indent).Append("\"stateSchema\": {\n");

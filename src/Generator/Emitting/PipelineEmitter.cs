@@ -70,6 +70,7 @@ namespace PipelineDsl.Generator.Emitting
 
             var names = VariableNames(spec.Operators);
             var selectors = new List<(string Name, string RecordType, string KeyType, string Member)>();
+            var migrations = new List<(string Name, OperatorSpec Operator, MigrationSpec Migration)>();
             w.Open($"private static {Graph}PipelineDefinition BuildPipelineDslDefinition()");
             w.Line($"var builder = new {Graph}PipelineBuilder(PipelineId, ManifestJson);");
             foreach (var op in TopologicalOrder(spec.Operators))
@@ -108,7 +109,24 @@ namespace PipelineDsl.Generator.Emitting
                         w.Line($"    keyFormatter: {formatters.For(op.KeyShape!)},");
                         w.Line($"    stateFormatter: {formatters.For(op.StateShape!)},");
                         w.Line($"    idleTimeoutBatches: {op.IdleTimeoutBatches},");
-                        w.Line($"    onTimeout: {op.OnTimeoutMethod ?? "null"});");
+                        if (op.Migrations.Count == 0)
+                        {
+                            w.Line($"    onTimeout: {op.OnTimeoutMethod ?? "null"});");
+                        }
+                        else
+                        {
+                            w.Line($"    onTimeout: {op.OnTimeoutMethod ?? "null"},");
+                            w.Line($"    migrations: new global::System.Collections.Generic.Dictionary<int, {Graph}StateDecoder<{op.StateType}>>");
+                            w.Line("    {");
+                            foreach (var m in op.Migrations)
+                            {
+                                string name = MigrationName(op, m.FromVersion);
+                                migrations.Add((name, op, m));
+                                w.Line($"        [{m.FromVersion}] = {name},");
+                            }
+
+                            w.Line("    });");
+                        }
                         break;
                     case OperatorKindSpec.Window:
                         w.Line($"var {v} = builder.Window<{op.KeyType}, {op.InputType}>(");
@@ -135,8 +153,24 @@ namespace PipelineDsl.Generator.Emitting
                 }
             }
 
+            foreach (var retired in spec.Retired) w.Line($"builder.Retire({SourceWriter.Literal(retired)});");
+            foreach (var op in spec.Operators)
+            {
+                foreach (int version in op.DiscardsStateFrom) w.Line($"builder.DiscardState({SourceWriter.Literal(op.Id)}, {version});");
+            }
+
             w.Line("return builder.Build();");
             w.Close();
+
+            foreach (var (name, op, m) in migrations)
+            {
+                // State of version m.FromVersion, decoded with its own type's formatter, then migrated step by step.
+                string call = $"{formatters.For(m.InputShape)}.Deserialize(ref reader)";
+                foreach (var step in op.Migrations.Where(x => x.FromVersion >= m.FromVersion).OrderBy(x => x.FromVersion)) call = $"{step.MethodName}({call})";
+                w.Line();
+                w.Line($"private static {op.StateType} {name}(ref global::PipelineDsl.Serialization.MessagePackReader reader) =>");
+                w.Line($"    {call};");
+            }
 
             foreach (var (name, recordType, keyType, member) in selectors)
             {
@@ -146,6 +180,9 @@ namespace PipelineDsl.Generator.Emitting
 
             formatters.WriteEnumFormatters(w);
         }
+
+        private static string MigrationName(OperatorSpec op, int fromVersion) =>
+            $"PipelineDslMigrate_{SourceWriter.Identifier(op.Id)}_from_{fromVersion.ToString(System.Globalization.CultureInfo.InvariantCulture)}";
 
         /// <summary>Inputs before consumers; ties broken by id so that the order is deterministic.</summary>
         private static IEnumerable<OperatorSpec> TopologicalOrder(EquatableArray<OperatorSpec> operators)

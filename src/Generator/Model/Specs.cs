@@ -131,11 +131,17 @@ namespace PipelineDsl.Generator.Model
         string? OnTimeoutMethod,
         int LengthBatches,
         int SlideBatches,
-        bool ReturnsTask);
+        bool ReturnsTask,
+        EquatableArray<MigrationSpec> Migrations,
+        EquatableArray<int> DiscardsStateFrom);
+
+    /// <summary>A declared migration of an update-state operator's state from one version to the next.</summary>
+    internal sealed record MigrationSpec(int FromVersion, string MethodName, TypeShapeSpec InputShape);
 
     internal sealed record PipelineSpec(
         TargetTypeSpec Target,
         string PipelineId,
         EquatableArray<OperatorSpec> Operators,
+        EquatableArray<string> Retired,
         bool HasErrors);
 }

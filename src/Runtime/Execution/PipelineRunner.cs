@@ -114,6 +114,11 @@ public sealed class PipelineRunner
         private readonly SinkExecutorBase[] _sinkExecutors;
         private readonly IStatefulExecutor[] _stateful;
         private readonly Dictionary<string, SortedDictionary<string, long>> _positions = new(StringComparer.Ordinal);
+
+        // Sources the checkpoint already knows. A partition of a known source that appears later starts at 0
+        // (it is new data); the partitions of a source new to the checkpoint (a new checkpoint, or a source
+        // added by a new build) start where the source's own starting position says.
+        private readonly HashSet<string> _knownSources = new(StringComparer.Ordinal);
         private readonly List<string> _deadLetters = new();
         private readonly Stopwatch _clock = Stopwatch.StartNew();
         private bool _freshCheckpoint;
@@ -323,15 +328,9 @@ public sealed class PipelineRunner
 
         private void ClearState()
         {
-            foreach (var s in _stateful)
-            {
-                var empty = new MessagePackWriter();
-                empty.WriteArrayHeader(0);
-                var reader = new MessagePackReader(empty.WrittenSpan);
-                s.RestoreSnapshot(ref reader);
-            }
-
+            foreach (var s in _stateful) s.Clear();
             foreach (var p in _positions.Values) p.Clear();
+            _knownSources.Clear();
         }
 
         // ---- snapshots ---------------------------------------------------------------------------
@@ -410,66 +409,56 @@ public sealed class PipelineRunner
 
         private void RestoreSnapshot(ReadOnlySpan<byte> body, string name)
         {
+            // First read what the snapshot holds, then decide for every operator, then decode: nothing is
+            // restored unless everything can be.
             var r = new MessagePackReader(body);
             int fields = r.ReadMapHeader();
-            var restored = new HashSet<string>(StringComparer.Ordinal);
-            var problems = new List<string>();
+            string? manifestJson = null;
+            var positions = new Dictionary<string, Dictionary<string, long>>(StringComparer.Ordinal);
+            var operators = new Dictionary<string, (long Version, string Fingerprint, int Start, int Length)>(StringComparer.Ordinal);
             for (int i = 0; i < fields; i++)
             {
                 switch (r.ReadString())
                 {
+                    case "manifest":
+                        manifestJson = r.ReadString();
+                        break;
                     case "positions":
                         int sources = r.ReadMapHeader();
                         for (int s = 0; s < sources; s++)
                         {
                             string source = r.ReadString() ?? "";
-                            int partitions = r.ReadMapHeader();
-                            for (int p = 0; p < partitions; p++)
-                            {
-                                string partition = r.ReadString() ?? "";
-                                long position = r.ReadInt64();
-                                if (_positions.TryGetValue(source, out var known)) known[partition] = position;
-                            }
+                            var partitions = positions[source] = new Dictionary<string, long>(StringComparer.Ordinal);
+                            int count = r.ReadMapHeader();
+                            for (int p = 0; p < count; p++) partitions[r.ReadString() ?? ""] = r.ReadInt64();
                         }
 
                         break;
                     case "operators":
-                        int operators = r.ReadMapHeader();
-                        for (int o = 0; o < operators; o++)
+                        int ops = r.ReadMapHeader();
+                        for (int o = 0; o < ops; o++)
                         {
                             string id = r.ReadString() ?? "";
                             long version = -1;
-                            string? fingerprint = null;
-                            var executor = _stateful.FirstOrDefault(s => s.Node.Id == id);
-                            var current = Definition.Manifest.Find(id);
+                            string fingerprint = "";
+                            int start = -1, length = 0;
                             int opFields = r.ReadMapHeader();
                             for (int f = 0; f < opFields; f++)
                             {
                                 switch (r.ReadString())
                                 {
                                     case "version": version = r.ReadInt64(); break;
-                                    case "fingerprint": fingerprint = r.ReadString(); break;
+                                    case "fingerprint": fingerprint = r.ReadString() ?? ""; break;
                                     case "entries":
-                                        if (executor is null || current is null)
-                                        {
-                                            problems.Add($"operator '{id}' has state in the checkpoint but no longer exists in the pipeline");
-                                            r.Skip();
-                                        }
-                                        else if (version != current.Version || fingerprint != (current.StateSchema?.Fingerprint ?? ""))
-                                        {
-                                            problems.Add($"operator '{id}': the checkpoint holds version {version} with state schema {fingerprint}, the pipeline has version {current.Version} with {current.StateSchema?.Fingerprint}");
-                                            r.Skip();
-                                        }
-                                        else
-                                        {
-                                            executor.RestoreSnapshot(ref r);
-                                            restored.Add(id);
-                                        }
-
+                                        start = r.Position;
+                                        length = r.ReadRaw().Length;
                                         break;
                                     default: r.Skip(); break;
                                 }
                             }
+
+                            if (start < 0) throw new CheckpointCorruptException($"'{name}' has no entries for operator '{id}'.");
+                            operators[id] = (version, fingerprint, start, length);
                         }
 
                         break;
@@ -479,14 +468,48 @@ public sealed class PipelineRunner
                 }
             }
 
+            PipelineManifest? stored = null;
+            if (manifestJson is not null)
+            {
+                try
+                {
+                    stored = PipelineManifest.Parse(manifestJson);
+                }
+                catch (FormatException e)
+                {
+                    throw new CheckpointCorruptException($"'{name}' holds an unreadable manifest: {e.Message}", e);
+                }
+            }
+
+            var decisions = RestoreCompatibility.Decide(stored, operators.ToDictionary(p => p.Key, p => (p.Value.Version, p.Value.Fingerprint)), positions.Keys, Definition);
+            var problems = decisions.Where(d => d.Action == StateAction.Incompatible).Select(d => d.Problem!).ToList();
             if (problems.Count > 0)
             {
                 throw new CheckpointIncompatibleException(
                     $"The checkpoint '{_log.Store.Location}' ({name}) cannot be restored by this build of pipeline '{Definition.PipelineId}':\n  - "
                     + string.Join("\n  - ", problems)
-                    + "\nRestore with the build that wrote it, or start a new checkpoint.", problems);
+                    + "\nNothing was changed. Fix the build as described, or start a new checkpoint.", problems);
             }
+
+            foreach (var d in decisions.Where(d => d.Action is StateAction.Keep or StateAction.Migrate))
+            {
+                var (_, _, start, length) = operators[d.OperatorId];
+                var reader = new MessagePackReader(body.Slice(start, length));
+                _stateful.First(s => s.Node.Id == d.OperatorId).RestoreSnapshot(ref reader, d.StoredVersion);
+            }
+
+            foreach (var (source, partitions) in positions)
+            {
+                if (!_positions.TryGetValue(source, out var known)) continue; // a retired source
+                foreach (var (partition, position) in partitions) known[partition] = position;
+                _knownSources.Add(source);
+            }
+
+            LastRestoreDecisions = decisions;
         }
+
+        /// <summary>What the last restore did with each operator's state.</summary>
+        public IReadOnlyList<StateDecision> LastRestoreDecisions { get; private set; } = Array.Empty<StateDecision>();
 
         // ---- planning --------------------------------------------------------------------------------
 
@@ -517,7 +540,7 @@ public sealed class PipelineRunner
                 {
                     long from = known.TryGetValue(partition, out long position)
                         ? position
-                        : await executor.InitialAsync(partition, partitionIsNew: !_freshCheckpoint, CancellationToken.None).ConfigureAwait(false);
+                        : await executor.InitialAsync(partition, partitionIsNew: _knownSources.Contains(id), CancellationToken.None).ConfigureAwait(false);
                     long to = from;
                     if (listed.Contains(partition))
                     {
@@ -539,6 +562,7 @@ public sealed class PipelineRunner
                 }
 
                 sources[id] = ranges;
+                _knownSources.Add(id);
             }
 
             return new OffsetRecord(batchId, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), sources);
@@ -563,6 +587,7 @@ public sealed class PipelineRunner
                 var ranges = plan.Sources.TryGetValue(id, out var r) ? r : new SortedDictionary<string, PartitionRange>();
                 input += await executor.ReadAsync(ranges, _options.BadRecordPolicy, _deadLetters, CancellationToken.None).ConfigureAwait(false);
                 foreach (var (partition, range) in ranges) _positions[id][partition] = range.To;
+                if (plan.Sources.ContainsKey(id)) _knownSources.Add(id);
             }
 
             foreach (var executor in _executors)

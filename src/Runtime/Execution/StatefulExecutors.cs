@@ -19,8 +19,14 @@ internal interface IStatefulExecutor
     /// <summary>Writes all state as one MessagePack value: an array of per-key entries.</summary>
     void WriteSnapshot(MessagePackWriter writer);
 
-    /// <summary>Replaces all state with the entries of a snapshot written by <see cref="WriteSnapshot"/>.</summary>
-    void RestoreSnapshot(ref MessagePackReader reader);
+    /// <summary>
+    /// Replaces all state with the entries of a snapshot written by <see cref="WriteSnapshot"/> of
+    /// <paramref name="storedVersion"/> of this operator (decoded through its migrations when older).
+    /// </summary>
+    void RestoreSnapshot(ref MessagePackReader reader, long storedVersion);
+
+    /// <summary>Drops all state.</summary>
+    void Clear();
 }
 
 /// <summary>
@@ -240,16 +246,25 @@ internal sealed class UpdateStateExecutor<TKey, TIn, TState, TOut> : OperatorExe
         }
     }
 
-    public void RestoreSnapshot(ref MessagePackReader reader)
+    public void Clear()
     {
         foreach (var shard in _shards) shard.Clear();
+    }
+
+    public void RestoreSnapshot(ref MessagePackReader reader, long storedVersion)
+    {
+        foreach (var shard in _shards) shard.Clear();
+        StateDecoder<TState>? migrate = null;
+        if (storedVersion != _node.Version && !_node.Migrations.TryGetValue((int)storedVersion, out migrate))
+            throw new InvalidOperationException($"Operator '{Node.Id}' has no migration from version {storedVersion}.");
         int count = reader.ReadArrayHeader();
         foreach (var shard in _shards) shard.EnsureCapacity(count / _shards.Length + 1);
         for (int i = 0; i < count; i++)
         {
             if (reader.ReadArrayHeader() != 3) throw new MessagePackException($"A state entry of operator '{Node.Id}' is not a [key, value, lastSeen] triple.");
             TKey key = _node.KeyFormatter.Deserialize(ref reader);
-            var entry = new Entry { Value = _node.StateFormatter.Deserialize(ref reader), LastSeen = reader.ReadInt64() };
+            var value = migrate is null ? _node.StateFormatter.Deserialize(ref reader) : migrate(ref reader);
+            var entry = new Entry { Value = value, LastSeen = reader.ReadInt64() };
             if (key is null || !_shards[ShardOf(key)].TryAdd(key, entry))
                 throw new MessagePackException($"The snapshot of operator '{Node.Id}' holds a null or repeated key.");
         }
@@ -353,8 +368,11 @@ internal sealed class WindowExecutor<TKey, T> : OperatorExecutor<Windowed<TKey, 
         }
     }
 
-    public void RestoreSnapshot(ref MessagePackReader reader)
+    public void Clear() => _panes.Clear();
+
+    public void RestoreSnapshot(ref MessagePackReader reader, long storedVersion)
     {
+        if (storedVersion != _node.Version) throw new InvalidOperationException($"Window '{Node.Id}' cannot migrate state from version {storedVersion}.");
         _panes.Clear();
         int count = reader.ReadArrayHeader();
         for (int i = 0; i < count; i++)

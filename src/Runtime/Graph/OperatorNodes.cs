@@ -34,6 +34,12 @@ public enum OperatorKind
     ForEachBatch,
 }
 
+/// <summary>
+/// Reads a state value written by an older version of an operator and returns it as the current state
+/// type (the generated code chains the declared <see cref="StateMigrationAttribute">migrations</see>).
+/// </summary>
+public delegate TState StateDecoder<TState>(ref MessagePackReader reader);
+
 /// <summary>The signature of an update-state method.</summary>
 public delegate TOut UpdateStateFunc<TKey, TIn, TState, TOut>(TKey key, TIn value, KeyedState<TState> state);
 
@@ -71,6 +77,9 @@ public abstract class OperatorNode
 
     /// <summary>True when batches without input still change this operator (windows slide, idle keys expire).</summary>
     internal virtual bool AdvancesWithoutInput => false;
+
+    /// <summary>The older versions whose state this operator can migrate.</summary>
+    internal virtual IReadOnlyCollection<int> MigratableVersions => Array.Empty<int>();
 }
 
 /// <summary>An operator that produces records of type <typeparamref name="T"/>.</summary>
@@ -182,9 +191,11 @@ public sealed class UpdateStateNode<TKey, TIn, TState, TOut> : OperatorNode<TOut
         IMessagePackFormatter<TKey> keyFormatter,
         IMessagePackFormatter<TState> stateFormatter,
         int idleTimeoutBatches,
-        Func<TKey, TState, TOut>? onTimeout)
+        Func<TKey, TState, TOut>? onTimeout,
+        IReadOnlyDictionary<int, StateDecoder<TState>> migrations)
         : base(id, version, OperatorKind.UpdateState, new OperatorNode[] { input })
     {
+        Migrations = migrations;
         Input = input;
         KeySelector = keySelector;
         Function = update;
@@ -214,6 +225,11 @@ public sealed class UpdateStateNode<TKey, TIn, TState, TOut> : OperatorNode<TOut
 
     /// <summary>The user's timeout method, if any.</summary>
     public Func<TKey, TState, TOut>? OnTimeout { get; }
+
+    /// <summary>For each older version whose state can be migrated: a decoder that yields the current state type.</summary>
+    public IReadOnlyDictionary<int, StateDecoder<TState>> Migrations { get; }
+
+    internal override IReadOnlyCollection<int> MigratableVersions => (IReadOnlyCollection<int>)Migrations.Keys;
 
     internal override OperatorExecutor CreateExecutor(ExecutorFactory factory) => new UpdateStateExecutor<TKey, TIn, TState, TOut>(this, factory.Input(Input), factory.Parallelism);
 

@@ -26,6 +26,8 @@ public sealed class PipelineBuilder
     private readonly string _manifestJson;
     private readonly List<OperatorNode> _nodes = new();
     private readonly HashSet<string> _ids = new(StringComparer.Ordinal);
+    private readonly SortedSet<string> _retired = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, SortedSet<int>> _discarded = new(StringComparer.Ordinal);
 
     /// <summary>Starts a definition for the pipeline with the given id and generated manifest.</summary>
     public PipelineBuilder(string pipelineId, string manifestJson)
@@ -64,7 +66,8 @@ public sealed class PipelineBuilder
         IMessagePackFormatter<TKey> keyFormatter,
         IMessagePackFormatter<TState> stateFormatter,
         int idleTimeoutBatches = 0,
-        Func<TKey, TState, TOut>? onTimeout = null)
+        Func<TKey, TState, TOut>? onTimeout = null,
+        IReadOnlyDictionary<int, StateDecoder<TState>>? migrations = null)
         where TKey : notnull
     {
         if (idleTimeoutBatches < 0) throw new ArgumentOutOfRangeException(nameof(idleTimeoutBatches), "idleTimeoutBatches must be 0 (never) or more.");
@@ -75,7 +78,22 @@ public sealed class PipelineBuilder
             keyFormatter ?? throw new ArgumentNullException(nameof(keyFormatter)),
             stateFormatter ?? throw new ArgumentNullException(nameof(stateFormatter)),
             idleTimeoutBatches,
-            onTimeout));
+            onTimeout,
+            migrations ?? new Dictionary<int, StateDecoder<TState>>()));
+    }
+
+    /// <summary>Declares that an operator of earlier builds was removed on purpose; its state and positions are dropped on restore.</summary>
+    public void Retire(string operatorId)
+    {
+        if (string.IsNullOrEmpty(operatorId)) throw new ArgumentException("The retired operator id must be non-empty.", nameof(operatorId));
+        _retired.Add(operatorId);
+    }
+
+    /// <summary>Declares that state written by <paramref name="fromVersion"/> of an operator is dropped on restore.</summary>
+    public void DiscardState(string operatorId, int fromVersion)
+    {
+        if (!_discarded.TryGetValue(operatorId, out var versions)) _discarded[operatorId] = versions = new SortedSet<int>();
+        versions.Add(fromVersion);
     }
 
     /// <summary>Adds a windowed aggregation by key.</summary>
@@ -163,7 +181,8 @@ public sealed class PipelineBuilder
 
         if (manifest.Operators.Count != _nodes.Count)
             throw new PipelineDefinitionException($"The manifest of pipeline '{_pipelineId}' lists {manifest.Operators.Count} operators but the wiring builds {_nodes.Count}.");
-        return new PipelineDefinition(_pipelineId, manifest, _nodes.ToArray());
+        return new PipelineDefinition(_pipelineId, manifest, _nodes.ToArray(), _retired.ToArray(),
+            _discarded.ToDictionary(p => p.Key, p => (IReadOnlyCollection<int>)p.Value.ToArray(), StringComparer.Ordinal));
     }
 
     private TNode Add<TNode>(TNode node) where TNode : OperatorNode
@@ -187,12 +206,21 @@ public sealed class PipelineBuilder
 /// </summary>
 public sealed class PipelineDefinition
 {
-    internal PipelineDefinition(string pipelineId, PipelineManifest manifest, IReadOnlyList<OperatorNode> operators)
+    internal PipelineDefinition(string pipelineId, PipelineManifest manifest, IReadOnlyList<OperatorNode> operators,
+        IReadOnlyList<string> retired, IReadOnlyDictionary<string, IReadOnlyCollection<int>> discarded)
     {
         PipelineId = pipelineId;
         Manifest = manifest;
         Operators = operators;
+        RetiredOperators = retired;
+        DiscardedStateVersions = discarded;
     }
+
+    /// <summary>Operators of earlier builds removed on purpose (<see cref="RetiredOperatorAttribute"/>).</summary>
+    public IReadOnlyList<string> RetiredOperators { get; }
+
+    /// <summary>Per operator, the older versions whose state is dropped on restore (<see cref="DiscardStateAttribute"/>).</summary>
+    public IReadOnlyDictionary<string, IReadOnlyCollection<int>> DiscardedStateVersions { get; }
 
     /// <summary>The pipeline id.</summary>
     public string PipelineId { get; }
