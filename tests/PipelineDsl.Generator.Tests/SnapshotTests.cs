@@ -60,6 +60,54 @@ public class SnapshotTests
     }
 
     [Fact]
+    public void Pipeline_with_migrations_discards_and_a_retired_operator()
+    {
+        const string source = """
+            using PipelineDsl;
+
+            namespace Upgrades;
+
+            public sealed record Hit(string User, long Value);
+
+            [StateContract] public partial class TallyV1 { [Field(0)] public long Count { get; set; } }
+            [StateContract] public partial class TallyV2 { [Field(0)] public long Count { get; set; } [Field(1)] public long Sum { get; set; } }
+            [StateContract] public partial record struct Tally([property: Field(0)] long Count, [property: Field(2)] double Mean);
+            [StateContract] public sealed partial record Seen([property: Field(0)] string User, [property: Field(1)] long N);
+
+            [Pipeline("upgrade-demo")]
+            [RetiredOperator("old-source")]
+            [RetiredOperator("legacy-totals")]
+            [DiscardState("recent", FromVersion = 1)]
+            public static partial class Up
+            {
+                [Source("hits")] public static partial Source<Hit> Hits();
+
+                [UpdateState("tally", From = "hits", Key = nameof(Hit.User), Version = 3)]
+                public static double Mean(string user, Hit h, KeyedState<Tally> s) => 0;
+
+                [StateMigration("tally", FromVersion = 1)]
+                public static TallyV2 FromV1(TallyV1 old) => new() { Count = old.Count };
+
+                [StateMigration("tally", FromVersion = 2)]
+                public static Tally FromV2(TallyV2 old) => new(old.Count, 0);
+
+                [Map("seen", From = "hits")]
+                public static Seen ToSeen(Hit h) => new(h.User, 1);
+
+                [Window("recent", From = "seen", Key = nameof(Seen.User), LengthBatches = 4, Version = 2)]
+                public static Seen Merge(Seen a, Seen b) => new(a.User, a.N + b.N);
+
+                [Sink("recent-out", From = "recent")] public static partial Sink<Windowed<string, Seen>> RecentOut();
+
+                [Sink("out", From = "tally")] public static partial Sink<double> Out();
+            }
+            """;
+        var result = GeneratorHarness.Run(source);
+        Assert.Empty(result.Errors.Select(e => e.ToString()));
+        Snapshot.Verify(result.Source("Upgrades.Up.Pipeline.g.cs"), "Upgrade.Pipeline");
+    }
+
+    [Fact]
     public void Generation_is_byte_identical_across_runs()
     {
         var first = GeneratorHarness.Run(TestPipelines.EveryKind).Sources;

@@ -233,13 +233,14 @@ public class CheckpointTests
         await Runner(dir, source, new CollectingSink<Total?>()).RunAsync();
         var newest = Directory.GetFiles(Path.Combine(dir.Sub("checkpoint"), "state")).OrderBy(f => f).Last();
         var body = PipelineDsl.Checkpointing.CheckpointFile.Unwrap(File.ReadAllBytes(newest), "snapshot", "test", out _).ToArray();
-        string fingerprint = RunningTotals.Definition.Manifest.Find("totals")!.StateSchema!.Fingerprint;
-        var altered = ReplaceAscii(body, fingerprint, "0000000000000000");
+        // The snapshot carries the manifest it was written with: pretend field 0 was written as another type.
+        Assert.Equal("{0:int64,1:int64}", RunningTotals.Definition.Manifest.Find("totals")!.StateSchema!.ValueSchema);
+        var altered = ReplaceAscii(body, "{0:int64,1:int64}", "{0:float,1:int64}");
         File.WriteAllBytes(newest, PipelineDsl.Checkpointing.CheckpointFile.Wrap("snapshot", "running-totals", altered));
 
         var e = await Assert.ThrowsAsync<CheckpointIncompatibleException>(() => Runner(dir, source, new CollectingSink<Total?>()).RunAsync());
         Assert.Single(e.Operators);
-        Assert.Contains("operator 'totals': the checkpoint holds version 1 with state schema 0000000000000000", e.Message);
+        Assert.Equal("operator 'totals': its state schema changed incompatibly at version 1: field 0 was float and is now int64. Bump its Version and add a [StateMigration(\"totals\", FromVersion = 1)] method, or declare [DiscardState(\"totals\", FromVersion = 1)].", e.Operators[0]);
     }
 
     [Fact]
