@@ -55,6 +55,35 @@ namespace PipelineDsl.Generator
             var contractDiagnostics = contracts.Select(static (r, _) => r.Diagnostics).WithTrackingName(TrackingNames.ContractDiagnostics);
             context.RegisterSourceOutput(contractDiagnostics, static (spc, diagnostics) => Report(spc, diagnostics));
 
+            // Checkpoint compatibility: the committed lock file against this build. Locations come from their
+            // own step so that editing code never invalidates the models that generated source depends on.
+            var locations = context.SyntaxProvider
+                .ForAttributeWithMetadataName(KnownNames.PipelineAttribute, static (node, _) => node is ClassDeclarationSyntax, LockFileParser.Locations)
+                .WithTrackingName(TrackingNames.PipelineLocations)
+                .Collect();
+            var lockFile = context.AdditionalTextsProvider
+                .Where(static f => string.Equals(System.IO.Path.GetFileName(f.Path), LockFileParser.FileName, StringComparison.OrdinalIgnoreCase))
+                .Select(LockFileParser.Parse)
+                .WithTrackingName(TrackingNames.LockFile)
+                .Collect();
+            context.RegisterSourceOutput(pipelineSpecs.Collect().Combine(locations).Combine(lockFile), static (spc, input) =>
+            {
+                var ((specs, locs), locks) = input;
+                foreach (var file in locks)
+                {
+                    if (file is null) continue;
+                    foreach (var d in file.Diagnostics) spc.ReportDiagnostic(d.ToDiagnostic());
+                    foreach (var spec in specs)
+                    {
+                        if (spec is null || spec.HasErrors) continue;
+                        var locked = file.Pipelines.FirstOrDefault(p => p.PipelineId == spec.PipelineId);
+                        if (locked is null) continue;
+                        var where = locs.FirstOrDefault(l => l?.PipelineId == spec.PipelineId);
+                        foreach (var d in LockCompatibility.Check(spec, locked, where)) spc.ReportDiagnostic(d.ToDiagnostic());
+                    }
+                }
+            });
+
             var orphans = context.SyntaxProvider
                 .CreateSyntaxProvider(SmallParsers.MayBeOperatorMethod, SmallParsers.OrphanOperator)
                 .Where(static d => d is not null)
@@ -88,8 +117,7 @@ namespace PipelineDsl.Generator
                 var ordered = group.OrderBy(i => i!.TypeName, StringComparer.Ordinal).ToList();
                 for (int i = 1; i < ordered.Count; i++)
                 {
-                    var info = DiagnosticInfo.Create(DiagnosticDescriptors.DuplicatePipelineId, null, group.Key, ordered[0]!.TypeName, ordered[i]!.TypeName)
-                        with { Location = ordered[i]!.Location };
+                    var info = DiagnosticInfo.Create(DiagnosticDescriptors.DuplicatePipelineId, ordered[i]!.Location, group.Key, ordered[0]!.TypeName, ordered[i]!.TypeName);
                     context.ReportDiagnostic(info.ToDiagnostic());
                 }
             }

@@ -11,5 +11,7 @@ namespace PipelineDsl.Generator
         public const string ContractSpecs = nameof(ContractSpecs);
         public const string ContractDiagnostics = nameof(ContractDiagnostics);
         public const string OrphanOperators = nameof(OrphanOperators);
+        public const string PipelineLocations = nameof(PipelineLocations);
+        public const string LockFile = nameof(LockFile);
     }
 }

@@ -33,11 +33,24 @@ internal static class GeneratorHarness
             References.Value,
             new CSharpCompilationOptions(OutputKind.DynamicallyLinkedLibrary, nullableContextOptions: NullableContextOptions.Enable));
 
-    public static GeneratorDriver Driver() =>
+    public static GeneratorDriver Driver(params (string Path, string Text)[] additionalFiles) =>
         CSharpGeneratorDriver.Create(
             new[] { new PipelineGenerator().AsSourceGenerator() },
+            additionalTexts: additionalFiles.Select(f => (AdditionalText)new InMemoryText(f.Path, f.Text)),
             parseOptions: ParseOptions,
             driverOptions: new GeneratorDriverOptions(IncrementalGeneratorOutputKind.None, trackIncrementalGeneratorSteps: true));
+
+    private sealed class InMemoryText(string path, string text) : AdditionalText
+    {
+        public override string Path => path;
+
+        public override Microsoft.CodeAnalysis.Text.SourceText GetText(CancellationToken cancellationToken = default) =>
+            Microsoft.CodeAnalysis.Text.SourceText.From(text);
+    }
+
+    /// <summary>A lock file holding the given manifests, as the <c>lock</c> command writes it.</summary>
+    public static string LockFile(params string[] manifests) =>
+        "{\n  \"formatVersion\": 1,\n  \"pipelines\": [\n" + string.Join(",\n", manifests.Select(m => m.TrimEnd())) + "\n  ]\n}\n";
 
     public sealed record Result(
         GeneratorDriver Driver,

@@ -169,6 +169,44 @@ namespace PipelineDsl.Generator.Diagnostics
             "Pipeline without source",
             "Pipeline '{0}' declares no [Source]: it will never receive a record");
 
+        private const string Compatibility = "PipelineDsl.Compatibility";
+
+        public static readonly DiagnosticDescriptor StatefulOperatorRemoved = Error("PDSL200", Compatibility,
+            "Removing a stateful operator strands its state",
+            "The locked pipeline '{1}' has the stateful operator '{0}', which this build removes: restoring an existing checkpoint would fail. Declare [RetiredOperator(\"{0}\")] on the pipeline class to drop its state on purpose, or bring the operator back.");
+
+        public static readonly DiagnosticDescriptor IncompatibleStateChange = Error("PDSL201", Compatibility,
+            "Incompatible state change without a version bump",
+            "The state of '{0}' changed incompatibly at version {1} ({2}): checkpoints written by the locked build could not be read. Set Version = {3} and add a [StateMigration(\"{0}\", FromVersion = {1})] method, or declare [DiscardState(\"{0}\", FromVersion = {1})].");
+
+        public static readonly DiagnosticDescriptor VersionBumpWithoutMigration = Error("PDSL202", Compatibility,
+            "Version bumped without a migration",
+            "'{0}' moves from version {1} to {2} with no migration from version {1}: its checkpointed state would be stranded. Add a [StateMigration(\"{0}\", FromVersion = {1})] method, or declare [DiscardState(\"{0}\", FromVersion = {1})] to start it empty on purpose.");
+
+        public static readonly DiagnosticDescriptor SourceRemoved = Error("PDSL203", Compatibility,
+            "Removing a source strands its positions",
+            "The locked pipeline '{1}' has the source '{0}', which this build removes: checkpoints hold its positions. Declare [RetiredOperator(\"{0}\")] on the pipeline class to drop them on purpose, or bring the source back.");
+
+        public static readonly DiagnosticDescriptor KeyTypeChanged = Error("PDSL204", Compatibility,
+            "Key type of a stateful operator changed",
+            "The key of '{0}' changed from {1} to {2}: keyed state cannot be migrated to another key type. Give the operator a new id and declare [RetiredOperator(\"{0}\")], or bump its Version and declare [DiscardState].");
+
+        public static readonly DiagnosticDescriptor VersionLowered = Error("PDSL205", Compatibility,
+            "Version lowered",
+            "'{0}' is locked at version {1} but this build declares version {2}: versions only go up. Restore Version = {1} or higher.");
+
+        public static readonly DiagnosticDescriptor OperatorKindChanged = Error("PDSL206", Compatibility,
+            "Operator kind changed under the same id",
+            "'{0}' was a '{1}' in the locked build and is now a '{2}': its checkpointed data would be misread. Give the new operator a new id and declare [RetiredOperator(\"{0}\")].");
+
+        public static readonly DiagnosticDescriptor MigrationCannotReadLockedState = Error("PDSL207", Compatibility,
+            "Migration cannot read the locked state",
+            "The migration of '{0}' from version {1} ('{2}') takes a type that cannot read the state the locked build wrote ({3}): keep the old state type's field keys and types.");
+
+        public static readonly DiagnosticDescriptor LockFileUnreadable = Warning("PDSL208", Compatibility,
+            "Lock file unreadable",
+            "The lock file '{0}' cannot be read ({1}), so checkpoint compatibility is not checked: regenerate it with 'pipelinedsl lock'");
+
         private static readonly Dictionary<string, DiagnosticDescriptor> s_byId = typeof(DiagnosticDescriptors)
             .GetFields()
             .Where(f => f.FieldType == typeof(DiagnosticDescriptor))

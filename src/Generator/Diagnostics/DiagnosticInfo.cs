@@ -23,6 +23,9 @@ namespace PipelineDsl.Generator.Diagnostics
         public static DiagnosticInfo Create(DiagnosticDescriptor descriptor, Location? location, params string[] arguments) =>
             new(descriptor.Id, LocationInfo.From(location), arguments.ToEquatableArray());
 
+        public static DiagnosticInfo Create(DiagnosticDescriptor descriptor, LocationInfo? location, params string[] arguments) =>
+            new(descriptor.Id, location, arguments.ToEquatableArray());
+
         public Diagnostic ToDiagnostic()
         {
             var descriptor = DiagnosticDescriptors.ById(Id);

@@ -1,8 +1,11 @@
+// This file is compiled into both the runtime and the generator (netstandard2.0), so that restore-time and
+// compile-time checks apply one set of rules. Keep it free of APIs newer than netstandard2.0.
 using System;
 using System.Collections.Generic;
 using System.Globalization;
 
-namespace PipelineDsl.Graph;
+namespace PipelineDsl.Graph
+{
 
 /// <summary>
 /// Decides whether bytes written under one canonical state schema can be read under another, field by
@@ -10,7 +13,12 @@ namespace PipelineDsl.Graph;
 /// schema — integers widened, float32 to float64, a value made nullable, a List turned into an array).
 /// Anything else needs a version bump with a migration, or an explicit discard.
 /// </summary>
-public static class SchemaCompatibility
+#if PIPELINEDSL_GENERATOR
+internal
+#else
+public
+#endif
+static class SchemaCompatibility
 {
     /// <summary>Returns null when <paramref name="written"/> data reads correctly as <paramref name="reading"/>, else the first reason it does not.</summary>
     public static string? Check(string written, string reading)
@@ -33,10 +41,11 @@ public static class SchemaCompatibility
         string where = path.Length == 0 ? "the value" : "field " + path;
         if (written.Name == "{}" && reading.Name == "{}")
         {
-            foreach (var (key, field) in written.Fields!)
+            foreach (var pair in written.Fields!)
             {
+                int key = pair.Key;
                 if (!reading.Fields!.TryGetValue(key, out var now)) continue; // removed: the reader skips it
-                string? reason = Check(field, now, path.Length == 0 ? key.ToString(CultureInfo.InvariantCulture) : path + "." + key.ToString(CultureInfo.InvariantCulture));
+                string? reason = Check(pair.Value, now, path.Length == 0 ? key.ToString(CultureInfo.InvariantCulture) : path + "." + key.ToString(CultureInfo.InvariantCulture));
                 if (reason is not null) return reason;
             }
 
@@ -62,8 +71,8 @@ public static class SchemaCompatibility
 
     private static bool Widens(string from, string to)
     {
-        if (from.StartsWith("enum:", StringComparison.Ordinal)) from = from[5..];
-        if (to.StartsWith("enum:", StringComparison.Ordinal)) to = to[5..];
+        if (from.StartsWith("enum:", StringComparison.Ordinal)) from = from.Substring(5);
+        if (to.StartsWith("enum:", StringComparison.Ordinal)) to = to.Substring(5);
         if (from == to) return true;
         int fs = Array.IndexOf(SignedWidening, from), ts = Array.IndexOf(SignedWidening, to);
         int fu = Array.IndexOf(UnsignedWidening, from), tu = Array.IndexOf(UnsignedWidening, to);
@@ -110,7 +119,7 @@ public static class SchemaCompatibility
             {
                 int colon = s.IndexOf(':', i);
                 if (colon < 0) throw new FormatException($"a field without ':' in '{s}'");
-                int key = int.Parse(s.AsSpan(i, colon - i), NumberStyles.Integer, CultureInfo.InvariantCulture);
+                int key = int.Parse(s.Substring(i, colon - i), NumberStyles.Integer, CultureInfo.InvariantCulture);
                 i = colon + 1;
                 fields[key] = ParseNode(s, ref i);
                 if (i < s.Length && s[i] == ',') i++;
@@ -123,7 +132,7 @@ public static class SchemaCompatibility
 
         int start = i;
         while (i < s.Length && s[i] != '<' && s[i] != '>' && s[i] != ',' && s[i] != '}') i++;
-        string name = s[start..i];
+        string name = s.Substring(start, i - start);
         var arguments = new List<Node>();
         if (i < s.Length && s[i] == '<')
         {
@@ -150,4 +159,5 @@ public static class SchemaCompatibility
         if (name.Length == 0) throw new FormatException($"an empty type in '{s}'");
         return new Node(name, arguments, null);
     }
+}
 }

@@ -1,0 +1,165 @@
+using System;
+using System.Collections.Generic;
+using System.Globalization;
+using System.Linq;
+using System.Threading;
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.Text;
+using PipelineDsl.Generator.Diagnostics;
+using PipelineDsl.Generator.Model;
+
+namespace PipelineDsl.Generator.Parsing
+{
+    /// <summary>One operator as the lock file records it: what its checkpoints hold.</summary>
+    internal sealed record LockedOperatorSpec(string Id, int Version, string Kind, string? KeySchema, string? ValueSchema);
+
+    internal sealed record LockedPipelineSpec(string PipelineId, EquatableArray<LockedOperatorSpec> Operators);
+
+    /// <summary>The lock file: every pipeline's manifest as of the last explicit <c>lock</c>.</summary>
+    internal sealed record LockFileSpec(string Path, EquatableArray<LockedPipelineSpec> Pipelines, EquatableArray<DiagnosticInfo> Diagnostics);
+
+    /// <summary>Where a pipeline's elements are declared, for compatibility diagnostics only.</summary>
+    internal sealed record PipelineLocationsInfo(string PipelineId, LocationInfo? Class, EquatableArray<OperatorLocationInfo> Operators);
+
+    internal sealed record OperatorLocationInfo(string Id, LocationInfo? Location);
+
+    internal static class LockFileParser
+    {
+        public const string FileName = "pipelines.lock.json";
+
+        public static LockFileSpec? Parse(AdditionalText file, CancellationToken ct)
+        {
+            var text = file.GetText(ct)?.ToString() ?? "";
+            var pipelines = new List<LockedPipelineSpec>();
+            try
+            {
+                if (MiniJson.Parse(text) is not Dictionary<string, object?> root) throw new FormatException("the file is not a JSON object");
+                if (!root.TryGetValue("pipelines", out var list) || list is not List<object?> items) throw new FormatException("it has no \"pipelines\" array");
+                foreach (var item in items)
+                {
+                    if (item is not Dictionary<string, object?> p || p.TryGetValue("pipeline", out var id) is false || id is not string pipelineId)
+                        throw new FormatException("a pipeline entry has no \"pipeline\" id");
+                    var operators = new List<LockedOperatorSpec>();
+                    if (p.TryGetValue("operators", out var ops) && ops is List<object?> opList)
+                    {
+                        foreach (var op in opList.OfType<Dictionary<string, object?>>())
+                        {
+                            string opId = op.TryGetValue("id", out var v) && v is string s ? s : throw new FormatException($"an operator of '{pipelineId}' has no id");
+                            int version = op.TryGetValue("version", out var ver) && ver is double d ? (int)d : 1;
+                            string kind = op.TryGetValue("kind", out var k) && k is string ks ? ks : "";
+                            string? keySchema = null, valueSchema = null;
+                            if (op.TryGetValue("stateSchema", out var schema) && schema is Dictionary<string, object?> sc)
+                            {
+                                keySchema = sc.TryGetValue("key", out var key) ? key as string : null;
+                                valueSchema = sc.TryGetValue("value", out var value) ? value as string : null;
+                            }
+
+                            operators.Add(new LockedOperatorSpec(opId, version, kind, keySchema, valueSchema));
+                        }
+                    }
+
+                    pipelines.Add(new LockedPipelineSpec(pipelineId, operators.ToEquatableArray()));
+                }
+
+                return new LockFileSpec(file.Path, pipelines.ToEquatableArray(), EquatableArray<DiagnosticInfo>.Empty);
+            }
+            catch (FormatException e)
+            {
+                var location = new LocationInfo(file.Path, new TextSpan(0, 0), new LinePositionSpan(default, default));
+                return new LockFileSpec(file.Path, EquatableArray<LockedPipelineSpec>.Empty,
+                    new[] { DiagnosticInfo.Create(DiagnosticDescriptors.LockFileUnreadable, location, file.Path, e.Message) }.ToEquatableArray());
+            }
+        }
+
+        public static PipelineLocationsInfo? Locations(GeneratorAttributeSyntaxContext context, CancellationToken ct)
+        {
+            var attribute = context.Attributes[0];
+            if (attribute.ConstructorArguments.Length != 1 || attribute.ConstructorArguments[0].Value is not string id) return null;
+            var type = (INamedTypeSymbol)context.TargetSymbol;
+            var operators = new List<OperatorLocationInfo>();
+            foreach (var method in type.GetMembers().OfType<IMethodSymbol>())
+            {
+                foreach (var a in method.GetAttributes())
+                {
+                    if (!KnownNames.IsOperatorAttribute(a.AttributeClass)) continue;
+                    if (a.ConstructorArguments.Length >= 1 && a.ConstructorArguments[0].Value is string opId)
+                        operators.Add(new OperatorLocationInfo(opId, LocationInfo.From(SyntaxHelpers.NameLocation(method))));
+                }
+            }
+
+            return new PipelineLocationsInfo(id, LocationInfo.From(SyntaxHelpers.NameLocation(type)), operators.ToEquatableArray());
+        }
+    }
+
+    /// <summary>
+    /// Compares a pipeline with its locked manifest and reports every change that would stop this build
+    /// from restoring a checkpoint the locked build wrote. The schema rules are the runtime's own.
+    /// </summary>
+    internal static class LockCompatibility
+    {
+        private static bool IsStateful(string kind) => kind is "update-state" or "window";
+
+        public static IEnumerable<DiagnosticInfo> Check(PipelineSpec pipeline, LockedPipelineSpec locked, PipelineLocationsInfo? locations)
+        {
+            LocationInfo? At(string id) => locations?.Operators.FirstOrDefault(o => o.Id == id)?.Location ?? locations?.Class;
+            LocationInfo? Class() => locations?.Class;
+            string V(int v) => v.ToString(CultureInfo.InvariantCulture);
+
+            foreach (var old in locked.Operators)
+            {
+                var now = pipeline.Operators.FirstOrDefault(o => o.Id == old.Id);
+                if (now is null)
+                {
+                    if (pipeline.Retired.Contains(old.Id)) continue;
+                    if (IsStateful(old.Kind))
+                        yield return DiagnosticInfo.Create(DiagnosticDescriptors.StatefulOperatorRemoved, Class(), old.Id, pipeline.PipelineId);
+                    else if (old.Kind == "source")
+                        yield return DiagnosticInfo.Create(DiagnosticDescriptors.SourceRemoved, Class(), old.Id, pipeline.PipelineId);
+                    continue;
+                }
+
+                string kind = ManifestKind(now.Kind);
+                if (kind != old.Kind && (IsStateful(old.Kind) || IsStateful(kind) || old.Kind == "source" || kind == "source"))
+                {
+                    yield return DiagnosticInfo.Create(DiagnosticDescriptors.OperatorKindChanged, At(old.Id), old.Id, old.Kind, kind);
+                    continue;
+                }
+
+                if (now.Version < old.Version)
+                {
+                    yield return DiagnosticInfo.Create(DiagnosticDescriptors.VersionLowered, At(old.Id), old.Id, V(old.Version), V(now.Version));
+                    continue;
+                }
+
+                if (!IsStateful(old.Kind) || now.StateSchema is null) continue;
+                bool discarded = now.DiscardsStateFrom.Contains(old.Version);
+                if (old.KeySchema is not null && old.KeySchema != now.StateSchema.KeySchema && !discarded)
+                {
+                    yield return DiagnosticInfo.Create(DiagnosticDescriptors.KeyTypeChanged, At(old.Id), old.Id, old.KeySchema, now.StateSchema.KeySchema);
+                    continue;
+                }
+
+                if (now.Version == old.Version)
+                {
+                    string? reason = old.ValueSchema is null ? null : PipelineDsl.Graph.SchemaCompatibility.Check(old.ValueSchema, now.StateSchema.ValueSchema);
+                    if (reason is not null)
+                        yield return DiagnosticInfo.Create(DiagnosticDescriptors.IncompatibleStateChange, At(old.Id), old.Id, V(old.Version), reason, V(old.Version + 1));
+                }
+                else if (!discarded)
+                {
+                    var migration = now.Migrations.FirstOrDefault(m => m.FromVersion == old.Version);
+                    if (migration is null)
+                    {
+                        yield return DiagnosticInfo.Create(DiagnosticDescriptors.VersionBumpWithoutMigration, At(old.Id), old.Id, V(old.Version), V(now.Version));
+                    }
+                    else if (old.ValueSchema is not null && PipelineDsl.Graph.SchemaCompatibility.Check(old.ValueSchema, migration.InputShape.Schema) is { } reason)
+                    {
+                        yield return DiagnosticInfo.Create(DiagnosticDescriptors.MigrationCannotReadLockedState, At(old.Id), old.Id, V(old.Version), migration.MethodName, reason);
+                    }
+                }
+            }
+        }
+
+        private static string ManifestKind(OperatorKindSpec kind) => Emitting.ManifestWriter.KindName(kind);
+    }
+}
