@@ -481,7 +481,7 @@ public sealed class PipelineRunner
                 }
             }
 
-            var decisions = RestoreCompatibility.Decide(stored, operators.ToDictionary(p => p.Key, p => (p.Value.Version, p.Value.Fingerprint)), positions.Keys, Definition);
+            var decisions = RestoreCompatibility.Decide(stored, operators.ToDictionary(p => p.Key, p => (p.Value.Version, p.Value.Fingerprint)), positions.Keys, Definition.Manifest);
             var problems = decisions.Where(d => d.Action == StateAction.Incompatible).Select(d => d.Problem!).ToList();
             if (problems.Count > 0)
             {

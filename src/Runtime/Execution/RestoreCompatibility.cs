@@ -33,16 +33,15 @@ internal static class RestoreCompatibility
         PipelineManifest? stored,
         IReadOnlyDictionary<string, (long Version, string Fingerprint)> storedState,
         IEnumerable<string> storedSources,
-        PipelineDefinition current)
+        PipelineManifest current)
     {
         var decisions = new List<StateDecision>();
-        var retired = new HashSet<string>(current.RetiredOperators, StringComparer.Ordinal);
+        var retired = new HashSet<string>(current.Retired, StringComparer.Ordinal);
         foreach (var (id, (version, fingerprint)) in storedState.OrderBy(p => p.Key, StringComparer.Ordinal))
         {
-            var entry = current.Manifest.Find(id);
-            var node = current.Operators.FirstOrDefault(o => o.Id == id);
+            var entry = current.Find(id);
             var old = stored?.Find(id);
-            if (entry is null || node is null || !node.IsStateful)
+            if (entry is null || entry.StateSchema is null)
             {
                 if (retired.Contains(id))
                     decisions.Add(new StateDecision(id, StateAction.Retired, version, null));
@@ -78,10 +77,10 @@ internal static class RestoreCompatibility
             }
             else if (version < entry.Version)
             {
-                bool discard = current.DiscardedStateVersions.TryGetValue(id, out var discarded) && discarded.Contains((int)version);
+                bool discard = entry.DiscardsStateFrom.Contains((int)version);
                 if (keyChange is not null && !discard)
                     decisions.Add(Problem(id, version, $"operator '{id}': {keyChange}"));
-                else if (node.MigratableVersions.Contains((int)version) && keyChange is null)
+                else if (entry.MigratesFrom.Contains((int)version) && keyChange is null)
                     decisions.Add(new StateDecision(id, StateAction.Migrate, version, null));
                 else if (discard)
                     decisions.Add(new StateDecision(id, StateAction.Discard, version, null));
@@ -95,7 +94,7 @@ internal static class RestoreCompatibility
             }
         }
 
-        var sources = new HashSet<string>(current.Operators.Where(o => o.Kind == OperatorKind.Source).Select(o => o.Id), StringComparer.Ordinal);
+        var sources = new HashSet<string>(current.Operators.Where(o => o.Kind == "source").Select(o => o.Id), StringComparer.Ordinal);
         foreach (var source in storedSources.Where(s => !sources.Contains(s)).OrderBy(s => s, StringComparer.Ordinal))
         {
             decisions.Add(retired.Contains(source)

@@ -78,8 +78,8 @@ public abstract class OperatorNode
     /// <summary>True when batches without input still change this operator (windows slide, idle keys expire).</summary>
     internal virtual bool AdvancesWithoutInput => false;
 
-    /// <summary>The older versions whose state this operator can migrate.</summary>
-    internal virtual IReadOnlyCollection<int> MigratableVersions => Array.Empty<int>();
+    /// <summary>The older versions whose state this operator migrates, ascending.</summary>
+    internal virtual IEnumerable<int> MigrationVersions => Array.Empty<int>();
 }
 
 /// <summary>An operator that produces records of type <typeparamref name="T"/>.</summary>
@@ -229,7 +229,7 @@ public sealed class UpdateStateNode<TKey, TIn, TState, TOut> : OperatorNode<TOut
     /// <summary>For each older version whose state can be migrated: a decoder that yields the current state type.</summary>
     public IReadOnlyDictionary<int, StateDecoder<TState>> Migrations { get; }
 
-    internal override IReadOnlyCollection<int> MigratableVersions => (IReadOnlyCollection<int>)Migrations.Keys;
+    internal override IEnumerable<int> MigrationVersions => Migrations.Keys.OrderBy(v => v);
 
     internal override OperatorExecutor CreateExecutor(ExecutorFactory factory) => new UpdateStateExecutor<TKey, TIn, TState, TOut>(this, factory.Input(Input), factory.Parallelism);
 

@@ -181,8 +181,18 @@ public sealed class PipelineBuilder
 
         if (manifest.Operators.Count != _nodes.Count)
             throw new PipelineDefinitionException($"The manifest of pipeline '{_pipelineId}' lists {manifest.Operators.Count} operators but the wiring builds {_nodes.Count}.");
-        return new PipelineDefinition(_pipelineId, manifest, _nodes.ToArray(), _retired.ToArray(),
-            _discarded.ToDictionary(p => p.Key, p => (IReadOnlyCollection<int>)p.Value.ToArray(), StringComparer.Ordinal));
+        // Restore decisions are taken from the manifest; the wiring must agree with it.
+        if (!manifest.Retired.OrderBy(r => r, StringComparer.Ordinal).SequenceEqual(_retired))
+            throw new PipelineDefinitionException($"The retired operators of pipeline '{_pipelineId}' differ between its wiring and its manifest. Rebuild with the same PipelineDsl version for generator and runtime.");
+        foreach (var entry in manifest.Operators)
+        {
+            var migrations = _nodes.First(n => n.Id == entry.Id).MigrationVersions;
+            var discarded = _discarded.TryGetValue(entry.Id, out var d) ? d.ToArray() : Array.Empty<int>();
+            if (!entry.MigratesFrom.SequenceEqual(migrations) || !entry.DiscardsStateFrom.SequenceEqual(discarded))
+                throw new PipelineDefinitionException($"The migrations or discards of operator '{entry.Id}' differ between its wiring and its manifest. Rebuild with the same PipelineDsl version for generator and runtime.");
+        }
+
+        return new PipelineDefinition(_pipelineId, manifest, _nodes.ToArray());
     }
 
     private TNode Add<TNode>(TNode node) where TNode : OperatorNode
@@ -206,21 +216,12 @@ public sealed class PipelineBuilder
 /// </summary>
 public sealed class PipelineDefinition
 {
-    internal PipelineDefinition(string pipelineId, PipelineManifest manifest, IReadOnlyList<OperatorNode> operators,
-        IReadOnlyList<string> retired, IReadOnlyDictionary<string, IReadOnlyCollection<int>> discarded)
+    internal PipelineDefinition(string pipelineId, PipelineManifest manifest, IReadOnlyList<OperatorNode> operators)
     {
         PipelineId = pipelineId;
         Manifest = manifest;
         Operators = operators;
-        RetiredOperators = retired;
-        DiscardedStateVersions = discarded;
     }
-
-    /// <summary>Operators of earlier builds removed on purpose (<see cref="RetiredOperatorAttribute"/>).</summary>
-    public IReadOnlyList<string> RetiredOperators { get; }
-
-    /// <summary>Per operator, the older versions whose state is dropped on restore (<see cref="DiscardStateAttribute"/>).</summary>
-    public IReadOnlyDictionary<string, IReadOnlyCollection<int>> DiscardedStateVersions { get; }
 
     /// <summary>The pipeline id.</summary>
     public string PipelineId { get; }

@@ -17,11 +17,12 @@ public sealed class PipelineManifest
 
     private readonly Dictionary<string, OperatorManifest> _byId;
 
-    private PipelineManifest(int formatVersion, string pipelineId, IReadOnlyList<OperatorManifest> operators, string json)
+    private PipelineManifest(int formatVersion, string pipelineId, IReadOnlyList<OperatorManifest> operators, IReadOnlyList<string> retired, string json)
     {
         FormatVersion = formatVersion;
         PipelineId = pipelineId;
         Operators = operators;
+        Retired = retired;
         Json = json;
         _byId = operators.ToDictionary(o => o.Id, StringComparer.Ordinal);
     }
@@ -34,6 +35,9 @@ public sealed class PipelineManifest
 
     /// <summary>The operators, ordered by id (ordinal).</summary>
     public IReadOnlyList<OperatorManifest> Operators { get; }
+
+    /// <summary>Operators of earlier builds removed on purpose (their state and positions are dropped on restore).</summary>
+    public IReadOnlyList<string> Retired { get; }
 
     /// <summary>The canonical JSON text the manifest was read from.</summary>
     public string Json { get; }
@@ -59,7 +63,8 @@ public sealed class PipelineManifest
                 operators.Add(OperatorManifest.FromJson(op));
             var duplicate = operators.GroupBy(o => o.Id, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1);
             if (duplicate is not null) throw new FormatException($"The manifest lists operator '{duplicate.Key}' twice.");
-            return new PipelineManifest(format, pipeline, operators, json);
+            var retired = root.TryGetProperty("retired", out var r) ? r.EnumerateArray().Select(x => x.GetString() ?? "").ToArray() : Array.Empty<string>();
+            return new PipelineManifest(format, pipeline, operators, retired, json);
         }
         catch (JsonException e)
         {
@@ -84,8 +89,11 @@ public sealed class OperatorManifest
 {
     private OperatorManifest(
         string id, int version, string kind, IReadOnlyList<string> inputs,
-        string? inputType, string? outputType, string? keyType, string? stateType, StateSchema? stateSchema)
+        string? inputType, string? outputType, string? keyType, string? stateType, StateSchema? stateSchema,
+        IReadOnlyList<int> migratesFrom, IReadOnlyList<int> discardsStateFrom)
     {
+        MigratesFrom = migratesFrom;
+        DiscardsStateFrom = discardsStateFrom;
         Id = id;
         Version = version;
         Kind = kind;
@@ -124,6 +132,12 @@ public sealed class OperatorManifest
     /// <summary>The schema of the state kept in checkpoints, for stateful operators.</summary>
     public StateSchema? StateSchema { get; }
 
+    /// <summary>Older versions whose state this operator migrates.</summary>
+    public IReadOnlyList<int> MigratesFrom { get; }
+
+    /// <summary>Older versions whose state this operator drops on restore.</summary>
+    public IReadOnlyList<int> DiscardsStateFrom { get; }
+
     /// <summary>The manifest spelling of an <see cref="OperatorKind"/>.</summary>
     public static string KindName(OperatorKind kind) => kind switch
     {
@@ -149,8 +163,12 @@ public sealed class OperatorManifest
         string kind = PipelineManifest.Required(e, "kind", where).GetString() ?? throw new FormatException($"The {where} has a null 'kind'.");
         var inputs = PipelineManifest.Required(e, "inputs", where).EnumerateArray().Select(i => i.GetString() ?? "").ToArray();
         StateSchema? schema = e.TryGetProperty("stateSchema", out var s) ? StateSchema.FromJson(s, where) : null;
-        return new OperatorManifest(id, version, kind, inputs, Optional(e, "inputType"), Optional(e, "outputType"), Optional(e, "keyType"), Optional(e, "stateType"), schema);
+        return new OperatorManifest(id, version, kind, inputs, Optional(e, "inputType"), Optional(e, "outputType"), Optional(e, "keyType"), Optional(e, "stateType"), schema,
+            Ints(e, "migratesFrom"), Ints(e, "discardsStateFrom"));
     }
+
+    private static int[] Ints(JsonElement e, string name) =>
+        e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Array ? v.EnumerateArray().Select(x => x.GetInt32()).ToArray() : Array.Empty<int>();
 
     private static string? Optional(JsonElement e, string name) =>
         e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
