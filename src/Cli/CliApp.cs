@@ -1,0 +1,483 @@
+using System.Globalization;
+using System.Reflection;
+using System.Runtime.Loader;
+using System.Text;
+using System.Text.Json;
+using PipelineDsl.Checkpointing;
+using PipelineDsl.Execution;
+using PipelineDsl.Graph;
+using PipelineDsl.Serialization;
+
+namespace PipelineDsl.Cli;
+
+/// <summary>
+/// <c>pipelinedsl</c>: inspect, diff and dump checkpoints, and write the lock file. Exit codes: 0 success,
+/// 1 error, 2 bad usage, 3 the checkpoint is incompatible with the given build (<c>diff</c>), or the lock
+/// file is out of date (<c>lock --check</c>).
+/// </summary>
+public static class CliApp
+{
+    public const int Ok = 0, Failed = 1, Usage = 2, Incompatible = 3;
+
+    private const string Help = """
+        usage: pipelinedsl <command> ...
+          inspect <checkpoint-dir>                            batches, positions, state per operator, stored manifest
+          diff <checkpoint-dir> <assembly.dll | lock-file>    can this build restore the checkpoint? (exit 3 if not)
+          dump-state <checkpoint-dir> <operator> [--limit N]  the operator's state as JSON lines
+          lock <assembly.dll> [--lock-file PATH] [--check]    write (or check) pipelines.lock.json
+        """;
+
+    public static async Task<int> RunAsync(string[] args, TextWriter output, TextWriter error)
+    {
+        try
+        {
+            switch (args.FirstOrDefault())
+            {
+                case "inspect" when args.Length == 2:
+                    return await InspectAsync(args[1], output);
+                case "diff" when args.Length == 2 || args.Length == 3:
+                    return await DiffAsync(args[1], args.Length == 3 ? args[2] : null, output);
+                case "dump-state" when args.Length is 3 or 5:
+                    int limit = args.Length == 5 && args[3] == "--limit" && int.TryParse(args[4], NumberStyles.None, CultureInfo.InvariantCulture, out int l) ? l : args.Length == 3 ? int.MaxValue : -1;
+                    if (limit < 0) break;
+                    return await DumpStateAsync(args[1], args[2], limit, output);
+                case "lock" when args.Length >= 2:
+                    return Lock(args[1], args[2..], output, error);
+                case "--help" or "-h" or "help":
+                    output.Write(Help);
+                    return Ok;
+            }
+
+            error.Write(Help);
+            return Usage;
+        }
+        catch (Exception e) when (e is CliException or IOException or CheckpointCorruptException or CheckpointMismatchException or FormatException or UnauthorizedAccessException or BadImageFormatException)
+        {
+            error.WriteLine($"error: {e.Message}");
+            return Failed;
+        }
+    }
+
+    // ---- reading a checkpoint ---------------------------------------------------------------------
+
+    private sealed record Snapshot(long Batch, string Name, long Bytes, PipelineManifest? Manifest,
+        Dictionary<string, Dictionary<string, long>> Positions, Dictionary<string, (long Version, string Fingerprint, byte[] Entries)> Operators);
+
+    private sealed record Checkpoint(string Location, string PipelineId, PipelineManifest Manifest, List<long> Offsets, List<long> Commits, List<(long Batch, string Name)> Snapshots, Snapshot? Newest, CheckpointLog Log);
+
+    private static async Task<Checkpoint> OpenAsync(string directory)
+    {
+        if (!Directory.Exists(directory)) throw new CliException($"'{directory}' does not exist: give the checkpoint directory of a pipeline.");
+        var store = new LocalDirectoryCheckpointStore(directory);
+        var metadata = await store.ReadAsync("metadata", default) ?? throw new CliException($"'{directory}' has no metadata file: it is not a PipelineDsl checkpoint.");
+        var body = CheckpointFile.Unwrap(metadata, "metadata", "metadata", out string pipelineId);
+        var log = new CheckpointLog(store, pipelineId);
+        var manifest = PipelineManifest.Parse(await log.ReadMetadataManifestAsync(default) ?? throw new CliException("The checkpoint's metadata holds no manifest."));
+        _ = body;
+        var offsets = (await log.ListAsync("offsets", default)).Select(o => o.Batch).ToList();
+        var commits = (await log.ListAsync("commits", default)).Select(o => o.Batch).ToList();
+        var snapshots = await log.ListAsync("state", default);
+        Snapshot? newest = null;
+        foreach (var (batch, name) in snapshots.AsEnumerable().Reverse())
+        {
+            try
+            {
+                newest = ReadSnapshot(batch, name, (await log.ReadSnapshotAsync(name, default)).ToArray());
+                break;
+            }
+            catch (Exception e) when (e is CheckpointCorruptException or MessagePackException)
+            {
+                // A damaged snapshot is skipped, as the runtime would.
+            }
+        }
+
+        return new Checkpoint(store.Location, pipelineId, manifest, offsets, commits, snapshots, newest, log);
+    }
+
+    private static Snapshot ReadSnapshot(long batch, string name, byte[] body)
+    {
+        var r = new MessagePackReader(body);
+        PipelineManifest? manifest = null;
+        var positions = new Dictionary<string, Dictionary<string, long>>(StringComparer.Ordinal);
+        var operators = new Dictionary<string, (long, string, byte[])>(StringComparer.Ordinal);
+        int fields = r.ReadMapHeader();
+        for (int i = 0; i < fields; i++)
+        {
+            switch (r.ReadString())
+            {
+                case "manifest":
+                    manifest = PipelineManifest.Parse(r.ReadString() ?? "{}");
+                    break;
+                case "positions":
+                    int sources = r.ReadMapHeader();
+                    for (int s = 0; s < sources; s++)
+                    {
+                        var partitions = positions[r.ReadString() ?? ""] = new Dictionary<string, long>(StringComparer.Ordinal);
+                        int count = r.ReadMapHeader();
+                        for (int p = 0; p < count; p++) partitions[r.ReadString() ?? ""] = r.ReadInt64();
+                    }
+
+                    break;
+                case "operators":
+                    int ops = r.ReadMapHeader();
+                    for (int o = 0; o < ops; o++)
+                    {
+                        string id = r.ReadString() ?? "";
+                        long version = 0;
+                        string fingerprint = "";
+                        byte[] entries = Array.Empty<byte>();
+                        int opFields = r.ReadMapHeader();
+                        for (int f = 0; f < opFields; f++)
+                        {
+                            switch (r.ReadString())
+                            {
+                                case "version": version = r.ReadInt64(); break;
+                                case "fingerprint": fingerprint = r.ReadString() ?? ""; break;
+                                case "entries": entries = r.ReadRaw().ToArray(); break;
+                                default: r.Skip(); break;
+                            }
+                        }
+
+                        operators[id] = (version, fingerprint, entries);
+                    }
+
+                    break;
+                default:
+                    r.Skip();
+                    break;
+            }
+        }
+
+        return new Snapshot(batch, name, body.Length, manifest, positions, operators);
+    }
+
+    // ---- inspect ------------------------------------------------------------------------------------
+
+    private static async Task<int> InspectAsync(string directory, TextWriter o)
+    {
+        var c = await OpenAsync(directory);
+        o.WriteLine($"checkpoint  {c.Location}");
+        o.WriteLine($"pipeline    {c.PipelineId}");
+        o.WriteLine($"batches     offsets {Range(c.Offsets)}, commits {Range(c.Commits)}, last committed {(c.Commits.Count == 0 ? "none" : c.Commits.Max().ToString(CultureInfo.InvariantCulture))}");
+        o.WriteLine($"snapshots   {(c.Snapshots.Count == 0 ? "none" : string.Join(", ", c.Snapshots.Select(s => s.Batch.ToString(CultureInfo.InvariantCulture))))}{(c.Newest is null ? "" : $" (newest valid: {c.Newest.Batch}, {Size(c.Newest.Bytes)})")}");
+
+        // Positions: from the newest committed offsets file, else from the snapshot.
+        var positions = new List<string[]>();
+        long? committed = c.Commits.Count == 0 ? null : c.Commits.Max();
+        if (committed is long b && c.Offsets.Contains(b))
+        {
+            var plan = await c.Log.ReadOffsetsAsync(CheckpointLog.Name("offsets", b), default);
+            foreach (var (source, partitions) in plan.Sources)
+                foreach (var (partition, range) in partitions) positions.Add(new[] { source, partition, range.To.ToString(CultureInfo.InvariantCulture) });
+            o.WriteLine();
+            o.WriteLine($"committed positions (after batch {b})");
+        }
+        else if (c.Newest is not null)
+        {
+            foreach (var (source, partitions) in c.Newest.Positions)
+                foreach (var (partition, position) in partitions) positions.Add(new[] { source, partition, position.ToString(CultureInfo.InvariantCulture) });
+            o.WriteLine();
+            o.WriteLine($"positions (snapshot {c.Newest.Batch})");
+        }
+
+        if (positions.Count > 0) Table(o, new[] { "source", "partition", "position" }, positions);
+
+        if (c.Newest is { } snapshot)
+        {
+            o.WriteLine();
+            o.WriteLine($"state (snapshot {snapshot.Batch})");
+            Table(o, new[] { "operator", "version", "keys", "bytes", "schema fingerprint" }, snapshot.Operators.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => new[]
+            {
+                p.Key, p.Value.Version.ToString(CultureInfo.InvariantCulture), EntryCount(p.Value.Entries).ToString("N0", CultureInfo.InvariantCulture), Size(p.Value.Entries.Length), p.Value.Fingerprint,
+            }).ToList());
+        }
+
+        var manifest = c.Newest?.Manifest ?? c.Manifest;
+        o.WriteLine();
+        o.WriteLine("manifest (as stored)");
+        Table(o, new[] { "operator", "kind", "version", "inputs", "state" }, manifest.Operators.Select(op => new[]
+        {
+            op.Id, op.Kind, op.Version.ToString(CultureInfo.InvariantCulture), string.Join(",", op.Inputs), op.StateSchema is { } s ? $"{s.KeySchema} -> {s.ValueSchema}" : "",
+        }).ToList());
+        return Ok;
+    }
+
+    private static int EntryCount(byte[] entries)
+    {
+        var r = new MessagePackReader(entries);
+        return r.ReadArrayHeader();
+    }
+
+    // ---- diff ---------------------------------------------------------------------------------------
+
+    private static async Task<int> DiffAsync(string directory, string? build, TextWriter o)
+    {
+        if (build is null) throw new CliException("diff needs the new build: an assembly (.dll) or a lock file (.json).");
+        var c = await OpenAsync(directory);
+        var manifests = build.EndsWith(".json", StringComparison.OrdinalIgnoreCase) ? ManifestsFromLockFile(build) : ManifestsFromAssembly(build);
+        var current = manifests.FirstOrDefault(m => m.PipelineId == c.PipelineId)
+            ?? throw new CliException($"'{build}' has no pipeline '{c.PipelineId}' (it has: {string.Join(", ", manifests.Select(m => m.PipelineId))}).");
+        var stored = c.Newest?.Manifest ?? c.Manifest;
+        var storedState = c.Newest?.Operators.ToDictionary(p => p.Key, p => (p.Value.Version, p.Value.Fingerprint)) ?? new Dictionary<string, (long, string)>();
+        var storedSources = c.Newest?.Positions.Keys ?? (IEnumerable<string>)stored.Operators.Where(op => op.Kind == "source").Select(op => op.Id).ToList();
+        var decisions = RestoreCompatibility.Decide(stored, storedState, storedSources, current).ToDictionary(d => d.OperatorId, StringComparer.Ordinal);
+
+        var rows = new List<string[]>();
+        foreach (string id in stored.Operators.Select(op => op.Id).Union(current.Operators.Select(op => op.Id)).Union(decisions.Keys).Distinct().Order(StringComparer.Ordinal))
+        {
+            var was = stored.Find(id);
+            var now = current.Find(id);
+            string result = decisions.TryGetValue(id, out var d)
+                ? d.Action switch
+                {
+                    StateAction.Keep => "kept",
+                    StateAction.Migrate => $"migrated from version {d.StoredVersion}",
+                    StateAction.Discard => $"discarded (starts empty)",
+                    StateAction.Retired => "retired (dropped)",
+                    _ => "INCOMPATIBLE: " + d.Problem,
+                }
+                : was is null ? "new"
+                : now is null ? "removed (held no state)"
+                : "kept";
+            rows.Add(new[] { id, (now ?? was)!.Kind, was is null ? "-" : "v" + was.Version.ToString(CultureInfo.InvariantCulture), now is null ? "-" : "v" + now.Version.ToString(CultureInfo.InvariantCulture), result });
+        }
+
+        o.WriteLine($"checkpoint {c.Location} (pipeline '{c.PipelineId}', {(c.Newest is null ? "no snapshot yet" : $"snapshot {c.Newest.Batch}")}) against {build}");
+        Table(o, new[] { "operator", "kind", "checkpoint", "build", "result" }, rows);
+        bool incompatible = decisions.Values.Any(d => d.Action == StateAction.Incompatible);
+        o.WriteLine(incompatible ? "incompatible: this build cannot restore the checkpoint (see the rows above for each fix)" : "compatible: this build can restore the checkpoint");
+        return incompatible ? Incompatible : Ok;
+    }
+
+    // ---- dump-state ---------------------------------------------------------------------------------
+
+    private static async Task<int> DumpStateAsync(string directory, string operatorId, int limit, TextWriter o)
+    {
+        var c = await OpenAsync(directory);
+        var snapshot = c.Newest ?? throw new CliException("The checkpoint has no valid snapshot yet: nothing to dump.");
+        if (!snapshot.Operators.TryGetValue(operatorId, out var op))
+            throw new CliException($"Snapshot {snapshot.Batch} holds no state for '{operatorId}'; it holds: {string.Join(", ", snapshot.Operators.Keys.Order(StringComparer.Ordinal))}.");
+        var entry = (snapshot.Manifest ?? c.Manifest).Find(operatorId);
+        var names = entry?.StateSchema?.Fields.ToDictionary(f => (long)f.Key, f => f.Name) ?? new Dictionary<long, string>();
+        bool window = entry?.Kind == "window";
+        var r = new MessagePackReader(op.Entries);
+        int count = r.ReadArrayHeader();
+        for (int i = 0; i < count && i < limit; i++)
+        {
+            var buffer = new MemoryStream();
+            using (var json = new Utf8JsonWriter(buffer))
+            {
+                json.WriteStartObject();
+                int parts = r.ReadArrayHeader();
+                json.WritePropertyName("key");
+                ToJson(ref r, json, null);
+                if (window)
+                {
+                    json.WriteStartArray("panes");
+                    int panes = r.ReadArrayHeader();
+                    for (int p = 0; p < panes; p++)
+                    {
+                        r.ReadArrayHeader();
+                        json.WriteStartObject();
+                        json.WriteNumber("batch", r.ReadInt64());
+                        json.WritePropertyName("value");
+                        ToJson(ref r, json, names);
+                        json.WriteEndObject();
+                    }
+
+                    json.WriteEndArray();
+                }
+                else
+                {
+                    json.WritePropertyName("value");
+                    ToJson(ref r, json, names);
+                    if (parts > 2) json.WriteNumber("lastSeenBatch", r.ReadInt64());
+                }
+
+                json.WriteEndObject();
+            }
+
+            o.WriteLine(Encoding.UTF8.GetString(buffer.ToArray()));
+        }
+
+        return Ok;
+    }
+
+    /// <summary>Any MessagePack value as JSON; the top-level map of a state contract gets its field names.</summary>
+    private static void ToJson(ref MessagePackReader r, Utf8JsonWriter json, Dictionary<long, string>? fieldNames)
+    {
+        switch (r.NextType)
+        {
+            case MessagePackType.Nil: r.ReadNil(); json.WriteNullValue(); break;
+            case MessagePackType.Boolean: json.WriteBooleanValue(r.ReadBoolean()); break;
+            case MessagePackType.Integer:
+                var peek = r;
+                try { json.WriteNumberValue(r.ReadInt64()); }
+                catch (MessagePackException) { r = peek; json.WriteNumberValue(r.ReadUInt64()); }
+                break;
+            case MessagePackType.Float: json.WriteNumberValue(r.ReadDouble()); break;
+            case MessagePackType.String: json.WriteStringValue(r.ReadString()); break;
+            case MessagePackType.Binary: json.WriteBase64StringValue(r.ReadBinarySpan()); break;
+            case MessagePackType.Array:
+                int n = r.ReadArrayHeader();
+                json.WriteStartArray();
+                for (int i = 0; i < n; i++) ToJson(ref r, json, null);
+                json.WriteEndArray();
+                break;
+            case MessagePackType.Map:
+                int m = r.ReadMapHeader();
+                json.WriteStartObject();
+                for (int i = 0; i < m; i++)
+                {
+                    string name;
+                    if (r.NextType == MessagePackType.Integer)
+                    {
+                        long key = r.ReadInt64();
+                        name = fieldNames is not null && fieldNames.TryGetValue(key, out var fieldName) ? fieldName : key.ToString(CultureInfo.InvariantCulture);
+                    }
+                    else if (r.NextType == MessagePackType.String) name = r.ReadString() ?? "";
+                    else name = Convert.ToHexString(r.ReadRaw());
+                    json.WritePropertyName(name);
+                    ToJson(ref r, json, null);
+                }
+
+                json.WriteEndObject();
+                break;
+            case MessagePackType.Extension:
+                var ext = r;
+                ext.ReadExtension(out sbyte type);
+                if (type == -1) json.WriteStringValue(r.ReadDateTime().ToString("O", CultureInfo.InvariantCulture));
+                else json.WriteBase64StringValue(r.ReadExtension(out _));
+                break;
+        }
+    }
+
+    // ---- lock ---------------------------------------------------------------------------------------
+
+    private static int Lock(string assembly, string[] options, TextWriter o, TextWriter error)
+    {
+        string lockFile = "pipelines.lock.json";
+        bool check = false;
+        for (int i = 0; i < options.Length; i++)
+        {
+            if (options[i] == "--check") check = true;
+            else if (options[i] == "--lock-file" && i + 1 < options.Length) lockFile = options[++i];
+            else throw new CliException($"unknown option '{options[i]}' for lock.");
+        }
+
+        var manifests = ManifestsFromAssembly(assembly);
+        if (manifests.Count == 0) throw new CliException($"'{assembly}' declares no pipeline (no [Pipeline] class compiled with the PipelineDsl generator).");
+        var entries = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        if (File.Exists(lockFile))
+        {
+            // Keep the entries of pipelines that live in other assemblies.
+            foreach (var m in ManifestsFromLockFile(lockFile)) entries[m.PipelineId] = m.Json;
+        }
+
+        foreach (var m in manifests) entries[m.PipelineId] = m.Json;
+        string text = LockFileText(entries.Values);
+        if (check)
+        {
+            string? existing = File.Exists(lockFile) ? File.ReadAllText(lockFile) : null;
+            if (existing == text)
+            {
+                o.WriteLine($"{lockFile} is up to date");
+                return Ok;
+            }
+
+            error.WriteLine($"{lockFile} is {(existing is null ? "missing" : "out of date")}: run 'pipelinedsl lock {assembly}' when this build is what runs against your checkpoints");
+            return Incompatible;
+        }
+
+        File.WriteAllText(lockFile, text);
+        o.WriteLine($"wrote {lockFile}: {string.Join(", ", manifests.Select(m => $"'{m.PipelineId}'"))}");
+        return Ok;
+    }
+
+    /// <summary>The lock file: a comment and every pipeline's manifest, ordered by pipeline id, indented.</summary>
+    public static string LockFileText(IEnumerable<string> manifests)
+    {
+        var sb = new StringBuilder();
+        sb.Append("{\n  \"formatVersion\": 1,\n");
+        sb.Append("  \"comment\": \"Written by 'pipelinedsl lock'. Commit it: the build compares every pipeline with it and reports each change that would strand checkpoints written by the locked build. Run 'pipelinedsl lock' again when you deploy.\",\n");
+        sb.Append("  \"pipelines\": [\n");
+        sb.Append(string.Join(",\n", manifests.Select(m => string.Join("\n", m.TrimEnd().Split('\n').Select(line => "    " + line)))));
+        sb.Append("\n  ]\n}\n");
+        return sb.ToString();
+    }
+
+    private static List<PipelineManifest> ManifestsFromLockFile(string path)
+    {
+        if (!File.Exists(path)) throw new CliException($"The lock file '{path}' does not exist.");
+        using var doc = JsonDocument.Parse(File.ReadAllText(path));
+        if (!doc.RootElement.TryGetProperty("pipelines", out var pipelines)) throw new CliException($"'{path}' is not a lock file: it has no \"pipelines\".");
+        return pipelines.EnumerateArray().Select(p => PipelineManifest.Parse(Reindent(p.GetRawText()))).ToList();
+    }
+
+    // A manifest inside the lock file is indented; the canonical text starts at column 0.
+    private static string Reindent(string raw)
+    {
+        var lines = raw.Split('\n');
+        return string.Join("\n", lines.Select((l, i) => i == 0 ? l : l.StartsWith("    ", StringComparison.Ordinal) ? l[4..] : l)) + "\n";
+    }
+
+    /// <summary>
+    /// Reads each pipeline's manifest constant from a built assembly. Only constants are read: no code of the
+    /// assembly runs.
+    /// </summary>
+    private static List<PipelineManifest> ManifestsFromAssembly(string path)
+    {
+        if (!File.Exists(path)) throw new CliException($"The assembly '{path}' does not exist: build the project first and give the path of its .dll.");
+        var full = Path.GetFullPath(path);
+        var context = new AssemblyLoadContext("pipelinedsl-" + Guid.NewGuid().ToString("N"), isCollectible: true);
+        var resolver = new AssemblyDependencyResolver(full);
+        context.Resolving += (ctx, name) => resolver.ResolveAssemblyToPath(name) is { } p ? ctx.LoadFromAssemblyPath(p) : null;
+        try
+        {
+            var assembly = context.LoadFromAssemblyPath(full);
+            Type[] types;
+            try
+            {
+                types = assembly.GetTypes();
+            }
+            catch (ReflectionTypeLoadException e)
+            {
+                types = e.Types.Where(t => t is not null).ToArray()!;
+            }
+
+            return types
+                .Select(t => t.GetField("ManifestJson", BindingFlags.Public | BindingFlags.Static))
+                .Where(f => f is { IsLiteral: true } && f.FieldType == typeof(string))
+                .Select(f => PipelineManifest.Parse((string)f!.GetRawConstantValue()!))
+                .OrderBy(m => m.PipelineId, StringComparer.Ordinal)
+                .ToList();
+        }
+        finally
+        {
+            context.Unload();
+        }
+    }
+
+    // ---- output helpers ----------------------------------------------------------------------------
+
+    private static string Range(List<long> batches) => batches.Count == 0 ? "none" : $"{batches.Min()}..{batches.Max()}";
+
+    private static string Size(long bytes) => bytes switch
+    {
+        < 1024 => $"{bytes} B",
+        < 1024 * 1024 => $"{bytes / 1024.0:F1} KiB",
+        _ => $"{bytes / 1024.0 / 1024.0:F1} MiB",
+    };
+
+    private static void Table(TextWriter o, string[] headers, List<string[]> rows)
+    {
+        var widths = headers.Select((h, i) => Math.Max(h.Length, rows.Count == 0 ? 0 : rows.Max(r => r[i].Length))).ToArray();
+        string Line(string[] cells) => "  " + string.Join("  ", cells.Select((c, i) => i == cells.Length - 1 ? c : c.PadRight(widths[i]))).TrimEnd();
+        o.WriteLine(Line(headers));
+        o.WriteLine(Line(widths.Select(w => new string('-', w)).ToArray()));
+        foreach (var row in rows) o.WriteLine(Line(row));
+    }
+}
+
+/// <summary>An error the user can fix; printed without a stack trace.</summary>
+public sealed class CliException(string message) : Exception(message);
