@@ -106,7 +106,7 @@ internal static class Cli
 
         var summary = await runner.RunAsync(stop.Token);
         Console.WriteLine(
-            $"done: {(summary.Restored ? $"restored from {(summary.RestoredFromBatch is long s ? $"snapshot {s}" : "the start")}, replayed {summary.BatchesReplayed} batches in {summary.RecoveryTime.TotalMilliseconds:F0} ms; " : "new checkpoint; ")}"
+            $"done: {(summary.Restored ? $"restored from {(summary.RestoredFromBatch is long s ? $"snapshot {s}" : "the start")} + {summary.BatchesFromDeltas} batch deltas, replayed {summary.BatchesReplayed} batches, in {summary.RecoveryTime.TotalMilliseconds:F0} ms; " : "new checkpoint; ")}"
             + $"ran {summary.BatchesRun} batches, {summary.InputRecords:N0} records in {summary.Elapsed.TotalSeconds:F2} s; "
             + $"last committed batch {summary.LastCommittedBatch}; {summary.StateKeys:N0} users in state");
         return 0;

@@ -187,6 +187,33 @@ public sealed class UpgradeTests : IDisposable
     }
 
     [Fact]
+    public async Task Version_2_after_a_crash_of_version_1_continues_from_its_exact_state()
+    {
+        await Run(V1, 50);
+        // As if version 1 had been killed after batch 4 but before its final snapshot: the newest snapshot is
+        // batch 2, and batches 3 and 4 survive only as the state deltas in their commit files.
+        File.Delete(Path.Combine(_checkpoint, "state", 4L.ToString("D19")));
+        Assert.True(File.Exists(Path.Combine(_checkpoint, "state", 2L.ToString("D19"))));
+
+        // Replaying batches 3 and 4 with version 2's code would add their hit values to Sum; the deltas carry
+        // version 1's state, migrated, so the result equals "v1 up to batch 4, then v2".
+        var lines = Lines(await Run(V2, 80));
+        var count = new Dictionary<string, long>();
+        for (int i = 0; i < 50; i++) count["u" + (i % 3)] = count.GetValueOrDefault("u" + (i % 3)) + 1;
+        var sum = count.ToDictionary(p => p.Key, p => 1000 * p.Value);
+        var expected = new List<string>();
+        for (int i = 50; i < 80; i++)
+        {
+            string u = "u" + (i % 3);
+            count[u]++;
+            sum[u] += i;
+            expected.Add($"{5 + (i - 50) / 10}:{u}={count[u]}/{sum[u]}");
+        }
+
+        Assert.Equal(expected, lines);
+    }
+
+    [Fact]
     public async Task Three_versions_in_succession_and_a_chain_straight_from_version_1()
     {
         await Run(V1, 30);

@@ -95,7 +95,27 @@ public class CheckpointTests
         source.Add(0, Events(80, 40));
         var summary = await Runner(dir, source, sink).RunAsync();
         Assert.Equal(5, summary.RestoredFromBatch);
-        Assert.Equal(2, summary.BatchesReplayed);
+        Assert.Equal(2, summary.BatchesFromDeltas); // batches 6 and 7 from the deltas in their commit files
+        Assert.Equal(0, summary.BatchesReplayed);
+        Assert.Equal(await Uninterrupted(120), sink.Batches);
+    }
+
+    [Fact]
+    public async Task A_damaged_delta_is_not_trusted_and_its_batch_is_replayed()
+    {
+        using var dir = new TempDir();
+        var source = new MemorySource<Event>();
+        source.Add(0, Events(0, 80));
+        var sink = new CollectingSink<Total?>();
+        await Runner(dir, source, sink).RunAsync();
+        File.Delete(CheckpointFile(dir, "state", 7)); // the final snapshot: restore from 5
+        File.WriteAllText(CheckpointFile(dir, "commits", 6), "garbage"); // offsets/7 still proves batch 6 committed
+
+        source.Add(0, Events(80, 40));
+        var summary = await Runner(dir, source, sink).RunAsync();
+        Assert.Equal(5, summary.RestoredFromBatch);
+        Assert.Equal(1, summary.BatchesReplayed);   // batch 6, whose delta is gone
+        Assert.Equal(1, summary.BatchesFromDeltas); // batch 7
         Assert.Equal(await Uninterrupted(120), sink.Batches);
     }
 

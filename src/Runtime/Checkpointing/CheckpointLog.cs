@@ -160,19 +160,56 @@ internal sealed class CheckpointLog
 
     // ---- commits ---------------------------------------------------------------------------------
 
-    public Task WriteCommitAsync(CommitRecord record, CancellationToken ct)
+    /// <summary>Writes <c>commits/N</c>; <paramref name="stateDelta"/>, when given, is the batch's state delta (one MessagePack value).</summary>
+    public Task WriteCommitAsync(CommitRecord record, CancellationToken ct, ReadOnlySpan<byte> stateDelta = default)
     {
-        var w = new MessagePackWriter();
-        w.WriteMapHeader(3);
+        var w = new MessagePackWriter(stateDelta.Length + 64);
+        w.WriteMapHeader(stateDelta.IsEmpty ? 3 : 4);
         w.Write("batch");
         w.Write(record.BatchId);
         w.Write("committedAt");
         w.Write(record.CommittedAtMs);
         w.Write("inputRecords");
         w.Write(record.InputRecords);
+        if (!stateDelta.IsEmpty)
+        {
+            w.Write("state");
+            w.WriteRaw(stateDelta);
+        }
+
         // Atomic but not fsynced: if a power loss takes the commit of batch N away, either offsets/N+1 (durable,
         // and written only after N committed) proves it, or batch N simply runs again, which sinks absorb.
         return _store.WriteAsync(Name("commits", record.BatchId), CheckpointFile.Wrap("commit", _pipelineId, w.WrittenSpan), durable: false, ct);
+    }
+
+    /// <summary>The state delta stored in an intact commit file, or null when the file is missing, damaged or holds none.</summary>
+    public async Task<byte[]?> ReadCommitDeltaAsync(string name, CancellationToken ct)
+    {
+        var bytes = await _store.ReadAsync(name, ct).ConfigureAwait(false);
+        if (bytes is null) return null;
+        try
+        {
+            var body = CheckpointFile.Unwrap(bytes, "commit", name, out _);
+            var r = new MessagePackReader(body.Span);
+            int fields = r.ReadMapHeader();
+            long batch = -1;
+            byte[]? delta = null;
+            for (int i = 0; i < fields; i++)
+            {
+                switch (r.ReadString())
+                {
+                    case "batch": batch = r.ReadInt64(); break;
+                    case "state": delta = r.ReadRaw().ToArray(); break;
+                    default: r.Skip(); break;
+                }
+            }
+
+            return batch == BatchOf(name) ? delta : null;
+        }
+        catch (Exception e) when (e is CheckpointCorruptException or MessagePackException)
+        {
+            return null;
+        }
     }
 
     /// <summary>True when <paramref name="name"/> is an intact commit file of its batch.</summary>

@@ -90,14 +90,15 @@ public sealed record BatchProgress(long BatchId, long InputRecords, long OutputR
 /// <summary>What a run did.</summary>
 /// <param name="Restored">True when the run continued an existing checkpoint.</param>
 /// <param name="RestoredFromBatch">The batch of the snapshot restored, if any.</param>
-/// <param name="BatchesReplayed">Committed batches re-run to rebuild state.</param>
+/// <param name="BatchesFromDeltas">Committed batches after the snapshot whose state was restored from their stored deltas.</param>
+/// <param name="BatchesReplayed">Committed batches re-run to rebuild state (only where a delta was missing or damaged).</param>
 /// <param name="BatchesRun">Batches run and committed in this run (including a re-run uncommitted one).</param>
 /// <param name="InputRecords">Records read by the batches run (not counting replays).</param>
 /// <param name="LastCommittedBatch">The newest committed batch, or -1.</param>
 /// <param name="RecoveryTime">Time from start until the first new batch could run.</param>
 /// <param name="Elapsed">Total time.</param>
 /// <param name="StateKeys">Keys held by stateful operators at the end.</param>
-public sealed record RunSummary(bool Restored, long? RestoredFromBatch, long BatchesReplayed, long BatchesRun, long InputRecords, long LastCommittedBatch, TimeSpan RecoveryTime, TimeSpan Elapsed, long StateKeys);
+public sealed record RunSummary(bool Restored, long? RestoredFromBatch, long BatchesFromDeltas, long BatchesReplayed, long BatchesRun, long InputRecords, long LastCommittedBatch, TimeSpan RecoveryTime, TimeSpan Elapsed, long StateKeys);
 
 /// <summary>Thrown when an operator's method throws; names the operator and the batch.</summary>
 public sealed class PipelineExecutionException : Exception

@@ -27,6 +27,12 @@ internal interface IStatefulExecutor
 
     /// <summary>Drops all state.</summary>
     void Clear();
+
+    /// <summary>Writes what batch <paramref name="batchId"/> changed (one MessagePack value).</summary>
+    void WriteDelta(MessagePackWriter writer, long batchId);
+
+    /// <summary>Applies a delta written by <see cref="WriteDelta"/> of <paramref name="storedVersion"/> of this operator.</summary>
+    void ApplyDelta(ref MessagePackReader reader, long storedVersion);
 }
 
 /// <summary>
@@ -70,12 +76,16 @@ internal sealed class UpdateStateExecutor<TKey, TIn, TState, TOut> : OperatorExe
     private readonly Dictionary<TKey, Entry>[] _shards;
     private readonly KeyedState<TState>[] _states;
 
+    // Keys removed during the current batch, per shard (for the batch's delta).
+    private readonly List<TKey>[] _removed;
+
     public UpdateStateExecutor(UpdateStateNode<TKey, TIn, TState, TOut> node, OperatorExecutor<TIn> input, int parallelism) : base(node)
     {
         _node = node;
         _input = input;
         _shards = Enumerable.Range(0, Math.Max(1, parallelism)).Select(_ => new Dictionary<TKey, Entry>()).ToArray();
         _states = _shards.Select(_ => new KeyedState<TState>()).ToArray();
+        _removed = _shards.Select(_ => new List<TKey>()).ToArray();
         _indices = _shards.Select(_ => Array.Empty<int>()).ToArray();
         _results = _shards.Select(_ => Array.Empty<TOut>()).ToArray();
         _has = _shards.Select(_ => Array.Empty<bool>()).ToArray();
@@ -87,6 +97,7 @@ internal sealed class UpdateStateExecutor<TKey, TIn, TState, TOut> : OperatorExe
 
     public override void Execute(BatchContext batch)
     {
+        foreach (var removed in _removed) removed.Clear();
         var input = _input.Output;
         int n = input.Count;
         if (n > 0)
@@ -205,6 +216,7 @@ internal sealed class UpdateStateExecutor<TKey, TIn, TState, TOut> : OperatorExe
         else
         {
             states.Remove(key);
+            if (existed) _removed[shard].Add(key);
         }
 
         return result;
@@ -222,7 +234,13 @@ internal sealed class UpdateStateExecutor<TKey, TIn, TState, TOut> : OperatorExe
         }
 
         if (expired.Count == 0) return;
-        foreach (var (key, _) in expired) _shards[ShardOf(key)].Remove(key);
+        foreach (var (key, _) in expired)
+        {
+            int shard = ShardOf(key);
+            _shards[shard].Remove(key);
+            _removed[shard].Add(key);
+        }
+
         if (_node.OnTimeout is null) return;
         foreach (var (key, value) in KeyOrder.Sorted(expired, _node.KeyFormatter))
         {
@@ -249,6 +267,60 @@ internal sealed class UpdateStateExecutor<TKey, TIn, TState, TOut> : OperatorExe
     public void Clear()
     {
         foreach (var shard in _shards) shard.Clear();
+    }
+
+    /// <summary>The delta of a batch: the keys it removed, then every entry it touched (its last-seen batch).</summary>
+    public void WriteDelta(MessagePackWriter writer, long batchId)
+    {
+        writer.WriteArrayHeader(2);
+        writer.WriteArrayHeader(_removed.Sum(r => r.Count));
+        foreach (var removed in _removed)
+            foreach (var key in removed) _node.KeyFormatter.Serialize(writer, key);
+        int touched = 0;
+        foreach (var shard in _shards)
+            foreach (var entry in shard.Values) if (entry.LastSeen == batchId) touched++;
+        writer.WriteArrayHeader(touched);
+        foreach (var shard in _shards)
+        {
+            foreach (var (key, entry) in shard)
+            {
+                if (entry.LastSeen != batchId) continue;
+                writer.WriteArrayHeader(3);
+                _node.KeyFormatter.Serialize(writer, key);
+                _node.StateFormatter.Serialize(writer, entry.Value);
+                writer.Write(entry.LastSeen);
+            }
+        }
+    }
+
+    public void ApplyDelta(ref MessagePackReader reader, long storedVersion)
+    {
+        var migrate = Decoder(storedVersion);
+        if (reader.ReadArrayHeader() != 2) throw new MessagePackException($"The delta of operator '{Node.Id}' is not a [removed, touched] pair.");
+        int removed = reader.ReadArrayHeader();
+        for (int i = 0; i < removed; i++)
+        {
+            TKey key = _node.KeyFormatter.Deserialize(ref reader);
+            if (key is not null) _shards[ShardOf(key)].Remove(key);
+        }
+
+        int touched = reader.ReadArrayHeader();
+        for (int i = 0; i < touched; i++)
+        {
+            if (reader.ReadArrayHeader() != 3) throw new MessagePackException($"A state entry of operator '{Node.Id}' is not a [key, value, lastSeen] triple.");
+            TKey key = _node.KeyFormatter.Deserialize(ref reader);
+            var value = migrate is null ? _node.StateFormatter.Deserialize(ref reader) : migrate(ref reader);
+            if (key is null) throw new MessagePackException($"The delta of operator '{Node.Id}' holds a null key.");
+            _shards[ShardOf(key)][key] = new Entry { Value = value, LastSeen = reader.ReadInt64() };
+        }
+    }
+
+    private StateDecoder<TState>? Decoder(long storedVersion)
+    {
+        if (storedVersion == _node.Version) return null;
+        return _node.Migrations.TryGetValue((int)storedVersion, out var migrate)
+            ? migrate
+            : throw new InvalidOperationException($"Operator '{Node.Id}' has no migration from version {storedVersion}.");
     }
 
     public void RestoreSnapshot(ref MessagePackReader reader, long storedVersion)
@@ -369,6 +441,11 @@ internal sealed class WindowExecutor<TKey, T> : OperatorExecutor<Windowed<TKey, 
     }
 
     public void Clear() => _panes.Clear();
+
+    /// <summary>Windows are small and every pane shifts each batch: the delta is the whole window state.</summary>
+    public void WriteDelta(MessagePackWriter writer, long batchId) => WriteSnapshot(writer);
+
+    public void ApplyDelta(ref MessagePackReader reader, long storedVersion) => RestoreSnapshot(ref reader, storedVersion);
 
     public void RestoreSnapshot(ref MessagePackReader reader, long storedVersion)
     {
