@@ -101,6 +101,36 @@ public class CheckpointTests
     }
 
     [Fact]
+    public async Task Deltas_hold_keys_updated_and_removed_within_one_batch()
+    {
+        using var dir = new TempDir();
+        var source = new MemorySource<Event>();
+        // Per batch of 10: x1 is updated then removed (a 0 removes state), x2 removed then re-created.
+        for (int b = 0; b < 6; b++)
+        {
+            source.Add(0, new[] { new Event("x1", 1), new Event("x1", 0), new Event("x2", 0), new Event("x2", 3) });
+            source.Add(0, Events(100 * b, 6));
+        }
+
+        var sink = new CollectingSink<Total?>();
+        var runner = new PipelineRunner(RunningTotals.Definition, new PipelineRunnerOptions
+            {
+                CheckpointDirectory = dir.Sub("checkpoint"), Trigger = TriggerMode.AvailableNow, MaxRecordsPerPartition = 10, CheckpointInterval = 100,
+            })
+            .BindSource(RunningTotals.Events(), source).BindSink(RunningTotals.Out(), sink);
+        await runner.RunAsync();
+        foreach (var f in Directory.GetFiles(Path.Combine(dir.Sub("checkpoint"), "state"))) File.Delete(f); // only deltas remain
+
+        source.Add(0, new[] { new Event("x2", 1), new Event("x1", 1) });
+        var summary = await runner.RunAsync();
+        Assert.Null(summary.RestoredFromBatch);
+        Assert.Equal(6, summary.BatchesFromDeltas);
+        Assert.Equal(0, summary.BatchesReplayed);
+        // x2 kept its re-created state (6 from batch 5), x1 starts again after its removal.
+        Assert.Equal(new Total?[] { new Total("x2", 8, 2), new Total("x1", 2, 1) }, sink.Batches[6]);
+    }
+
+    [Fact]
     public async Task A_damaged_delta_is_not_trusted_and_its_batch_is_replayed()
     {
         using var dir = new TempDir();

@@ -109,6 +109,27 @@ public class FormatterTests
     }
 
     [Fact]
+    public void Strings_of_every_length_use_the_shortest_header_and_round_trip()
+    {
+        foreach (string alphabet in new[] { "a", "é", "❤" })
+        {
+            for (int length = 0; length <= 300; length++)
+            {
+                string value = string.Concat(Enumerable.Repeat(alphabet, length));
+                int bytes = System.Text.Encoding.UTF8.GetByteCount(value);
+                var w = new MessagePackWriter(1);
+                w.Write(value);
+                int header = bytes <= 31 ? 1 : bytes <= 255 ? 2 : bytes <= 65535 ? 3 : 5;
+                Assert.Equal(header + bytes, w.Length);
+                Assert.Equal(bytes <= 31 ? (byte)(0xa0 | bytes) : bytes <= 255 ? (byte)0xd9 : (byte)0xda, w.WrittenSpan[0]);
+                var r = new MessagePackReader(w.WrittenSpan);
+                Assert.Equal(value, r.ReadString());
+                Assert.True(r.End);
+            }
+        }
+    }
+
+    [Fact]
     public void Out_of_range_narrowing_fails()
     {
         var w = new MessagePackWriter();

@@ -76,8 +76,9 @@ internal sealed class UpdateStateExecutor<TKey, TIn, TState, TOut> : OperatorExe
     private readonly Dictionary<TKey, Entry>[] _shards;
     private readonly KeyedState<TState>[] _states;
 
-    // Keys removed during the current batch, per shard (for the batch's delta).
+    // Keys removed during the current batch, and how many entries it touched, per shard (for the batch's delta).
     private readonly List<TKey>[] _removed;
+    private readonly int[] _touched;
 
     public UpdateStateExecutor(UpdateStateNode<TKey, TIn, TState, TOut> node, OperatorExecutor<TIn> input, int parallelism) : base(node)
     {
@@ -86,6 +87,7 @@ internal sealed class UpdateStateExecutor<TKey, TIn, TState, TOut> : OperatorExe
         _shards = Enumerable.Range(0, Math.Max(1, parallelism)).Select(_ => new Dictionary<TKey, Entry>()).ToArray();
         _states = _shards.Select(_ => new KeyedState<TState>()).ToArray();
         _removed = _shards.Select(_ => new List<TKey>()).ToArray();
+        _touched = new int[_shards.Length];
         _indices = _shards.Select(_ => Array.Empty<int>()).ToArray();
         _results = _shards.Select(_ => Array.Empty<TOut>()).ToArray();
         _has = _shards.Select(_ => Array.Empty<bool>()).ToArray();
@@ -98,6 +100,7 @@ internal sealed class UpdateStateExecutor<TKey, TIn, TState, TOut> : OperatorExe
     public override void Execute(BatchContext batch)
     {
         foreach (var removed in _removed) removed.Clear();
+        Array.Clear(_touched);
         var input = _input.Output;
         int n = input.Count;
         if (n > 0)
@@ -211,10 +214,12 @@ internal sealed class UpdateStateExecutor<TKey, TIn, TState, TOut> : OperatorExe
         if (state.Exists)
         {
             entry.Value = state.Value;
+            if (!existed || entry.LastSeen != batchId) _touched[shard]++;
             entry.LastSeen = batchId;
         }
         else
         {
+            if (existed && entry.LastSeen == batchId) _touched[shard]--; // touched earlier in this batch, gone now
             states.Remove(key);
             if (existed) _removed[shard].Add(key);
         }
@@ -276,10 +281,7 @@ internal sealed class UpdateStateExecutor<TKey, TIn, TState, TOut> : OperatorExe
         writer.WriteArrayHeader(_removed.Sum(r => r.Count));
         foreach (var removed in _removed)
             foreach (var key in removed) _node.KeyFormatter.Serialize(writer, key);
-        int touched = 0;
-        foreach (var shard in _shards)
-            foreach (var entry in shard.Values) if (entry.LastSeen == batchId) touched++;
-        writer.WriteArrayHeader(touched);
+        writer.WriteArrayHeader(_touched.Sum());
         foreach (var shard in _shards)
         {
             foreach (var (key, entry) in shard)

@@ -150,6 +150,29 @@ public sealed class MessagePackWriter
             return;
         }
 
+        if (value.Length <= 85)
+        {
+            // One pass for short strings (keys, names): at most 255 bytes of UTF-8, so the header is fixstr
+            // or str8. Encode after a 2-byte gap, then close the gap if fixstr is enough (the shortest form).
+            int start = _length;
+            var span = Span(2 + value.Length * 3);
+            int n = StrictUtf8.GetBytes(value, span[2..]);
+            if (n <= 31)
+            {
+                span[0] = (byte)(0xa0 | n);
+                span.Slice(2, n).CopyTo(span[1..]);
+                _length = start + 1 + n;
+            }
+            else
+            {
+                span[0] = 0xd9;
+                span[1] = (byte)n;
+                _length = start + 2 + n;
+            }
+
+            return;
+        }
+
         int byteCount = StrictUtf8.GetByteCount(value);
         WriteStringHeader(byteCount);
         StrictUtf8.GetBytes(value, Span(byteCount));
