@@ -222,6 +222,21 @@ public static class CliApp
         var storedSources = c.Newest?.Positions.Keys ?? (IEnumerable<string>)stored.Operators.Where(op => op.Kind == "source").Select(op => op.Id).ToList();
         var decisions = RestoreCompatibility.Decide(stored, storedState, storedSources, current).ToDictionary(d => d.OperatorId, StringComparer.Ordinal);
 
+        // State after the newest snapshot lives in the deltas of the commit files (all of it, if the job was
+        // stopped before its first snapshot): judge each delta by the schema it records, with the same rules.
+        foreach (var (id, delta) in await DeltaHeadersAsync(c))
+        {
+            string kind = stored.Find(id)?.Kind ?? current.Find(id)?.Kind ?? "update-state";
+            var manifest = PipelineManifest.Parse(JsonSerializer.Serialize(new
+            {
+                formatVersion = 1,
+                pipeline = c.PipelineId,
+                operators = new[] { new { id, version = delta.Version, kind, inputs = Array.Empty<string>(), stateSchema = new { fingerprint = "", key = delta.Key, value = delta.Value } } },
+            }));
+            var d = RestoreCompatibility.Decide(manifest, new Dictionary<string, (long, string)> { [id] = (delta.Version, "") }, Array.Empty<string>(), current).Single();
+            if (!decisions.TryGetValue(id, out var before) || before.Action != StateAction.Incompatible) decisions[id] = d;
+        }
+
         var rows = new List<string[]>();
         foreach (string id in stored.Operators.Select(op => op.Id).Union(current.Operators.Select(op => op.Id)).Union(decisions.Keys).Distinct().Order(StringComparer.Ordinal))
         {
@@ -247,6 +262,40 @@ public static class CliApp
         bool incompatible = decisions.Values.Any(d => d.Action == StateAction.Incompatible);
         o.WriteLine(incompatible ? "incompatible: this build cannot restore the checkpoint (see the rows above for each fix)" : "compatible: this build can restore the checkpoint");
         return incompatible ? Incompatible : Ok;
+    }
+
+    /// <summary>For each operator with a state delta after the newest snapshot: the version and schemas of the newest such delta.</summary>
+    private static async Task<Dictionary<string, (long Version, string Key, string Value)>> DeltaHeadersAsync(Checkpoint c)
+    {
+        var result = new Dictionary<string, (long, string, string)>(StringComparer.Ordinal);
+        foreach (long batch in c.Commits.Where(b => b > (c.Newest?.Batch ?? -1)).Order())
+        {
+            var delta = await c.Log.ReadCommitDeltaAsync(CheckpointLog.Name("commits", batch), default);
+            if (delta is null) continue;
+            var r = new MessagePackReader(delta);
+            int ops = r.ReadMapHeader();
+            for (int o = 0; o < ops; o++)
+            {
+                string id = r.ReadString() ?? "";
+                long version = 0;
+                string key = "", value = "";
+                int fields = r.ReadMapHeader();
+                for (int f = 0; f < fields; f++)
+                {
+                    switch (r.ReadString())
+                    {
+                        case "version": version = r.ReadInt64(); break;
+                        case "key": key = r.ReadString() ?? ""; break;
+                        case "value": value = r.ReadString() ?? ""; break;
+                        default: r.Skip(); break;
+                    }
+                }
+
+                result[id] = (version, key, value);
+            }
+        }
+
+        return result;
     }
 
     // ---- dump-state ---------------------------------------------------------------------------------

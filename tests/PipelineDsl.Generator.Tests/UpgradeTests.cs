@@ -254,6 +254,18 @@ public sealed class UpgradeTests : IDisposable
     }
 
     [Fact]
+    public async Task State_held_only_in_deltas_is_checked_like_a_snapshot_never_silently_replayed()
+    {
+        await Run(V1, 30);
+        foreach (var f in Directory.GetFiles(Path.Combine(_checkpoint, "state"))) File.Delete(f); // only the commit deltas hold state now
+        string retyped = V1.Replace("[Field(0)] public long Count { get; set; }", "[Field(0)] public string Count { get; set; } = \"\";")
+            .Replace("t.Count++;", "t.Count += \"x\";");
+        var e = await Assert.ThrowsAsync<CheckpointIncompatibleException>(() => Run(retyped, 40));
+        Assert.Contains("operator 'tally': its state schema changed incompatibly at version 1: field 0 was int64 and is now string", e.Message);
+        Assert.Equal("3:u0=11", Lines(await Run(V1, 31))[0]); // the original build restores from the deltas alone
+    }
+
+    [Fact]
     public async Task A_version_bump_needs_a_migration_or_an_explicit_discard()
     {
         await Run(V1, 30);

@@ -14,11 +14,11 @@ internal sealed class SampleProcess : IDisposable
     private readonly StringBuilder _stdout = new();
     private readonly StringBuilder _stderr = new();
 
-    private SampleProcess(IEnumerable<string> args, IDictionary<string, string>? environment)
+    private SampleProcess(string assembly, IEnumerable<string> args, IDictionary<string, string>? environment)
     {
-        Assert.True(File.Exists(Assembly), $"the sample is not built at {Assembly}");
+        Assert.True(File.Exists(assembly), $"the program is not built at {assembly}");
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        start.ArgumentList.Add(Assembly);
+        start.ArgumentList.Add(assembly);
         foreach (var a in args) start.ArgumentList.Add(a);
         if (environment is not null) foreach (var (k, v) in environment) start.Environment[k] = v;
         _process = new Process { StartInfo = start };
@@ -29,7 +29,10 @@ internal sealed class SampleProcess : IDisposable
         _process.BeginErrorReadLine();
     }
 
-    public static SampleProcess Start(IEnumerable<string> args, IDictionary<string, string>? environment = null) => new(args, environment);
+    public static SampleProcess Start(IEnumerable<string> args, IDictionary<string, string>? environment = null) => new(Assembly, args, environment);
+
+    /// <summary>Starts another .NET program (a test-built app) the same way.</summary>
+    public static SampleProcess StartAssembly(string assembly, IEnumerable<string> args) => new(assembly, args, null);
 
     public int Id => _process.Id;
 

@@ -303,13 +303,15 @@ public sealed class PipelineRunner
                     try
                     {
                         ApplyDelta(delta, plan);
-                        fromDeltas++;
-                        continue;
                     }
-                    catch (MessagePackException)
+                    catch (MessagePackException e)
                     {
-                        // An undecodable delta is not trusted: the batch is replayed instead.
+                        // The file passed its checksum, so this is not damage: never fall back to a silent replay.
+                        throw new CheckpointCorruptException($"The state delta of batch {b} passed its checksum but does not decode with this build ({e.Message}). Run the build that wrote it, or start a new checkpoint.", e);
                     }
+
+                    fromDeltas++;
+                    continue;
                 }
 
                 await RunBatchAsync(plan, replay: true).ConfigureAwait(false);
@@ -365,10 +367,16 @@ public sealed class PipelineRunner
             w.WriteMapHeader(_stateful.Length);
             foreach (var s in _stateful)
             {
+                // The schema travels with the delta: a later build checks it with the rules of a snapshot.
+                var schema = Definition.Manifest.Find(s.Node.Id)?.StateSchema;
                 w.Write(s.Node.Id);
-                w.WriteMapHeader(2);
+                w.WriteMapHeader(4);
                 w.Write("version");
                 w.Write((long)s.Node.Version);
+                w.Write("key");
+                w.Write(schema?.KeySchema ?? "");
+                w.Write("value");
+                w.Write(schema?.ValueSchema ?? "");
                 w.Write("delta");
                 s.WriteDelta(w, batchId);
             }
@@ -387,6 +395,7 @@ public sealed class PipelineRunner
             {
                 string id = r.ReadString() ?? "";
                 long version = -1;
+                string? keySchema = null, valueSchema = null;
                 int start = -1, length = 0;
                 int fields = r.ReadMapHeader();
                 for (int f = 0; f < fields; f++)
@@ -394,6 +403,8 @@ public sealed class PipelineRunner
                     switch (r.ReadString())
                     {
                         case "version": version = r.ReadInt64(); break;
+                        case "key": keySchema = r.ReadString(); break;
+                        case "value": valueSchema = r.ReadString(); break;
                         case "delta":
                             start = r.Position;
                             length = r.ReadRaw().Length;
@@ -408,7 +419,17 @@ public sealed class PipelineRunner
                 {
                     if (!Definition.Manifest.Retired.Contains(id)) problems.Add($"operator '{id}' holds state in the checkpoint but is not in this build. Declare [RetiredOperator(\"{id}\")] on the pipeline class to drop that state, or bring the operator back.");
                 }
-                else if (version == entry.Version || entry.MigratesFrom.Contains((int)version))
+                else if (keySchema is not null && entry.StateSchema is not null && keySchema != entry.StateSchema.KeySchema && !entry.DiscardsStateFrom.Contains((int)version))
+                {
+                    problems.Add($"operator '{id}': its key type changed from {keySchema} to {entry.StateSchema.KeySchema}; keys cannot be migrated. Use a new operator id and declare [RetiredOperator(\"{id}\")].");
+                }
+                else if (version == entry.Version)
+                {
+                    string? reason = valueSchema is null || entry.StateSchema is null ? null : SchemaCompatibility.Check(valueSchema, entry.StateSchema.ValueSchema);
+                    if (reason is null) entries.Add((executor, version, start, length));
+                    else problems.Add($"operator '{id}': its state schema changed incompatibly at version {version}: {reason}. Bump its Version and add a [StateMigration(\"{id}\", FromVersion = {version})] method, or declare [DiscardState(\"{id}\", FromVersion = {version})].");
+                }
+                else if (entry.MigratesFrom.Contains((int)version))
                 {
                     entries.Add((executor, version, start, length));
                 }
