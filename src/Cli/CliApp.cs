@@ -226,14 +226,7 @@ public static class CliApp
         // stopped before its first snapshot): judge each delta by the schema it records, with the same rules.
         foreach (var (id, delta) in await DeltaHeadersAsync(c))
         {
-            string kind = stored.Find(id)?.Kind ?? current.Find(id)?.Kind ?? "update-state";
-            var manifest = PipelineManifest.Parse(JsonSerializer.Serialize(new
-            {
-                formatVersion = 1,
-                pipeline = c.PipelineId,
-                operators = new[] { new { id, version = delta.Version, kind, inputs = Array.Empty<string>(), stateSchema = new { fingerprint = "", key = delta.Key, value = delta.Value } } },
-            }));
-            var d = RestoreCompatibility.Decide(manifest, new Dictionary<string, (long, string)> { [id] = (delta.Version, "") }, Array.Empty<string>(), current).Single();
+            var d = RestoreCompatibility.DecideOperator(id, delta.Version, stored.Find(id)?.Kind, delta.Key, delta.Value, null, current);
             if (!decisions.TryGetValue(id, out var before) || before.Action != StateAction.Incompatible) decisions[id] = d;
         }
 

@@ -160,17 +160,12 @@ public sealed class UpgradeTests : IDisposable
 
     private static string[] Lines(string output) => output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
 
-    [Fact]
-    public async Task Version_2_restores_version_1s_checkpoint_through_its_migration()
+    /// <summary>
+    /// The reference for v2 over hits 50..79 after v1 processed hits 0..49: v1's counts carried over, Sum
+    /// started at 1000 x count by the migration, then the real sums, 10 hits per batch from batch 5.
+    /// </summary>
+    private static List<string> ExpectedV2AfterV1()
     {
-        string v1 = await Run(V1, 50);
-        Assert.Equal("4:u1=17", Lines(v1)[^1]); // hit 49 is user u1's 17th
-
-        string v2 = await Run(V2, 80);
-        var lines = Lines(v2);
-        Assert.Equal(30, lines.Length); // only the new hits 50..79, in batches 5..7: nothing twice
-        Assert.StartsWith("5:", lines[0]);
-        // Reference: v1's counts carried over, Sum started at 1000 x count by the migration, then real sums.
         var count = new Dictionary<string, long>();
         for (int i = 0; i < 50; i++) count["u" + (i % 3)] = count.GetValueOrDefault("u" + (i % 3)) + 1;
         var sum = count.ToDictionary(p => p.Key, p => 1000 * p.Value);
@@ -183,7 +178,20 @@ public sealed class UpgradeTests : IDisposable
             expected.Add($"{5 + (i - 50) / 10}:{u}={count[u]}/{sum[u]}");
         }
 
-        Assert.Equal(expected, lines);
+        return expected;
+    }
+
+    [Fact]
+    public async Task Version_2_restores_version_1s_checkpoint_through_its_migration()
+    {
+        string v1 = await Run(V1, 50);
+        Assert.Equal("4:u1=17", Lines(v1)[^1]); // hit 49 is user u1's 17th
+
+        string v2 = await Run(V2, 80);
+        var lines = Lines(v2);
+        Assert.Equal(30, lines.Length); // only the new hits 50..79, in batches 5..7: nothing twice
+        Assert.StartsWith("5:", lines[0]);
+        Assert.Equal(ExpectedV2AfterV1(), lines);
     }
 
     [Fact]
@@ -198,19 +206,7 @@ public sealed class UpgradeTests : IDisposable
         // Replaying batches 3 and 4 with version 2's code would add their hit values to Sum; the deltas carry
         // version 1's state, migrated, so the result equals "v1 up to batch 4, then v2".
         var lines = Lines(await Run(V2, 80));
-        var count = new Dictionary<string, long>();
-        for (int i = 0; i < 50; i++) count["u" + (i % 3)] = count.GetValueOrDefault("u" + (i % 3)) + 1;
-        var sum = count.ToDictionary(p => p.Key, p => 1000 * p.Value);
-        var expected = new List<string>();
-        for (int i = 50; i < 80; i++)
-        {
-            string u = "u" + (i % 3);
-            count[u]++;
-            sum[u] += i;
-            expected.Add($"{5 + (i - 50) / 10}:{u}={count[u]}/{sum[u]}");
-        }
-
-        Assert.Equal(expected, lines);
+        Assert.Equal(ExpectedV2AfterV1(), lines);
     }
 
     [Fact]

@@ -413,29 +413,15 @@ public sealed class PipelineRunner
                     }
                 }
 
-                var executor = _stateful.FirstOrDefault(s => s.Node.Id == id);
-                var entry = Definition.Manifest.Find(id);
-                if (executor is null || entry is null)
+                var decision = RestoreCompatibility.DecideOperator(id, version, null, keySchema, valueSchema, null, Definition.Manifest);
+                switch (decision.Action)
                 {
-                    if (!Definition.Manifest.Retired.Contains(id)) problems.Add($"operator '{id}' holds state in the checkpoint but is not in this build. Declare [RetiredOperator(\"{id}\")] on the pipeline class to drop that state, or bring the operator back.");
-                }
-                else if (keySchema is not null && entry.StateSchema is not null && keySchema != entry.StateSchema.KeySchema && !entry.DiscardsStateFrom.Contains((int)version))
-                {
-                    problems.Add($"operator '{id}': its key type changed from {keySchema} to {entry.StateSchema.KeySchema}; keys cannot be migrated. Use a new operator id and declare [RetiredOperator(\"{id}\")].");
-                }
-                else if (version == entry.Version)
-                {
-                    string? reason = valueSchema is null || entry.StateSchema is null ? null : SchemaCompatibility.Check(valueSchema, entry.StateSchema.ValueSchema);
-                    if (reason is null) entries.Add((executor, version, start, length));
-                    else problems.Add($"operator '{id}': its state schema changed incompatibly at version {version}: {reason}. Bump its Version and add a [StateMigration(\"{id}\", FromVersion = {version})] method, or declare [DiscardState(\"{id}\", FromVersion = {version})].");
-                }
-                else if (entry.MigratesFrom.Contains((int)version))
-                {
-                    entries.Add((executor, version, start, length));
-                }
-                else if (!entry.DiscardsStateFrom.Contains((int)version))
-                {
-                    problems.Add($"operator '{id}' is at version {entry.Version} but the checkpoint holds its state at version {version}. Add a [StateMigration(\"{id}\", FromVersion = {version})] method, or declare [DiscardState(\"{id}\", FromVersion = {version})] to start it empty.");
+                    case StateAction.Keep or StateAction.Migrate:
+                        entries.Add((_stateful.First(x => x.Node.Id == id), version, start, length));
+                        break;
+                    case StateAction.Incompatible:
+                        problems.Add(decision.Problem!);
+                        break;
                 }
             }
 

@@ -36,64 +36,13 @@ internal static class RestoreCompatibility
         PipelineManifest current)
     {
         var decisions = new List<StateDecision>();
-        var retired = new HashSet<string>(current.Retired, StringComparer.Ordinal);
         foreach (var (id, (version, fingerprint)) in storedState.OrderBy(p => p.Key, StringComparer.Ordinal))
         {
-            var entry = current.Find(id);
             var old = stored?.Find(id);
-            if (entry is null || entry.StateSchema is null)
-            {
-                if (retired.Contains(id))
-                    decisions.Add(new StateDecision(id, StateAction.Retired, version, null));
-                else if (entry is null)
-                    decisions.Add(Problem(id, version, $"operator '{id}' holds state in the checkpoint but is not in this build. Declare [RetiredOperator(\"{id}\")] on the pipeline class to drop that state, or bring the operator back."));
-                else
-                    decisions.Add(Problem(id, version, $"operator '{id}' held state as '{old?.Kind ?? "a stateful operator"}' and is now a '{entry.Kind}'. Give the new operator a new id and declare [RetiredOperator(\"{id}\")]."));
-                continue;
-            }
-
-            string? keyChange = old?.StateSchema is { } os && entry.StateSchema is { } ns && os.KeySchema != ns.KeySchema
-                ? $"its key type changed from {os.KeySchema} to {ns.KeySchema}; keys cannot be migrated. Use a new operator id and declare [RetiredOperator(\"{id}\")]."
-                : null;
-            if (old is not null && old.Kind != entry.Kind)
-            {
-                decisions.Add(Problem(id, version, $"operator '{id}' was a '{old.Kind}' and is now a '{entry.Kind}'. Give the new operator a new id and declare [RetiredOperator(\"{id}\")]."));
-            }
-            else if (version == entry.Version)
-            {
-                string? schemaChange = keyChange;
-                if (schemaChange is null && old?.StateSchema is { } oldSchema && entry.StateSchema is { } newSchema)
-                {
-                    string? reason = SchemaCompatibility.Check(oldSchema.ValueSchema, newSchema.ValueSchema);
-                    if (reason is not null)
-                        schemaChange = $"its state schema changed incompatibly at version {version}: {reason}. Bump its Version and add a [StateMigration(\"{id}\", FromVersion = {version})] method, or declare [DiscardState(\"{id}\", FromVersion = {version})].";
-                }
-                else if (schemaChange is null && old is null && fingerprint != (entry.StateSchema?.Fingerprint ?? ""))
-                {
-                    schemaChange = $"its state schema fingerprint changed at version {version} ({fingerprint} to {entry.StateSchema?.Fingerprint}).";
-                }
-
-                decisions.Add(schemaChange is null ? new StateDecision(id, StateAction.Keep, version, null) : Problem(id, version, $"operator '{id}': {schemaChange}"));
-            }
-            else if (version < entry.Version)
-            {
-                bool discard = entry.DiscardsStateFrom.Contains((int)version);
-                if (keyChange is not null && !discard)
-                    decisions.Add(Problem(id, version, $"operator '{id}': {keyChange}"));
-                else if (entry.MigratesFrom.Contains((int)version) && keyChange is null)
-                    decisions.Add(new StateDecision(id, StateAction.Migrate, version, null));
-                else if (discard)
-                    decisions.Add(new StateDecision(id, StateAction.Discard, version, null));
-                else
-                    decisions.Add(Problem(id, version,
-                        $"operator '{id}' is at version {entry.Version} but the checkpoint holds its state at version {version}. Add a [StateMigration(\"{id}\", FromVersion = {version})] method, or declare [DiscardState(\"{id}\", FromVersion = {version})] to start it empty."));
-            }
-            else
-            {
-                decisions.Add(Problem(id, version, $"the checkpoint holds version {version} of operator '{id}', newer than this build's version {entry.Version}. Run the build that wrote it, or a newer one."));
-            }
+            decisions.Add(DecideOperator(id, version, old?.Kind, old?.StateSchema?.KeySchema, old?.StateSchema?.ValueSchema, fingerprint, current));
         }
 
+        var retired = new HashSet<string>(current.Retired, StringComparer.Ordinal);
         var sources = new HashSet<string>(current.Operators.Where(o => o.Kind == "source").Select(o => o.Id), StringComparer.Ordinal);
         foreach (var source in storedSources.Where(s => !sources.Contains(s)).OrderBy(s => s, StringComparer.Ordinal))
         {
@@ -103,6 +52,59 @@ internal static class RestoreCompatibility
         }
 
         return decisions;
+    }
+
+    /// <summary>
+    /// The decision for one operator's stored state (from a snapshot or a batch delta): what the checkpoint
+    /// says about it (version, and where known its kind, key schema and value schema) against this build.
+    /// </summary>
+    public static StateDecision DecideOperator(
+        string id, long version, string? storedKind, string? storedKeySchema, string? storedValueSchema, string? storedFingerprint, PipelineManifest current)
+    {
+        var entry = current.Find(id);
+        if (entry is null || entry.StateSchema is null)
+        {
+            if (current.Retired.Contains(id)) return new StateDecision(id, StateAction.Retired, version, null);
+            if (entry is null)
+                return Problem(id, version, $"operator '{id}' holds state in the checkpoint but is not in this build. Declare [RetiredOperator(\"{id}\")] on the pipeline class to drop that state, or bring the operator back.");
+            return Problem(id, version, $"operator '{id}' held state as '{storedKind ?? "a stateful operator"}' and is now a '{entry.Kind}'. Give the new operator a new id and declare [RetiredOperator(\"{id}\")].");
+        }
+
+        if (storedKind is not null && storedKind != entry.Kind)
+            return Problem(id, version, $"operator '{id}' was a '{storedKind}' and is now a '{entry.Kind}'. Give the new operator a new id and declare [RetiredOperator(\"{id}\")].");
+
+        bool discard = entry.DiscardsStateFrom.Contains((int)version);
+        string? keyChange = storedKeySchema is not null && storedKeySchema != entry.StateSchema.KeySchema
+            ? $"its key type changed from {storedKeySchema} to {entry.StateSchema.KeySchema}; keys cannot be migrated. Use a new operator id and declare [RetiredOperator(\"{id}\")]."
+            : null;
+
+        if (version == entry.Version)
+        {
+            string? change = keyChange;
+            if (change is null && storedValueSchema is not null)
+            {
+                string? reason = SchemaCompatibility.Check(storedValueSchema, entry.StateSchema.ValueSchema);
+                if (reason is not null)
+                    change = $"its state schema changed incompatibly at version {version}: {reason}. Bump its Version and add a [StateMigration(\"{id}\", FromVersion = {version})] method, or declare [DiscardState(\"{id}\", FromVersion = {version})].";
+            }
+            else if (change is null && storedFingerprint is { Length: > 0 } && storedFingerprint != entry.StateSchema.Fingerprint)
+            {
+                change = $"its state schema fingerprint changed at version {version} ({storedFingerprint} to {entry.StateSchema.Fingerprint}).";
+            }
+
+            return change is null ? new StateDecision(id, StateAction.Keep, version, null) : Problem(id, version, $"operator '{id}': {change}");
+        }
+
+        if (version < entry.Version)
+        {
+            if (discard) return new StateDecision(id, StateAction.Discard, version, null);
+            if (keyChange is not null) return Problem(id, version, $"operator '{id}': {keyChange}");
+            if (entry.MigratesFrom.Contains((int)version)) return new StateDecision(id, StateAction.Migrate, version, null);
+            return Problem(id, version,
+                $"operator '{id}' is at version {entry.Version} but the checkpoint holds its state at version {version}. Add a [StateMigration(\"{id}\", FromVersion = {version})] method, or declare [DiscardState(\"{id}\", FromVersion = {version})] to start it empty.");
+        }
+
+        return Problem(id, version, $"the checkpoint holds version {version} of operator '{id}', newer than this build's version {entry.Version}. Run the build that wrote it, or a newer one.");
     }
 
     private static StateDecision Problem(string id, long version, string problem) => new(id, StateAction.Incompatible, version, problem);
