@@ -282,18 +282,26 @@ internal sealed class UpdateStateExecutor<TKey, TIn, TState, TOut> : OperatorExe
         foreach (var removed in _removed)
             foreach (var key in removed) _node.KeyFormatter.Serialize(writer, key);
         writer.WriteArrayHeader(_touched.Sum());
-        foreach (var shard in _shards)
+        // Each shard serializes its own touched entries on its own core; the parts are then appended in
+        // shard order behind the one array header (the order of entries in a delta does not matter).
+        if (_shardWriters.Length != _shards.Length) _shardWriters = _shards.Select(_ => new MessagePackWriter(1 << 12)).ToArray();
+        Parallel.For(0, _shards.Length, shard =>
         {
-            foreach (var (key, entry) in shard)
+            var w = _shardWriters[shard];
+            w.Clear();
+            foreach (var (key, entry) in _shards[shard])
             {
                 if (entry.LastSeen != batchId) continue;
-                writer.WriteArrayHeader(3);
-                _node.KeyFormatter.Serialize(writer, key);
-                _node.StateFormatter.Serialize(writer, entry.Value);
-                writer.Write(entry.LastSeen);
+                w.WriteArrayHeader(3);
+                _node.KeyFormatter.Serialize(w, key);
+                _node.StateFormatter.Serialize(w, entry.Value);
+                w.Write(entry.LastSeen);
             }
-        }
+        });
+        foreach (var w in _shardWriters) writer.WriteRaw(w.WrittenSpan);
     }
+
+    private MessagePackWriter[] _shardWriters = Array.Empty<MessagePackWriter>();
 
     public void ApplyDelta(ref MessagePackReader reader, long storedVersion)
     {
