@@ -13,12 +13,14 @@ public class FileConnectorTests
         return new Event(parts[0], long.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture));
     }
 
-    private static PipelineRunner Runner(TempDir dir, string input, ISinkConnector<Total?> sink, BadRecordPolicy policy = BadRecordPolicy.Fail) =>
+    private static PipelineRunner Runner(TempDir dir, string input, ISinkConnector<Total?> sink, BadRecordPolicy policy = BadRecordPolicy.Fail,
+        long? perPartition = null, TriggerMode trigger = TriggerMode.AvailableNow) =>
         new PipelineRunner(RunningTotals.Definition, new PipelineRunnerOptions
             {
                 CheckpointDirectory = dir.Sub("checkpoint"),
-                Trigger = TriggerMode.AvailableNow,
+                Trigger = trigger,
                 BadRecordPolicy = policy,
+                MaxRecordsPerPartition = perPartition,
             })
             .BindSource(RunningTotals.Events(), new FileDirectorySource<Event>(input, Parse))
             .BindSink(RunningTotals.Out(), sink);
@@ -49,15 +51,7 @@ public class FileConnectorTests
         Directory.CreateDirectory(input);
         File.WriteAllText(Path.Combine(input, "a.csv"), string.Concat(Enumerable.Range(1, 25).Select(i => $"u{i % 3},{i}\n")));
         var sink = new CollectingSink<Total?>();
-        var runner = new PipelineRunner(RunningTotals.Definition, new PipelineRunnerOptions
-            {
-                CheckpointDirectory = dir.Sub("checkpoint"),
-                Trigger = TriggerMode.AvailableNow,
-                MaxRecordsPerPartition = 10,
-            })
-            .BindSource(RunningTotals.Events(), new FileDirectorySource<Event>(input, Parse))
-            .BindSink(RunningTotals.Out(), sink);
-        var summary = await runner.RunAsync();
+        var summary = await Runner(dir, input, sink, perPartition: 10).RunAsync();
         Assert.Equal(3, summary.BatchesRun);
         Assert.Equal(new[] { 10, 10, 5 }, sink.Batches.Values.Select(b => b.Count));
     }
@@ -119,9 +113,7 @@ public class FileConnectorTests
         File.WriteAllText(Path.Combine(input, "a.csv"), "u1,1\nu1,2\n");
         await Runner(dir, input, new CollectingSink<Total?>()).RunAsync();
         File.WriteAllText(Path.Combine(input, "a.csv"), "u1,1\n");
-        var runner = new PipelineRunner(RunningTotals.Definition, new PipelineRunnerOptions { CheckpointDirectory = dir.Sub("checkpoint") })
-            .BindSource(RunningTotals.Events(), new FileDirectorySource<Event>(input, Parse))
-            .BindSink(RunningTotals.Out(), new CollectingSink<Total?>());
+        var runner = Runner(dir, input, new CollectingSink<Total?>(), trigger: TriggerMode.Continuous);
         var e = await Assert.ThrowsAsync<InvalidDataException>(() => runner.RunAsync());
         Assert.Contains("partition 'a.csv': the data ends at position 5, before the position 10 already processed", e.Message);
     }
