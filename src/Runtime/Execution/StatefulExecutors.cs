@@ -74,7 +74,6 @@ internal sealed class UpdateStateExecutor<TKey, TIn, TState, TOut> : OperatorExe
     private readonly OperatorExecutor<TIn> _input;
     private readonly UpdateStateNode<TKey, TIn, TState, TOut> _node;
     private readonly Dictionary<TKey, Entry>[] _shards;
-    private readonly KeyedState<TState>[] _states;
 
     // Keys removed during the current batch, and how many entries it touched, per shard (for the batch's delta).
     private readonly List<TKey>[] _removed;
@@ -85,7 +84,6 @@ internal sealed class UpdateStateExecutor<TKey, TIn, TState, TOut> : OperatorExe
         _node = node;
         _input = input;
         _shards = Enumerable.Range(0, Math.Max(1, parallelism)).Select(_ => new Dictionary<TKey, Entry>()).ToArray();
-        _states = _shards.Select(_ => new KeyedState<TState>()).ToArray();
         _removed = _shards.Select(_ => new List<TKey>()).ToArray();
         _touched = new int[_shards.Length];
         _indices = _shards.Select(_ => Array.Empty<int>()).ToArray();
@@ -116,11 +114,12 @@ internal sealed class UpdateStateExecutor<TKey, TIn, TState, TOut> : OperatorExe
 
     private void ExecuteSequential(List<TIn> input, long batchId)
     {
+        var state = new KeyedState<TState>();
         foreach (var record in CollectionsMarshal.AsSpan(input))
         {
             TKey key = KeyCheck.NotNull(_node.KeySelector(record), Node);
             int shard = ShardOf(key);
-            TOut result = Process(shard, key, record, batchId);
+            TOut result = Process(shard, state, ref _touched[shard], key, record, batchId);
             if (result is not null) Output.Add(result);
         }
     }
@@ -181,13 +180,19 @@ internal sealed class UpdateStateExecutor<TKey, TIn, TState, TOut> : OperatorExe
             var mine = indices[s];
             var out_ = results[s];
             var ok = has[s];
+            // The state handle and the counter live on this core's stack and heap: shared per-shard slots
+            // written for every record put both cores on the same cache lines (false sharing).
+            var state = new KeyedState<TState>();
+            int touched = 0;
             for (int j = 0; j < counts[s]; j++)
             {
                 int i = mine[j];
-                TOut result = Process(s, keys[i], span[i], batchId);
+                TOut result = Process(s, state, ref touched, keys[i], span[i], batchId);
                 out_[j] = result;
                 ok[j] = result is not null;
             }
+
+            _touched[s] = touched;
         });
 
         // Back into input order: the k-th record of shard s in input order is its k-th result.
@@ -204,22 +209,21 @@ internal sealed class UpdateStateExecutor<TKey, TIn, TState, TOut> : OperatorExe
         for (int s = 0; s < shards; s++) Array.Clear(results[s], 0, counts[s]);
     }
 
-    private TOut Process(int shard, TKey key, TIn record, long batchId)
+    private TOut Process(int shard, KeyedState<TState> state, ref int touched, TKey key, TIn record, long batchId)
     {
         var states = _shards[shard];
-        var state = _states[shard];
         ref Entry entry = ref CollectionsMarshal.GetValueRefOrAddDefault(states, key, out bool existed);
         state.Reset(existed, entry.Value);
         TOut result = _node.Function(key, record, state);
         if (state.Exists)
         {
             entry.Value = state.Value;
-            if (!existed || entry.LastSeen != batchId) _touched[shard]++;
+            if (!existed || entry.LastSeen != batchId) touched++;
             entry.LastSeen = batchId;
         }
         else
         {
-            if (existed && entry.LastSeen == batchId) _touched[shard]--; // touched earlier in this batch, gone now
+            if (existed && entry.LastSeen == batchId) touched--; // touched earlier in this batch, gone now
             states.Remove(key);
             if (existed) _removed[shard].Add(key);
         }
