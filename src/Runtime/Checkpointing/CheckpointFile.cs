@@ -18,6 +18,14 @@ internal static class CheckpointFile
     public static byte[] Wrap(string kind, string pipelineId, ReadOnlySpan<byte> body)
     {
         var writer = new MessagePackWriter(body.Length + 128);
+        WrapInto(writer, kind, pipelineId, body);
+        return writer.ToArray();
+    }
+
+    /// <summary>Writes the envelope around <paramref name="body"/> into <paramref name="writer"/> (cleared first), for callers that reuse buffers.</summary>
+    public static void WrapInto(MessagePackWriter writer, string kind, string pipelineId, ReadOnlySpan<byte> body)
+    {
+        writer.Clear();
         writer.WriteMapHeader(6);
         writer.Write("format");
         writer.Write(Format);
@@ -31,7 +39,6 @@ internal static class CheckpointFile
         writer.WriteRaw(body);
         writer.Write("checksum");
         writer.WriteBinary(Checksum(body));
-        return writer.ToArray();
     }
 
     /// <summary>Checks the envelope and returns the body's bytes.</summary>

@@ -20,6 +20,14 @@ internal sealed record OffsetRecord(long BatchId, long PlannedAtMs, SortedDictio
 /// <summary><c>commits/N</c>: batch N's sinks have its output. Also implied by a valid <c>offsets/N+1</c>.</summary>
 internal sealed record CommitRecord(long BatchId, long CommittedAtMs, long InputRecords);
 
+/// <summary>Reusable buffers for one commit file: its body and its envelope (commit files are written every batch).</summary>
+internal sealed class CommitBuffers
+{
+    public MessagePackWriter Body { get; } = new(1 << 12);
+
+    public MessagePackWriter File { get; } = new(1 << 12);
+}
+
 /// <summary>
 /// The checkpoint's files and their formats. Layout: <c>metadata</c>; <c>offsets/N</c> written before batch
 /// N runs; <c>commits/N</c> after its sinks succeed; <c>state/N</c>, a snapshot of all state after batch N
@@ -160,26 +168,33 @@ internal sealed class CheckpointLog
 
     // ---- commits ---------------------------------------------------------------------------------
 
-    /// <summary>Writes <c>commits/N</c>; <paramref name="stateDelta"/>, when given, is the batch's state delta (one MessagePack value).</summary>
-    public Task WriteCommitAsync(CommitRecord record, CancellationToken ct, ReadOnlySpan<byte> stateDelta = default)
+    /// <summary>
+    /// Writes <c>commits/N</c>. <paramref name="writeStateDelta"/>, when given, writes the batch's state delta
+    /// straight into the commit body; <paramref name="buffers"/> are reused and must not be handed to another
+    /// write until the returned task completes.
+    /// </summary>
+    public Task WriteCommitAsync(CommitRecord record, Action<MessagePackWriter>? writeStateDelta, CommitBuffers buffers, CancellationToken ct)
     {
-        var w = new MessagePackWriter(stateDelta.Length + 64);
-        w.WriteMapHeader(stateDelta.IsEmpty ? 3 : 4);
+        var w = buffers.Body;
+        w.Clear();
+        w.WriteMapHeader(writeStateDelta is null ? 3 : 4);
         w.Write("batch");
         w.Write(record.BatchId);
         w.Write("committedAt");
         w.Write(record.CommittedAtMs);
         w.Write("inputRecords");
         w.Write(record.InputRecords);
-        if (!stateDelta.IsEmpty)
+        if (writeStateDelta is not null)
         {
             w.Write("state");
-            w.WriteRaw(stateDelta);
+            writeStateDelta(w);
         }
+
+        CheckpointFile.WrapInto(buffers.File, "commit", _pipelineId, w.WrittenSpan);
 
         // Atomic but not fsynced: if a power loss takes the commit of batch N away, either offsets/N+1 (durable,
         // and written only after N committed) proves it, or batch N simply runs again, which sinks absorb.
-        return _store.WriteAsync(Name("commits", record.BatchId), CheckpointFile.Wrap("commit", _pipelineId, w.WrittenSpan), durable: false, ct);
+        return _store.WriteAsync(Name("commits", record.BatchId), buffers.File.WrittenMemory, durable: false, ct);
     }
 
     /// <summary>The state delta stored in an intact commit file, or null when the file is missing, damaged or holds none.</summary>

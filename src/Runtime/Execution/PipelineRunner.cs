@@ -188,6 +188,7 @@ public sealed class PipelineRunner
             long lastCommitted = next - 1;
             if (lastCommitted >= 0 && _lastSnapshotBatch != lastCommitted && _stateful.Length > 0)
                 StartSnapshot(lastCommitted);
+            await FinishCommitAsync().ConfigureAwait(false);
             await FinishSnapshotAsync().ConfigureAwait(false);
 
             return new RunSummary(recovery.Restored, recovery.SnapshotBatch, recovery.FromDeltas, recovery.Replayed, batchesRun, inputRecords, lastCommitted,
@@ -352,18 +353,44 @@ public sealed class PipelineRunner
 
         // ---- snapshots ---------------------------------------------------------------------------
 
-        private readonly MessagePackWriter _deltaWriter = new(1 << 16);
+        // Two sets of commit buffers: batch N's commit file is written in the background while batch N+1 runs.
+        private readonly CommitBuffers[] _commitBuffers = { new(), new() };
+        private Task _commitWrite = Task.CompletedTask;
+
+        /// <summary>
+        /// Serializes batch N's commit file (with its state delta) now, and writes it while the next batch runs.
+        /// That is safe because commit files are not the only proof of a commit: the durable offsets of batch
+        /// N+1 prove commit N, and a commit whose delta is lost only makes recovery re-run batch N from its
+        /// logged range. The write is awaited before the next commit (so commits land in order and a buffer
+        /// is never reused while in flight) and before the run ends.
+        /// </summary>
+        private void StartCommit(CommitRecord record)
+        {
+            var previous = _commitWrite;
+            if (!previous.IsCompleted) previous.GetAwaiter().GetResult();
+            else if (previous.IsFaulted) previous.GetAwaiter().GetResult(); // surfaces the failed write of the previous commit
+
+            var buffers = _commitBuffers[record.BatchId & 1];
+            Action<MessagePackWriter>? delta = _stateful.Length == 0 ? null : w => SerializeDelta(w, record.BatchId);
+            string batch = record.BatchId.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            _commitWrite = WriteAsync();
+
+            async Task WriteAsync()
+            {
+                await _log.WriteCommitAsync(record, delta, buffers, CancellationToken.None).ConfigureAwait(false);
+                CrashPoints.Hit("after-commit", batch);
+            }
+        }
+
+        private Task FinishCommitAsync() => _commitWrite;
 
         /// <summary>
         /// What this batch changed in every stateful operator, stored in its commit file: recovery applies
         /// these deltas after the newest snapshot instead of re-running the batches, so a restore (even by a
         /// new build) continues from exactly the state of the last committed batch.
         /// </summary>
-        private ReadOnlySpan<byte> SerializeDelta(long batchId)
+        private void SerializeDelta(MessagePackWriter w, long batchId)
         {
-            if (_stateful.Length == 0) return default;
-            var w = _deltaWriter;
-            w.Clear();
             w.WriteMapHeader(_stateful.Length);
             foreach (var s in _stateful)
             {
@@ -380,8 +407,6 @@ public sealed class PipelineRunner
                 w.Write("delta");
                 s.WriteDelta(w, batchId);
             }
-
-            return w.WrittenSpan;
         }
 
         /// <summary>Applies the state delta of a committed batch; false when it cannot be used (then the batch is replayed).</summary>
@@ -472,12 +497,15 @@ public sealed class PipelineRunner
 
         public async Task DrainQuietlyAsync()
         {
-            try
+            foreach (var write in new[] { _commitWrite, _snapshotWrite })
             {
-                await _snapshotWrite.ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException or CheckpointCorruptException)
-            {
+                try
+                {
+                    await write.ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException or CheckpointCorruptException)
+                {
+                }
             }
         }
 
@@ -742,8 +770,7 @@ public sealed class PipelineRunner
 
                 if (_deadLetters.Count > 0) await WriteDeadLettersAsync(plan.BatchId).ConfigureAwait(false);
                 CrashPoints.Hit("after-sinks", plan.BatchId.ToString(System.Globalization.CultureInfo.InvariantCulture));
-                await _log.WriteCommitAsync(new CommitRecord(plan.BatchId, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), input), CancellationToken.None, SerializeDelta(plan.BatchId)).ConfigureAwait(false);
-                CrashPoints.Hit("after-commit", plan.BatchId.ToString(System.Globalization.CultureInfo.InvariantCulture));
+                StartCommit(new CommitRecord(plan.BatchId, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), input));
                 if (_stateful.Length > 0 && (plan.BatchId + 1) % _options.CheckpointInterval == 0)
                 {
                     // At most one snapshot in flight: a slow disk slows the pipeline instead of piling up memory.
