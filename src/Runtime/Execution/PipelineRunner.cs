@@ -136,7 +136,12 @@ public sealed class PipelineRunner
             _sinkExecutors = _executors.OfType<SinkExecutorBase>().OrderBy(s => s.Node.Id, StringComparer.Ordinal).ToArray();
             _stateful = _executors.OfType<IStatefulExecutor>().ToArray();
             foreach (var (id, _) in _sourceExecutors) _positions[id] = new SortedDictionary<string, long>(StringComparer.Ordinal);
+            foreach (var (id, connector) in runner._sources.Concat(runner._sinks))
+                (connector as IConnectorContextAware)?.Attach(new ConnectorContext(runner._definition.PipelineId, id));
+            _commitListeners = runner._sources.Where(s => s.Value is ISourceCommitListener).Select(s => (s.Key, (ISourceCommitListener)s.Value)).ToArray();
         }
+
+        private readonly (string Id, ISourceCommitListener Listener)[] _commitListeners;
 
         private PipelineDefinition Definition => _runner._definition;
 
@@ -373,12 +378,24 @@ public sealed class PipelineRunner
             var buffers = _commitBuffers[record.BatchId & 1];
             Action<MessagePackWriter>? delta = _stateful.Length == 0 ? null : w => SerializeDelta(w, record.BatchId);
             string batch = record.BatchId.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            var published = _commitListeners.Select(l => (l.Listener, (IReadOnlyDictionary<string, long>)new Dictionary<string, long>(_positions[l.Id], StringComparer.Ordinal))).ToArray();
             _commitWrite = WriteAsync();
 
             async Task WriteAsync()
             {
                 await _log.WriteCommitAsync(record, delta, buffers, CancellationToken.None).ConfigureAwait(false);
                 CrashPoints.Hit("after-commit", batch);
+                foreach (var (listener, positions) in published)
+                {
+                    try
+                    {
+                        await listener.OnBatchCommittedAsync(record.BatchId, positions, CancellationToken.None).ConfigureAwait(false);
+                    }
+                    catch (Exception e) when (e is not OutOfMemoryException)
+                    {
+                        // Informational only (see ISourceCommitListener): the checkpoint already holds the truth.
+                    }
+                }
             }
         }
 
