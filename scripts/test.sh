@@ -40,6 +40,18 @@ for trx in "$results_dir"/*.trx; do
   skipped=$((skipped + ${t:-0} - ${x:-0}))
 done
 
+# Skipped tests are listed with their reasons: a skip must never pass for a success unnoticed.
+if [ "$skipped" -gt 0 ] && command -v python3 >/dev/null 2>&1; then
+  python3 - "$results_dir" <<'PY'
+import glob, sys, xml.etree.ElementTree as ET
+ns = {"t": "http://microsoft.com/schemas/VisualStudio/TeamTest/2010"}
+for trx in sorted(glob.glob(sys.argv[1] + "/*.trx")):
+    for r in ET.parse(trx).getroot().iterfind(".//t:UnitTestResult[@outcome='NotExecuted']", ns):
+        message = r.find("t:Output/t:ErrorInfo/t:Message", ns)
+        print(f"skipped: {r.get('testName')}: {message.text.strip() if message is not None and message.text else '(no reason given)'}")
+PY
+fi
+
 if [ "$passed" -eq 0 ] && [ "$failed" -eq 0 ]; then
   echo "no test results were found"
   failed=1
