@@ -1,0 +1,152 @@
+using System;
+using System.Collections.Generic;
+using System.Runtime.InteropServices;
+using System.Text;
+using Confluent.Kafka;
+
+namespace PipelineDsl.Kafka;
+
+/// <summary>
+/// librdkafka's mock cluster: real Kafka protocol on loopback TCP, in this process, for tests, samples and
+/// development. It is not a production broker: it keeps about 5 MiB per partition, does not hide aborted or
+/// open transactions from read_committed consumers, does not apply offsets sent within a transaction, and
+/// cannot create topics through the admin API (use <see cref="CreateTopic"/>). Needs librdkafka 2.1 or later.
+/// </summary>
+public sealed class KafkaMockCluster : IDisposable
+{
+    private IntPtr _handle;
+    private IntPtr _cluster;
+
+    /// <summary>Starts a cluster of <paramref name="brokers"/> brokers (ids 1 … n) on loopback ports chosen by the OS.</summary>
+    public KafkaMockCluster(int brokers = 1)
+    {
+        if (brokers < 1) throw new ArgumentOutOfRangeException(nameof(brokers), "A mock cluster needs at least one broker.");
+        KafkaNative.EnsureResolver();
+        var errors = new StringBuilder(512);
+        IntPtr conf = Native.rd_kafka_conf_new();
+        // The mock cluster needs a client handle to live in; a producer with no bootstrap servers never connects anywhere.
+        Native.rd_kafka_conf_set(conf, "log_level", "3", errors, (UIntPtr)errors.Capacity);
+        _handle = Native.rd_kafka_new(0 /* RD_KAFKA_PRODUCER */, conf, errors, (UIntPtr)errors.Capacity);
+        if (_handle == IntPtr.Zero) throw new InvalidOperationException($"librdkafka could not create a client for the mock cluster: {errors}");
+        _cluster = Native.rd_kafka_mock_cluster_new(_handle, brokers);
+        if (_cluster == IntPtr.Zero)
+        {
+            Native.rd_kafka_destroy(_handle);
+            throw new InvalidOperationException("librdkafka could not start a mock cluster (is librdkafka 2.1 or later installed? see scripts/install-librdkafka.sh).");
+        }
+
+        BootstrapServers = Marshal.PtrToStringAnsi(Native.rd_kafka_mock_cluster_bootstraps(_cluster))!;
+        Brokers = brokers;
+        // Consumer groups join at once instead of after the 3 s a real broker waits for more members.
+        Native.rd_kafka_mock_group_initial_rebalance_delay_ms(_cluster, 0);
+    }
+
+    /// <summary>The cluster's bootstrap servers, for example <c>127.0.0.1:40123,127.0.0.1:40125</c>.</summary>
+    public string BootstrapServers { get; }
+
+    /// <summary>The number of brokers (ids 1 … <see cref="Brokers"/>).</summary>
+    public int Brokers { get; }
+
+    /// <summary>Creates a topic (the mock has no CreateTopics API).</summary>
+    public void CreateTopic(string topic, int partitions, int replicationFactor = 1)
+    {
+        if (string.IsNullOrWhiteSpace(topic)) throw new ArgumentException("A topic name is needed.", nameof(topic));
+        if (partitions < 1) throw new ArgumentOutOfRangeException(nameof(partitions), "A topic needs at least one partition.");
+        Check(Native.rd_kafka_mock_topic_create(Cluster, topic, partitions, Math.Min(replicationFactor, Brokers)), $"create topic '{topic}'");
+    }
+
+    /// <summary>Takes broker <paramref name="brokerId"/> down: its connections close and new ones are refused until <see cref="SetBrokerUp"/>.</summary>
+    public void SetBrokerDown(int brokerId) => Check(Native.rd_kafka_mock_broker_set_down(Cluster, brokerId), $"take broker {brokerId} down");
+
+    /// <summary>Brings broker <paramref name="brokerId"/> back up.</summary>
+    public void SetBrokerUp(int brokerId) => Check(Native.rd_kafka_mock_broker_set_up(Cluster, brokerId), $"bring broker {brokerId} up");
+
+    /// <summary>Makes the next requests of kind <paramref name="api"/> fail, one error per request, in order.</summary>
+    public void PushRequestErrors(KafkaApi api, params ErrorCode[] errors)
+    {
+        var codes = Array.ConvertAll(errors, e => (int)e);
+        Native.rd_kafka_mock_push_request_errors_array(Cluster, (short)api, (UIntPtr)codes.Length, codes);
+    }
+
+    /// <summary>Stops the cluster; clients connected to it see their connections close.</summary>
+    public void Dispose()
+    {
+        if (_cluster != IntPtr.Zero)
+        {
+            Native.rd_kafka_mock_cluster_destroy(_cluster);
+            _cluster = IntPtr.Zero;
+        }
+
+        if (_handle != IntPtr.Zero)
+        {
+            Native.rd_kafka_destroy(_handle);
+            _handle = IntPtr.Zero;
+        }
+    }
+
+    private IntPtr Cluster => _cluster != IntPtr.Zero ? _cluster : throw new ObjectDisposedException(nameof(KafkaMockCluster));
+
+    private static void Check(int error, string what)
+    {
+        if (error != 0) throw new InvalidOperationException($"The mock cluster could not {what}: {new Error((ErrorCode)error).Reason}");
+    }
+
+    private static class Native
+    {
+        private const string Lib = KafkaNative.LibraryName;
+
+        [DllImport(Lib)] public static extern IntPtr rd_kafka_conf_new();
+
+        [DllImport(Lib)]
+        public static extern int rd_kafka_conf_set(IntPtr conf, [MarshalAs(UnmanagedType.LPStr)] string name, [MarshalAs(UnmanagedType.LPStr)] string value, StringBuilder errstr, UIntPtr errstrSize);
+
+        [DllImport(Lib)] public static extern IntPtr rd_kafka_new(int type, IntPtr conf, StringBuilder errstr, UIntPtr errstrSize);
+
+        [DllImport(Lib)] public static extern void rd_kafka_destroy(IntPtr rk);
+
+        [DllImport(Lib)] public static extern IntPtr rd_kafka_mock_cluster_new(IntPtr rk, int brokerCount);
+
+        [DllImport(Lib)] public static extern void rd_kafka_mock_cluster_destroy(IntPtr cluster);
+
+        [DllImport(Lib)] public static extern IntPtr rd_kafka_mock_cluster_bootstraps(IntPtr cluster);
+
+        [DllImport(Lib)] public static extern int rd_kafka_mock_topic_create(IntPtr cluster, [MarshalAs(UnmanagedType.LPStr)] string topic, int partitions, int replicationFactor);
+
+        [DllImport(Lib)] public static extern int rd_kafka_mock_broker_set_down(IntPtr cluster, int brokerId);
+
+        [DllImport(Lib)] public static extern int rd_kafka_mock_broker_set_up(IntPtr cluster, int brokerId);
+
+        [DllImport(Lib)] public static extern void rd_kafka_mock_group_initial_rebalance_delay_ms(IntPtr cluster, int delayMs);
+
+        [DllImport(Lib)] public static extern void rd_kafka_mock_push_request_errors_array(IntPtr cluster, short apiKey, UIntPtr count, int[] errors);
+    }
+}
+
+/// <summary>Kafka protocol request kinds, for <see cref="KafkaMockCluster.PushRequestErrors"/>.</summary>
+public enum KafkaApi : short
+{
+    /// <summary>Produce.</summary>
+    Produce = 0,
+    /// <summary>Fetch.</summary>
+    Fetch = 1,
+    /// <summary>ListOffsets.</summary>
+    ListOffsets = 2,
+    /// <summary>Metadata.</summary>
+    Metadata = 3,
+    /// <summary>OffsetCommit.</summary>
+    OffsetCommit = 8,
+    /// <summary>OffsetFetch.</summary>
+    OffsetFetch = 9,
+    /// <summary>FindCoordinator.</summary>
+    FindCoordinator = 10,
+    /// <summary>InitProducerId.</summary>
+    InitProducerId = 22,
+    /// <summary>AddPartitionsToTxn.</summary>
+    AddPartitionsToTxn = 24,
+    /// <summary>AddOffsetsToTxn.</summary>
+    AddOffsetsToTxn = 25,
+    /// <summary>EndTxn.</summary>
+    EndTxn = 26,
+    /// <summary>TxnOffsetCommit.</summary>
+    TxnOffsetCommit = 28,
+}
