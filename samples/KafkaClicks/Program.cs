@@ -20,12 +20,14 @@ return await Cli.RunAsync(args);
 
 internal static class Cli
 {
+    private static readonly string[] Flags = { "bounded", "continuous", "quiet", "dead-letter", "produce-bundled" };
+
     public static async Task<int> RunAsync(string[] args)
     {
         try
         {
             if (args.Length > 0 && args[0] == "dev-broker") return KafkaDevBroker.Run(args[1..], Console.In, Console.Out);
-            return await RunJobAsync(Arguments.Parse(args));
+            return await RunJobAsync(Arguments.Parse(args, Flags));
         }
         catch (UsageException e)
         {
@@ -244,48 +246,5 @@ internal sealed class DevBrokerProcess : IDisposable
         }
 
         _process.Dispose();
-    }
-}
-
-internal sealed class UsageException(string message) : Exception(message);
-
-/// <summary>--name value and --flag arguments.</summary>
-internal sealed class Arguments
-{
-    private readonly Dictionary<string, string?> _values = new(StringComparer.Ordinal);
-    private static readonly HashSet<string> Flags = new() { "bounded", "continuous", "quiet", "dead-letter", "produce-bundled" };
-
-    public static Arguments Parse(string[] args)
-    {
-        var result = new Arguments();
-        for (int i = 0; i < args.Length; i++)
-        {
-            if (!args[i].StartsWith("--", StringComparison.Ordinal)) throw new UsageException($"unexpected argument '{args[i]}'");
-            string name = args[i][2..];
-            if (Flags.Contains(name))
-            {
-                result._values[name] = null;
-                continue;
-            }
-
-            if (i + 1 >= args.Length) throw new UsageException($"--{name} needs a value");
-            result._values[name] = args[++i];
-        }
-
-        if (result.Flag("bounded") && result.Flag("continuous")) throw new UsageException("--bounded and --continuous exclude each other");
-        return result;
-    }
-
-    public bool Flag(string name) => _values.ContainsKey(name);
-
-    public string? Value(string name) => _values.TryGetValue(name, out var v) ? v : null;
-
-    public long Long(string name, long fallback)
-    {
-        string? text = Value(name);
-        if (text is null) return fallback;
-        return long.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out long v) && v > 0
-            ? v
-            : throw new UsageException($"--{name} must be a positive whole number, not '{text}'");
     }
 }

@@ -112,6 +112,7 @@ public sealed class KafkaSource<T> : ISourceConnector<T>, ISourceCommitListener,
         {
             consumer.Assign(new TopicPartitionOffset(tp, from));
             var stalled = Stopwatch.StartNew();
+            var lastWarning = TimeSpan.Zero; // one warning per 5 s of stalling, not one per poll
             while (true)
             {
                 cancellationToken.ThrowIfCancellationRequested();
@@ -139,11 +140,17 @@ public sealed class KafkaSource<T> : ISourceConnector<T>, ISourceCommitListener,
                     if (stalled.Elapsed > _options.UnavailableTimeout)
                         throw new KafkaConnectorException($"Reading offsets [{from}, {to}) of {name} made no progress for {_options.UnavailableTimeout}: "
                                                           + $"are the brokers at {_options.BootstrapServers} up? The batch runs again on restart.");
-                    if (stalled.Elapsed > TimeSpan.FromSeconds(5)) _options.OnWarning?.Invoke($"Waiting for {name} at offset {consumer.Position(tp).Value} (reading up to {to}); broker unreachable?");
+                    if (stalled.Elapsed - lastWarning > TimeSpan.FromSeconds(5))
+                    {
+                        lastWarning = stalled.Elapsed;
+                        _options.OnWarning?.Invoke($"Waiting for {name} at offset {consumer.Position(tp).Value} (reading up to {to}); broker unreachable?");
+                    }
+
                     continue;
                 }
 
                 stalled.Restart();
+                lastWarning = TimeSpan.Zero;
                 if (result.IsPartitionEOF)
                 {
                     // Offsets up to the end can be transaction markers or aborted records, which hold offsets but no data.

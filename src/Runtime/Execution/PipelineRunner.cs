@@ -372,8 +372,7 @@ public sealed class PipelineRunner
         private void StartCommit(CommitRecord record)
         {
             var previous = _commitWrite;
-            if (!previous.IsCompleted) previous.GetAwaiter().GetResult();
-            else if (previous.IsFaulted) previous.GetAwaiter().GetResult(); // surfaces the failed write of the previous commit
+            previous.GetAwaiter().GetResult(); // waits for, or surfaces the failure of, the previous commit's write
 
             var buffers = _commitBuffers[record.BatchId & 1];
             Action<MessagePackWriter>? delta = _stateful.Length == 0 ? null : w => SerializeDelta(w, record.BatchId);
