@@ -73,4 +73,37 @@ namespace PipelineDsl
         /// <inheritdoc />
         public override string ToString() => $"[{WindowStart}..{WindowEnd}] {Key}: {Value}";
     }
+
+    /// <summary>
+    /// The result of an event-time window (tumbling, hopping or session) for one key. All results of one
+    /// window are emitted in the same batch: the one in which the watermark passes <see cref="End"/>.
+    /// </summary>
+    /// <typeparam name="TKey">The key type.</typeparam>
+    /// <typeparam name="TValue">The aggregate type.</typeparam>
+    public readonly struct EventWindow<TKey, TValue>
+    {
+        /// <summary>Creates a window result.</summary>
+        public EventWindow(TKey key, TValue value, long start, long end)
+        {
+            Key = key;
+            Value = value;
+            Start = start;
+            End = end;
+        }
+
+        /// <summary>The key.</summary>
+        public TKey Key { get; }
+
+        /// <summary>The aggregate of the key's records in the window.</summary>
+        public TValue Value { get; }
+
+        /// <summary>The window's start, Unix milliseconds (inclusive).</summary>
+        public long Start { get; }
+
+        /// <summary>The window's end, Unix milliseconds (exclusive). For a session: its last record's time plus the gap.</summary>
+        public long End { get; }
+
+        /// <inheritdoc />
+        public override string ToString() => $"[{Start}, {End}) {Key}: {Value}";
+    }
 }

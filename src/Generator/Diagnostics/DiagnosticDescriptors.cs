@@ -129,6 +129,18 @@ namespace PipelineDsl.Generator.Diagnostics
             "Retired operator still exists",
             "'{0}' is declared retired but the pipeline still has an operator with that id: remove the [RetiredOperator] or the operator");
 
+        public static readonly DiagnosticDescriptor InvalidTimeMember = Error("PDSL029", Usage,
+            "Invalid event-time member",
+            "{0} of '{1}' must name a long property or field of '{2}' holding Unix milliseconds{3}");
+
+        public static readonly DiagnosticDescriptor InvalidEventTimeWindow = Error("PDSL030", Usage,
+            "Invalid event-time window",
+            "The window '{0}' {1}");
+
+        public static readonly DiagnosticDescriptor InvalidJoinTimes = Error("PDSL031", Usage,
+            "Invalid stream-join time bounds",
+            "The stream join '{0}' {1}");
+
         public static readonly DiagnosticDescriptor DuplicateOperatorId = Error("PDSL100", Graph,
             "Duplicate operator id",
             "The id \"{0}\" is used by more than one element of pipeline '{1}': give each its own id");
@@ -168,6 +180,10 @@ namespace PipelineDsl.Generator.Diagnostics
         public static readonly DiagnosticDescriptor NoSource = Warning("PDSL109", Graph,
             "Pipeline without source",
             "Pipeline '{0}' declares no [Source]: it will never receive a record");
+
+        public static readonly DiagnosticDescriptor NoWatermark = Error("PDSL110", Graph,
+            "Event-time operator without a watermark",
+            "'{0}' works in event time, but its input from source '{1}' passes no [Watermark] stage: declare one between '{1}' and '{0}' so that it knows when windows are complete");
 
         private const string Compatibility = "PipelineDsl.Compatibility";
 

@@ -57,6 +57,34 @@ namespace PipelineDsl.Generator.Emitting
                 Property(sb, "slideBatches", op.SlideBatches.ToString(CultureInfo.InvariantCulture));
             }
 
+            if (op.EventTime is { } time)
+            {
+                string L(long v) => v.ToString(CultureInfo.InvariantCulture);
+                switch (op.Kind)
+                {
+                    case OperatorKindSpec.Watermark:
+                        Property(sb, "time", Json(time.TimeMember!));
+                        Property(sb, "maxOutOfOrdernessMs", L(time.MaxOutOfOrdernessMs));
+                        break;
+                    case OperatorKindSpec.EventTimeWindow:
+                        Property(sb, "time", Json(time.TimeMember!));
+                        Property(sb, "sizeMs", L(time.SizeMs));
+                        Property(sb, "slideMs", L(time.SlideMs));
+                        break;
+                    case OperatorKindSpec.SessionWindow:
+                        Property(sb, "time", Json(time.TimeMember!));
+                        Property(sb, "gapMs", L(time.GapMs));
+                        break;
+                    case OperatorKindSpec.StreamJoin when time.TimeMember is not null:
+                        Property(sb, "leftTime", Json(time.TimeMember));
+                        if (time.EndTimeMember is not null) Property(sb, "leftEndTime", Json(time.EndTimeMember));
+                        Property(sb, "rightTime", Json(time.RightTimeMember!));
+                        Property(sb, "lowerBoundMs", L(time.LowerBoundMs));
+                        Property(sb, "upperBoundMs", L(time.UpperBoundMs));
+                        break;
+                }
+            }
+
             if (op.Migrations.Count > 0)
                 Property(sb, "migratesFrom", "[" + string.Join(", ", op.Migrations.Select(m => m.FromVersion.ToString(CultureInfo.InvariantCulture))) + "]");
             if (op.DiscardsStateFrom.Count > 0)
@@ -99,6 +127,10 @@ namespace PipelineDsl.Generator.Emitting
             OperatorKindSpec.Join => "join",
             OperatorKindSpec.Sink => "sink",
             OperatorKindSpec.ForEachBatch => "for-each-batch",
+            OperatorKindSpec.Watermark => "watermark",
+            OperatorKindSpec.EventTimeWindow => "event-time-window",
+            OperatorKindSpec.SessionWindow => "session-window",
+            OperatorKindSpec.StreamJoin => "stream-join",
             _ => "unknown",
         };
 

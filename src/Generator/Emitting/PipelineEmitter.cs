@@ -70,6 +70,7 @@ namespace PipelineDsl.Generator.Emitting
 
             var names = VariableNames(spec.Operators);
             var selectors = new List<(string Name, string RecordType, string KeyType, string Member)>();
+            string L(long value) => value.ToString(System.Globalization.CultureInfo.InvariantCulture) + "L";
             var migrations = new List<(string Name, OperatorSpec Operator, MigrationSpec Migration)>();
             w.Open($"private static {Graph}PipelineDefinition BuildPipelineDslDefinition()");
             w.Line($"var builder = new {Graph}PipelineBuilder(PipelineId, ManifestJson);");
@@ -83,6 +84,13 @@ namespace PipelineDsl.Generator.Emitting
                 {
                     string name = $"PipelineDsl{prefix}_{SourceWriter.Identifier(op.Id)}";
                     selectors.Add((name, recordType, op.KeyType!, member));
+                    return name;
+                }
+
+                string TimeSelector(string prefix, string recordType, string member)
+                {
+                    string name = $"PipelineDsl{prefix}_{SourceWriter.Identifier(op.Id)}";
+                    selectors.Add((name, recordType, "long", member));
                     return name;
                 }
 
@@ -144,6 +152,45 @@ namespace PipelineDsl.Generator.Emitting
                         w.Line($"    {opId}, {version}, {Input(0)}, {Input(1)},");
                         w.Line($"    {KeySelector("LeftKeyOf", op.InputType!, op.KeyMember!)}, {KeySelector("RightKeyOf", op.RightType!, op.RightKeyMember!)}, {op.MemberName});");
                         break;
+                    case OperatorKindSpec.Watermark:
+                        w.Line($"var {v} = builder.Watermark<{op.OutputType}>({opId}, {version}, {Input(0)}, {TimeSelector("TimeOf", op.InputType!, op.EventTime!.TimeMember!)},");
+                        w.Line($"    maxOutOfOrdernessMs: {L(op.EventTime.MaxOutOfOrdernessMs)});");
+                        break;
+                    case OperatorKindSpec.EventTimeWindow:
+                    case OperatorKindSpec.SessionWindow:
+                    {
+                        bool session = op.Kind == OperatorKindSpec.SessionWindow;
+                        w.Line($"var {v} = builder.{(session ? "SessionWindow" : "EventTimeWindow")}<{op.KeyType}, {op.InputType}>(");
+                        w.Line($"    {opId}, {version}, {Input(0)}, {KeySelector("KeyOf", op.InputType!, op.KeyMember!)}, {TimeSelector("TimeOf", op.InputType!, op.EventTime!.TimeMember!)}, {op.MemberName},");
+                        w.Line($"    keyFormatter: {formatters.For(op.KeyShape!)},");
+                        w.Line($"    valueFormatter: {formatters.For(op.StateShape!)},");
+                        if (session) w.Line($"    gapMs: {L(op.EventTime.GapMs)});");
+                        else w.Line($"    sizeMs: {L(op.EventTime.SizeMs)}, slideMs: {L(op.EventTime.SlideMs)});");
+                        break;
+                    }
+
+                    case OperatorKindSpec.StreamJoin:
+                    {
+                        var time = op.EventTime!;
+                        w.Line($"var {v} = builder.StreamJoin<{op.KeyType}, {op.InputType}, {op.RightType}, {op.OutputType}>(");
+                        w.Line($"    {opId}, {version}, {Input(0)}, {Input(1)},");
+                        w.Line($"    {KeySelector("LeftKeyOf", op.InputType!, op.KeyMember!)}, {KeySelector("RightKeyOf", op.RightType!, op.RightKeyMember!)}, {op.MemberName},");
+                        w.Line($"    keyFormatter: {formatters.For(op.KeyShape!)},");
+                        w.Line($"    leftFormatter: {formatters.For(op.StateShape!)},");
+                        if (time.TimeMember is null)
+                        {
+                            w.Line($"    rightFormatter: {formatters.For(op.RightShape!)});");
+                            break;
+                        }
+
+                        w.Line($"    rightFormatter: {formatters.For(op.RightShape!)},");
+                        string end = time.EndTimeMember is null ? "null" : TimeSelector("LeftEndTimeOf", op.InputType!, time.EndTimeMember);
+                        w.Line($"    bounds: new {Graph}JoinTimeBounds<{op.InputType}, {op.RightType}>(");
+                        w.Line($"        {TimeSelector("LeftTimeOf", op.InputType!, time.TimeMember)}, {end}, {TimeSelector("RightTimeOf", op.RightType!, time.RightTimeMember!)},");
+                        w.Line($"        LowerBoundMs: {L(time.LowerBoundMs)}, UpperBoundMs: {L(time.UpperBoundMs)}));");
+                        break;
+                    }
+
                     case OperatorKindSpec.Sink:
                         w.Line($"builder.Sink<{op.InputType}>({opId}, {version}, {Input(0)});");
                         break;

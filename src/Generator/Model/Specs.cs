@@ -94,7 +94,23 @@ namespace PipelineDsl.Generator.Model
         Join,
         Sink,
         ForEachBatch,
+        Watermark,
+        EventTimeWindow,
+        SessionWindow,
+        StreamJoin,
     }
+
+    /// <summary>The event-time settings of a watermark, event-time window, session window or stream join.</summary>
+    internal sealed record EventTimeSpec(
+        string? TimeMember,
+        string? EndTimeMember,
+        string? RightTimeMember,
+        long SizeMs,
+        long SlideMs,
+        long GapMs,
+        long MaxOutOfOrdernessMs,
+        long LowerBoundMs,
+        long UpperBoundMs);
 
     /// <summary>A stateful operator's schema as recorded in the manifest.</summary>
     internal sealed record StateSchemaSpec(string Fingerprint, string KeySchema, string ValueSchema, EquatableArray<StateFieldSpec> Fields);
@@ -133,7 +149,9 @@ namespace PipelineDsl.Generator.Model
         int SlideBatches,
         bool ReturnsTask,
         EquatableArray<MigrationSpec> Migrations,
-        EquatableArray<int> DiscardsStateFrom);
+        EquatableArray<int> DiscardsStateFrom,
+        EventTimeSpec? EventTime = null,
+        TypeShapeSpec? RightShape = null);
 
     /// <summary>A declared migration of an update-state operator's state from one version to the next.</summary>
     internal sealed record MigrationSpec(int FromVersion, string MethodName, TypeShapeSpec InputShape);

@@ -14,6 +14,7 @@ namespace PipelineDsl.Generator.Parsing
         public const string Stream = "PipelineDsl.Stream`1";
         public const string KeyedState = "PipelineDsl.KeyedState`1";
         public const string Windowed = "PipelineDsl.Windowed`2";
+        public const string EventWindow = "PipelineDsl.EventWindow`2";
 
         /// <summary>The metadata names of every operator attribute, used to find orphaned ones.</summary>
         public static readonly string[] OperatorAttributes =
@@ -21,7 +22,8 @@ namespace PipelineDsl.Generator.Parsing
             "PipelineDsl.SourceAttribute", "PipelineDsl.SinkAttribute", "PipelineDsl.ForEachBatchAttribute",
             "PipelineDsl.MapAttribute", "PipelineDsl.FlatMapAttribute", "PipelineDsl.FilterAttribute",
             "PipelineDsl.ReduceAttribute", "PipelineDsl.UpdateStateAttribute", "PipelineDsl.WindowAttribute",
-            "PipelineDsl.UnionAttribute", "PipelineDsl.JoinAttribute",
+            "PipelineDsl.UnionAttribute", "PipelineDsl.JoinAttribute", "PipelineDsl.WatermarkAttribute",
+            "PipelineDsl.EventTimeWindowAttribute", "PipelineDsl.SessionWindowAttribute", "PipelineDsl.StreamJoinAttribute",
         };
 
         public static bool Is(ITypeSymbol? type, string metadataName) =>

@@ -97,7 +97,7 @@ namespace PipelineDsl.Generator.Parsing
     /// </summary>
     internal static class LockCompatibility
     {
-        private static bool IsStateful(string kind) => kind is "update-state" or "window";
+        private static bool IsStateful(string kind) => kind is "update-state" or "window" or "watermark" or "event-time-window" or "session-window" or "stream-join";
 
         public static IEnumerable<DiagnosticInfo> Check(PipelineSpec pipeline, LockedPipelineSpec locked, PipelineLocationsInfo? locations)
         {

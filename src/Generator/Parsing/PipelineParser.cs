@@ -79,6 +79,20 @@ namespace PipelineDsl.Generator.Parsing
             public int LengthBatches { get; set; }
             public int SlideBatches { get; set; } = 1;
             public bool ReturnsTask { get; set; }
+            public string? TimeMember { get; set; }
+            public string? EndTimeMember { get; set; }
+            public string? RightTimeMember { get; set; }
+            public long SizeMs { get; set; }
+            public long SlideMs { get; set; }
+            public long GapMs { get; set; }
+            public long MaxOutOfOrdernessMs { get; set; }
+            public long LowerBoundMs { get; set; }
+            public long UpperBoundMs { get; set; }
+            public TypeShapeSpec? RightShape { get; set; }
+            public bool IsEventTime => Kind is OperatorKindSpec.EventTimeWindow or OperatorKindSpec.SessionWindow
+                || (Kind == OperatorKindSpec.StreamJoin && (TimeMember is not null || RightTimeMember is not null));
+            public bool IsStateful => Kind is OperatorKindSpec.UpdateState or OperatorKindSpec.Window or OperatorKindSpec.Watermark
+                or OperatorKindSpec.EventTimeWindow or OperatorKindSpec.SessionWindow or OperatorKindSpec.StreamJoin;
             public bool IsSink => Kind is OperatorKindSpec.Sink or OperatorKindSpec.ForEachBatch;
             public Location? IdLocation { get; set; }
         }
@@ -152,7 +166,7 @@ namespace PipelineDsl.Generator.Parsing
                     // Even a pipeline with errors gets its source/sink/union declarations implemented, so
                     // that the user sees our diagnostics rather than a cascade of "no implementation" errors.
                     var operators = candidates
-                        .Where(c => c.ValidShape && (!hasErrors ? true : c.Kind is OperatorKindSpec.Source or OperatorKindSpec.Sink or OperatorKindSpec.Union))
+                        .Where(c => c.ValidShape && (!hasErrors ? true : c.Kind is OperatorKindSpec.Source or OperatorKindSpec.Sink or OperatorKindSpec.Union or OperatorKindSpec.Watermark))
                         .GroupBy(c => c.Id, StringComparer.Ordinal)
                         .Select(g => g.First())
                         .OrderBy(c => c.Id, StringComparer.Ordinal)
@@ -182,6 +196,7 @@ namespace PipelineDsl.Generator.Parsing
 
                 string? Named(string name) => named.TryGetValue(name, out var value) ? value.Value as string : null;
                 int NamedInt(string name, int fallback) => named.TryGetValue(name, out var value) && value.Value is int i ? i : fallback;
+                long NamedLong(string name) => named.TryGetValue(name, out var value) && value.Value is long l ? l : 0;
 
                 switch (kind)
                 {
@@ -194,6 +209,7 @@ namespace PipelineDsl.Generator.Parsing
                             _diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.UnionArity, SyntaxHelpers.ArgumentLocation(attribute, null, 0, _ct), c.Id, froms.Count.ToString(System.Globalization.CultureInfo.InvariantCulture)));
                         break;
                     case OperatorKindSpec.Join:
+                    case OperatorKindSpec.StreamJoin:
                         c.Inputs.Add((Named("Left"), SyntaxHelpers.ArgumentLocation(attribute, "Left", -1, _ct), "Left"));
                         c.Inputs.Add((Named("Right"), SyntaxHelpers.ArgumentLocation(attribute, "Right", -1, _ct), "Right"));
                         c.KeyMember = Named("LeftKey");
@@ -211,6 +227,15 @@ namespace PipelineDsl.Generator.Parsing
                 c.OnTimeout = Named("OnTimeout");
                 c.LengthBatches = NamedInt("LengthBatches", 0);
                 c.SlideBatches = NamedInt("SlideBatches", 1);
+                c.TimeMember = Named(kind == OperatorKindSpec.StreamJoin ? "LeftTime" : "Time");
+                c.EndTimeMember = Named("LeftEndTime");
+                c.RightTimeMember = Named("RightTime");
+                c.SizeMs = NamedLong("SizeMs");
+                c.SlideMs = NamedLong("SlideMs");
+                c.GapMs = NamedLong("GapMs");
+                c.MaxOutOfOrdernessMs = NamedLong("MaxOutOfOrdernessMs");
+                c.LowerBoundMs = NamedLong("LowerBoundMs");
+                c.UpperBoundMs = NamedLong("UpperBoundMs");
                 c.ValidShape = CheckShape(c);
                 return c;
             }
@@ -228,6 +253,10 @@ namespace PipelineDsl.Generator.Parsing
                 "WindowAttribute" => OperatorKindSpec.Window,
                 "UnionAttribute" => OperatorKindSpec.Union,
                 "JoinAttribute" => OperatorKindSpec.Join,
+                "WatermarkAttribute" => OperatorKindSpec.Watermark,
+                "EventTimeWindowAttribute" => OperatorKindSpec.EventTimeWindow,
+                "SessionWindowAttribute" => OperatorKindSpec.SessionWindow,
+                "StreamJoinAttribute" => OperatorKindSpec.StreamJoin,
                 _ => throw new InvalidOperationException("Unknown operator attribute " + attributeClass.Name),
             };
 
@@ -244,6 +273,10 @@ namespace PipelineDsl.Generator.Parsing
                 OperatorKindSpec.Window => "window",
                 OperatorKindSpec.Union => "union",
                 OperatorKindSpec.Join => "join",
+                OperatorKindSpec.Watermark => "watermark",
+                OperatorKindSpec.EventTimeWindow => "event-time window",
+                OperatorKindSpec.SessionWindow => "session window",
+                OperatorKindSpec.StreamJoin => "stream join",
                 _ => "operator",
             };
 
@@ -267,6 +300,100 @@ namespace PipelineDsl.Generator.Parsing
 
                 switch (c.Kind)
                 {
+                    case OperatorKindSpec.Watermark:
+                    {
+                        string expected = $"static partial Stream<T> {m.Name}()";
+                        if (!m.IsStatic || !m.IsPartialDefinition || m.PartialImplementationPart is not null || ps.Length != 0 || m.IsGenericMethod || !KnownNames.Is(m.ReturnType, KnownNames.Stream))
+                            return WrongDeclaration(expected);
+                        var t = ((INamedTypeSymbol)m.ReturnType).TypeArguments[0];
+                        c.OutputType = t;
+                        c.ExpectedInputTypes.Add(t);
+                        if (!ResolveTime(c, t, c.TimeMember, "Time")) return false;
+                        if (c.MaxOutOfOrdernessMs < 0)
+                        {
+                            _diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.InvalidEventTimeWindow, SyntaxHelpers.ArgumentLocation(c.Attribute, "MaxOutOfOrdernessMs", -1, _ct), c.Id,
+                                "has MaxOutOfOrdernessMs = " + c.MaxOutOfOrdernessMs.ToString(System.Globalization.CultureInfo.InvariantCulture) + ": it must be 0 or more"));
+                            return false;
+                        }
+
+                        var int64 = _compilation.GetSpecialType(SpecialType.System_Int64);
+                        c.StateType = int64;
+                        c.KeyShape = c.StateShape = ShapeResolver.Resolve(int64);
+                        return true;
+                    }
+
+                    case OperatorKindSpec.EventTimeWindow:
+                    case OperatorKindSpec.SessionWindow:
+                    {
+                        if (!m.IsStatic || !plainParams || ps.Length != 2 || !Same(ps[0].Type, ps[1].Type) || !Same(ps[0].Type, m.ReturnType))
+                            return WrongShape("'static T Name(T a, T b)'");
+                        var t = ps[0].Type;
+                        c.ExpectedInputTypes.Add(t);
+                        if (!ResolveKey(c, t, c.KeyMember, "Key")) return false;
+                        if (!ResolveTime(c, t, c.TimeMember, "Time")) return false;
+                        string? problem = c.Kind == OperatorKindSpec.SessionWindow
+                            ? (c.GapMs < 1 ? "has GapMs = " + c.GapMs.ToString(System.Globalization.CultureInfo.InvariantCulture) + ": set GapMs to the inactivity gap, 1 ms or more" : null)
+                            : c.SizeMs < 1 ? "has SizeMs = " + c.SizeMs.ToString(System.Globalization.CultureInfo.InvariantCulture) + ": set SizeMs to the window length, 1 ms or more"
+                            : c.SlideMs < 0 || c.SlideMs > c.SizeMs ? "has SlideMs = " + c.SlideMs.ToString(System.Globalization.CultureInfo.InvariantCulture) + ": it must be between 1 and SizeMs, or 0 for tumbling windows"
+                            : null;
+                        if (problem is not null)
+                        {
+                            _diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.InvalidEventTimeWindow, SyntaxHelpers.ArgumentLocation(c.Attribute, c.Kind == OperatorKindSpec.SessionWindow ? "GapMs" : "SizeMs", -1, _ct), c.Id, problem));
+                            return false;
+                        }
+
+                        if (c.Kind == OperatorKindSpec.EventTimeWindow && c.SlideMs == 0) c.SlideMs = c.SizeMs;
+                        c.StateType = t;
+                        if (!Checkpointable(c, c.KeyType!, "key", out var keyShape) | !Checkpointable(c, t, "window value", out var valueShape)) return false;
+                        c.KeyShape = keyShape;
+                        c.StateShape = valueShape;
+                        var windowType = _compilation.GetTypeByMetadataName(KnownNames.EventWindow);
+                        if (windowType is null) return false;
+                        c.OutputType = windowType.Construct(c.KeyType!, t);
+                        return true;
+                    }
+
+                    case OperatorKindSpec.StreamJoin:
+                    {
+                        if (!m.IsStatic || !plainParams || ps.Length != 2 || m.ReturnsVoid) return WrongShape("'static TOut Name(TLeft left, TRight right)'");
+                        c.ExpectedInputTypes.Add(ps[0].Type);
+                        c.ExpectedInputTypes.Add(ps[1].Type);
+                        c.OutputType = m.ReturnType.WithNullableAnnotation(NullableAnnotation.NotAnnotated);
+                        if (!ResolveKey(c, ps[0].Type, c.KeyMember, "LeftKey")) return false;
+                        var leftKey = c.KeyType!;
+                        if (!ResolveKey(c, ps[1].Type, c.RightKeyMember, "RightKey")) return false;
+                        if (!Same(leftKey, c.KeyType!))
+                        {
+                            _diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.JoinKeyMismatch, SyntaxHelpers.ArgumentLocation(c.Attribute, "RightKey", -1, _ct), c.Id, TypeNames.ForManifest(leftKey), TypeNames.ForManifest(c.KeyType!)));
+                            return false;
+                        }
+
+                        bool timed = c.TimeMember is not null || c.RightTimeMember is not null;
+                        string? problem = null;
+                        if (timed && (c.TimeMember is null || c.RightTimeMember is null))
+                            problem = "sets only one of LeftTime and RightTime: set both for an interval join, or neither for an unbounded join";
+                        else if (!timed && (c.EndTimeMember is not null || c.LowerBoundMs != 0 || c.UpperBoundMs != 0))
+                            problem = "sets LeftEndTime or bounds without LeftTime and RightTime: set both times, or remove the bounds";
+                        else if (timed && c.EndTimeMember is null && c.LowerBoundMs > c.UpperBoundMs)
+                            problem = "has LowerBoundMs above UpperBoundMs, so no pair can ever match";
+                        if (problem is not null)
+                        {
+                            _diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.InvalidJoinTimes, c.Attribute.ApplicationSyntaxReference?.GetSyntax(_ct).GetLocation(), c.Id, problem));
+                            return false;
+                        }
+
+                        if (timed && (!ResolveTime(c, ps[0].Type, c.TimeMember, "LeftTime") | !ResolveTime(c, ps[1].Type, c.RightTimeMember, "RightTime")
+                            | (c.EndTimeMember is not null && !ResolveTime(c, ps[0].Type, c.EndTimeMember, "LeftEndTime"))))
+                            return false;
+                        if (!Checkpointable(c, c.KeyType!, "key", out var keyShape) | !Checkpointable(c, ps[0].Type, "left record", out var leftShape) | !Checkpointable(c, ps[1].Type, "right record", out var rightShape))
+                            return false;
+                        c.KeyShape = keyShape;
+                        c.StateType = ps[0].Type;
+                        c.StateShape = leftShape;
+                        c.RightShape = rightShape;
+                        return true;
+                    }
+
                     case OperatorKindSpec.Source:
                     case OperatorKindSpec.Sink:
                     case OperatorKindSpec.Union:
@@ -416,6 +543,37 @@ namespace PipelineDsl.Generator.Parsing
                 return ok;
             }
 
+            /// <summary>Checks that <paramref name="member"/> is a readable long member of <paramref name="recordType"/>.</summary>
+            private bool ResolveTime(Candidate c, ITypeSymbol recordType, string? member, string property)
+            {
+                string? found = null;
+                if (!string.IsNullOrEmpty(member))
+                {
+                    for (ITypeSymbol? t = recordType; t is not null && found is null; t = t.BaseType)
+                    {
+                        foreach (var candidate in t.GetMembers(member!))
+                        {
+                            ITypeSymbol? type = candidate switch
+                            {
+                                IPropertySymbol { IsStatic: false, IsIndexer: false, GetMethod: not null } p => p.Type,
+                                IFieldSymbol { IsStatic: false } f => f.Type,
+                                _ => null,
+                            };
+                            if (type is null || !_compilation.IsSymbolAccessibleWithin(candidate, _type)) continue;
+                            found = type.SpecialType == SpecialType.System_Int64 ? "" : $" ('{member}' is a {TypeNames.ForManifest(type)})";
+                            break;
+                        }
+                    }
+                }
+
+                if (found == "") return true;
+                string hint = string.IsNullOrEmpty(member) ? $": set {property} = nameof(...)" : found ?? $" ('{member}' is not one of its members)";
+                _diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.InvalidTimeMember,
+                    string.IsNullOrEmpty(member) ? c.Attribute.ApplicationSyntaxReference?.GetSyntax(_ct).GetLocation() : SyntaxHelpers.ArgumentLocation(c.Attribute, property, -1, _ct),
+                    property, c.Id, TypeNames.ForManifest(recordType), hint));
+                return false;
+            }
+
             private bool Checkpointable(Candidate c, ITypeSymbol type, string role, out TypeShapeSpec? shape)
             {
                 shape = ShapeResolver.Resolve(type);
@@ -515,11 +673,35 @@ namespace PipelineDsl.Generator.Parsing
                 }
 
                 ReportCycles(candidates, edges);
+                ReportMissingWatermarks(candidates, edges);
 
                 foreach (var c in candidates)
                 {
                     if (!c.IsSink && !consumed.Contains(c.Id) && byId.TryGetValue(c.Id, out var first) && first == c)
                         _diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.UnconsumedOutput, SyntaxHelpers.NameLocation(c.Method), c.Id));
+                }
+            }
+
+            /// <summary>Every input path of an event-time operator must pass a watermark stage before its source.</summary>
+            private void ReportMissingWatermarks(List<Candidate> candidates, Dictionary<Candidate, List<(Candidate Upstream, Location? Location)>> edges)
+            {
+                foreach (var c in candidates.Where(c => c.ValidShape && c.IsEventTime))
+                {
+                    var reported = new HashSet<string>(StringComparer.Ordinal);
+                    var seen = new HashSet<Candidate>();
+                    var stack = new Stack<Candidate>(edges[c].Select(e => e.Upstream));
+                    while (stack.Count > 0)
+                    {
+                        var n = stack.Pop();
+                        if (!seen.Add(n) || n.Kind == OperatorKindSpec.Watermark) continue;
+                        if (n.Kind == OperatorKindSpec.Source)
+                        {
+                            if (reported.Add(n.Id)) _diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.NoWatermark, SyntaxHelpers.NameLocation(c.Method), c.Id, n.Id));
+                            continue;
+                        }
+
+                        foreach (var (upstream, _) in edges[n]) stack.Push(upstream);
+                    }
                 }
             }
 
@@ -590,9 +772,16 @@ namespace PipelineDsl.Generator.Parsing
                 string? Code(ITypeSymbol? t) => t is null ? null : TypeNames.ForCode(t);
                 string? Display(ITypeSymbol? t) => t is null ? null : TypeNames.ForManifest(t);
                 var input = c.ExpectedInputTypes.Count > 0 ? c.ExpectedInputTypes[0] : null;
-                var right = c.Kind == OperatorKindSpec.Join && c.ExpectedInputTypes.Count > 1 ? c.ExpectedInputTypes[1] : null;
+                var right = c.Kind is OperatorKindSpec.Join or OperatorKindSpec.StreamJoin && c.ExpectedInputTypes.Count > 1 ? c.ExpectedInputTypes[1] : null;
                 StateSchemaSpec? schema = null;
-                if (c.StateShape is not null && c.KeyShape is not null && c.StateType is not null)
+                if (c.Kind == OperatorKindSpec.StreamJoin && c.StateShape is not null && c.RightShape is not null && c.KeyShape is not null)
+                {
+                    // Both sides are kept: the value schema reads like a contract with the left records at key 0 and the
+                    // right records at key 1, so the usual field-by-field rules decide compatibility for each side.
+                    string value = "{0:" + c.StateShape.Schema + ",1:" + c.RightShape.Schema + "}";
+                    schema = new StateSchemaSpec(ShapeResolver.Fingerprint(value), c.KeyShape.Schema, value, EquatableArray<StateFieldSpec>.Empty);
+                }
+                else if (c.StateShape is not null && c.KeyShape is not null && c.StateType is not null)
                 {
                     var fields = c.StateType is INamedTypeSymbol named && c.StateShape.Kind == ShapeKind.Contract
                         ? ContractMembers.Keyed(named).OrderBy(f => f.Key)
@@ -607,7 +796,7 @@ namespace PipelineDsl.Generator.Parsing
                     Kind: c.Kind,
                     Inputs: c.Inputs.Select(i => i.Id ?? "").ToEquatableArray(),
                     MemberName: c.Method.Name,
-                    DeclaredAccessibility: c.Kind is OperatorKindSpec.Source or OperatorKindSpec.Sink or OperatorKindSpec.Union ? SyntaxHelpers.Accessibility(c.Method.DeclaredAccessibility) : null,
+                    DeclaredAccessibility: c.Kind is OperatorKindSpec.Source or OperatorKindSpec.Sink or OperatorKindSpec.Union or OperatorKindSpec.Watermark ? SyntaxHelpers.Accessibility(c.Method.DeclaredAccessibility) : null,
                     InputType: Code(input),
                     InputTypeDisplay: Display(input),
                     RightType: Code(right),
@@ -629,7 +818,11 @@ namespace PipelineDsl.Generator.Parsing
                     SlideBatches: c.SlideBatches,
                     ReturnsTask: c.ReturnsTask,
                     Migrations: (upgrades.Migrations.TryGetValue(c.Id, out var m) ? m.OrderBy(x => x.FromVersion) : Enumerable.Empty<MigrationSpec>()).ToEquatableArray(),
-                    DiscardsStateFrom: (upgrades.Discards.TryGetValue(c.Id, out var d) ? d.OrderBy(x => x) : Enumerable.Empty<int>()).ToEquatableArray());
+                    DiscardsStateFrom: (upgrades.Discards.TryGetValue(c.Id, out var d) ? d.OrderBy(x => x) : Enumerable.Empty<int>()).ToEquatableArray(),
+                    EventTime: c.Kind is OperatorKindSpec.Watermark or OperatorKindSpec.EventTimeWindow or OperatorKindSpec.SessionWindow or OperatorKindSpec.StreamJoin
+                        ? new EventTimeSpec(c.TimeMember, c.EndTimeMember, c.RightTimeMember, c.SizeMs, c.SlideMs, c.GapMs, c.MaxOutOfOrdernessMs, c.LowerBoundMs, c.UpperBoundMs)
+                        : null,
+                    RightShape: c.RightShape);
             }
 
             /// <summary>The upgrade declarations of a pipeline: migrations, retired operators, discarded versions.</summary>
@@ -644,7 +837,7 @@ namespace PipelineDsl.Generator.Parsing
             {
                 var result = new Upgrades();
                 var byId = candidates.GroupBy(c => c.Id, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.First(), StringComparer.Ordinal);
-                string Suggest(string unknown) => Parser.Suggest(unknown, candidates.Where(c => c.Kind is OperatorKindSpec.UpdateState or OperatorKindSpec.Window).Select(c => c.Id));
+                string Suggest(string unknown) => Parser.Suggest(unknown, candidates.Where(c => c.IsStateful).Select(c => c.Id));
 
                 foreach (var attribute in _type.GetAttributes())
                 {
@@ -662,7 +855,7 @@ namespace PipelineDsl.Generator.Parsing
                     {
                         if (string.IsNullOrEmpty(id)) continue;
                         int from = attribute.NamedArguments.FirstOrDefault(a => a.Key == "FromVersion").Value.Value as int? ?? 0;
-                        if (!byId.TryGetValue(id!, out var target) || target.Kind is not (OperatorKindSpec.UpdateState or OperatorKindSpec.Window))
+                        if (!byId.TryGetValue(id!, out var target) || !target.IsStateful)
                         {
                             _diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.MigrationTargetUnknown, SyntaxHelpers.ArgumentLocation(attribute, null, 0, _ct),
                                 "[DiscardState]", id!, "a stateful operator", _pipelineId, Suggest(id!)));

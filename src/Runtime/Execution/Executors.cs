@@ -14,13 +14,27 @@ namespace PipelineDsl.Execution;
 /// <summary>What an executor needs to know about the batch it runs.</summary>
 internal sealed class BatchContext
 {
-    public BatchContext(long batchId, int parallelism)
+    public BatchContext(long batchId, int parallelism, IReadOnlySet<string>? finishedSources = null)
     {
         BatchId = batchId;
         Parallelism = parallelism;
+        FinishedSources = finishedSources ?? new HashSet<string>();
     }
 
     public long BatchId { get; }
+
+    /// <summary>Bounded sources read to their end by this batch: their input is complete.</summary>
+    public IReadOnlySet<string> FinishedSources { get; }
+
+    private long _lateRecords;
+
+    /// <summary>Records event-time operators dropped in this batch because the watermark had passed them.</summary>
+    public long LateRecords => Interlocked.Read(ref _lateRecords);
+
+    public void AddLate(long count)
+    {
+        if (count > 0) Interlocked.Add(ref _lateRecords, count);
+    }
 
     public int Parallelism { get; }
 
@@ -74,6 +88,47 @@ internal sealed class ExecutorFactory
     public ISourceConnector<T> Source<T>(string id) => (ISourceConnector<T>)_sources[id];
 
     public ISinkConnector<T> Sink<T>(string id) => (ISinkConnector<T>)_sinks[id];
+
+    /// <summary>The ids of the sources <paramref name="node"/> reads from, directly or through other operators.</summary>
+    public IReadOnlyList<string> SourcesUpstreamOf(OperatorNode node)
+    {
+        var found = new SortedSet<string>(StringComparer.Ordinal);
+        var stack = new Stack<OperatorNode>(node.Inputs);
+        while (stack.Count > 0)
+        {
+            var n = stack.Pop();
+            if (n.Kind == OperatorKind.Source) found.Add(n.Id);
+            foreach (var i in n.Inputs) stack.Push(i);
+        }
+
+        return found.ToArray();
+    }
+
+    /// <summary>
+    /// The watermark of an event-time operator: the smallest of the watermark stages on its input paths.
+    /// Every path from a source must pass one, or event time is undefined on it.
+    /// </summary>
+    public IWatermark WatermarkOf(OperatorNode node)
+    {
+        var found = new List<IWatermark>();
+        foreach (var input in node.Inputs) Collect(input, new List<string> { node.Id });
+        return found.Count == 1 ? found[0] : new MinimumWatermark(found.Distinct().ToArray());
+
+        void Collect(OperatorNode n, List<string> path)
+        {
+            if (n.Kind == OperatorKind.Watermark)
+            {
+                found.Add((IWatermark)_built[n]);
+                return;
+            }
+
+            if (n.Kind == OperatorKind.Source)
+                throw new PipelineDefinitionException(
+                    $"Operator '{node.Id}' works in event time, but its input from source '{n.Id}' passes no watermark stage. "
+                    + $"Declare [Watermark(\"...\", From = \"{n.Id}\", Time = ...)] between the source and '{path[^1]}'.");
+            foreach (var i in n.Inputs) Collect(i, new List<string>(path) { n.Id });
+        }
+    }
 
     public OperatorExecutor Build(OperatorNode node)
     {

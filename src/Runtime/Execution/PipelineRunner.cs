@@ -734,7 +734,7 @@ public sealed class PipelineRunner
         private async Task<long> RunBatchAsync(OffsetRecord plan, bool replay, Task? planLogged = null)
         {
             var started = _clock.Elapsed;
-            var batch = new BatchContext(plan.BatchId, _options.Parallelism);
+            var batch = new BatchContext(plan.BatchId, _options.Parallelism, FinishedSources(plan));
             foreach (var executor in _executors) executor.ClearOutput();
             _deadLetters.Clear();
 
@@ -796,8 +796,24 @@ public sealed class PipelineRunner
                 }
             }
 
-            _runner.BatchCompleted?.Invoke(new BatchProgress(plan.BatchId, input, output, _clock.Elapsed - started, _stateful.Sum(s => s.KeyCount), replay, snapshot, _deadLetters.Count));
+            _runner.BatchCompleted?.Invoke(new BatchProgress(plan.BatchId, input, output, _clock.Elapsed - started, _stateful.Sum(s => s.KeyCount), replay, snapshot, _deadLetters.Count, batch.LateRecords));
             return input;
+        }
+
+        /// <summary>
+        /// The bounded sources whose every partition this batch's plan reads to the end: event time downstream of
+        /// them is complete. A function of the logged plan, so a replay decides the same.
+        /// </summary>
+        private HashSet<string> FinishedSources(OffsetRecord plan)
+        {
+            var finished = new HashSet<string>(StringComparer.Ordinal);
+            foreach (var (id, _) in _sourceExecutors)
+            {
+                if (_runner._sources[id] is not IBoundedSource bounded || !plan.Sources.TryGetValue(id, out var ranges) || ranges.Count == 0) continue;
+                if (ranges.All(r => bounded.GetFinalPosition(r.Key) is long end && r.Value.To >= end)) finished.Add(id);
+            }
+
+            return finished;
         }
 
         private async Task WriteDeadLettersAsync(long batchId)

@@ -85,7 +85,8 @@ public sealed class PipelineRunnerOptions
 /// <param name="Replayed">True when the batch was already committed and was re-run only to rebuild state (sinks skipped).</param>
 /// <param name="SnapshotWritten">True when a state snapshot was written after the batch.</param>
 /// <param name="DeadLetters">Records set aside by the dead-letter policy.</param>
-public sealed record BatchProgress(long BatchId, long InputRecords, long OutputRecords, TimeSpan Duration, long StateKeys, bool Replayed, bool SnapshotWritten, long DeadLetters);
+/// <param name="LateRecords">Records event-time operators dropped because the watermark had already passed them.</param>
+public sealed record BatchProgress(long BatchId, long InputRecords, long OutputRecords, TimeSpan Duration, long StateKeys, bool Replayed, bool SnapshotWritten, long DeadLetters, long LateRecords = 0);
 
 /// <summary>What a run did.</summary>
 /// <param name="Restored">True when the run continued an existing checkpoint.</param>

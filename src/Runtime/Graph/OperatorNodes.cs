@@ -32,6 +32,14 @@ public enum OperatorKind
     Sink,
     /// <summary>A sink implemented by a pipeline method called once per batch.</summary>
     ForEachBatch,
+    /// <summary>Declares a stream's event time and tracks its watermark.</summary>
+    Watermark,
+    /// <summary>Event-time tumbling or hopping windows by key.</summary>
+    EventTimeWindow,
+    /// <summary>Event-time session windows by key.</summary>
+    SessionWindow,
+    /// <summary>Inner join of two streams across batches, unbounded or within a time bound.</summary>
+    StreamJoin,
 }
 
 /// <summary>
@@ -67,7 +75,8 @@ public abstract class OperatorNode
     public IReadOnlyList<OperatorNode> Inputs { get; }
 
     /// <summary>True when the operator keeps state across batches (and so in checkpoints).</summary>
-    public bool IsStateful => Kind is OperatorKind.UpdateState or OperatorKind.Window;
+    public bool IsStateful => Kind is OperatorKind.UpdateState or OperatorKind.Window or OperatorKind.Watermark
+        or OperatorKind.EventTimeWindow or OperatorKind.SessionWindow or OperatorKind.StreamJoin;
 
     /// <inheritdoc />
     public override string ToString() => $"{Kind} '{Id}' v{Version}";

@@ -145,6 +145,69 @@ public sealed class PipelineBuilder
             rightKey ?? throw new ArgumentNullException(nameof(rightKey)),
             join ?? throw new ArgumentNullException(nameof(join))));
 
+    /// <summary>Adds a watermark stage: declares the event time of its input and tracks the watermark.</summary>
+    public OperatorNode<T> Watermark<T>(string id, int version, OperatorNode<T> input, Func<T, long> timeSelector, long maxOutOfOrdernessMs)
+    {
+        if (maxOutOfOrdernessMs < 0) throw new ArgumentOutOfRangeException(nameof(maxOutOfOrdernessMs), "maxOutOfOrdernessMs must be 0 or more.");
+        return Add(new WatermarkNode<T>(id, version, Own(input), timeSelector ?? throw new ArgumentNullException(nameof(timeSelector)), maxOutOfOrdernessMs));
+    }
+
+    /// <summary>Adds event-time tumbling (slide = size) or hopping windows by key.</summary>
+    public OperatorNode<EventWindow<TKey, T>> EventTimeWindow<TKey, T>(
+        string id, int version, OperatorNode<T> input, Func<T, TKey> keySelector, Func<T, long> timeSelector, Func<T, T, T> reduce,
+        IMessagePackFormatter<TKey> keyFormatter, IMessagePackFormatter<T> valueFormatter, long sizeMs, long slideMs)
+        where TKey : notnull
+    {
+        if (sizeMs < 1) throw new ArgumentOutOfRangeException(nameof(sizeMs), "sizeMs must be 1 or more.");
+        if (slideMs < 1 || slideMs > sizeMs) throw new ArgumentOutOfRangeException(nameof(slideMs), "slideMs must be between 1 and sizeMs.");
+        return Add(new EventTimeWindowNode<TKey, T>(
+            id, version, Own(input),
+            keySelector ?? throw new ArgumentNullException(nameof(keySelector)),
+            timeSelector ?? throw new ArgumentNullException(nameof(timeSelector)),
+            reduce ?? throw new ArgumentNullException(nameof(reduce)),
+            keyFormatter ?? throw new ArgumentNullException(nameof(keyFormatter)),
+            valueFormatter ?? throw new ArgumentNullException(nameof(valueFormatter)),
+            sizeMs, slideMs));
+    }
+
+    /// <summary>Adds event-time session windows by key.</summary>
+    public OperatorNode<EventWindow<TKey, T>> SessionWindow<TKey, T>(
+        string id, int version, OperatorNode<T> input, Func<T, TKey> keySelector, Func<T, long> timeSelector, Func<T, T, T> reduce,
+        IMessagePackFormatter<TKey> keyFormatter, IMessagePackFormatter<T> valueFormatter, long gapMs)
+        where TKey : notnull
+    {
+        if (gapMs < 1) throw new ArgumentOutOfRangeException(nameof(gapMs), "gapMs must be 1 or more.");
+        return Add(new SessionWindowNode<TKey, T>(
+            id, version, Own(input),
+            keySelector ?? throw new ArgumentNullException(nameof(keySelector)),
+            timeSelector ?? throw new ArgumentNullException(nameof(timeSelector)),
+            reduce ?? throw new ArgumentNullException(nameof(reduce)),
+            keyFormatter ?? throw new ArgumentNullException(nameof(keyFormatter)),
+            valueFormatter ?? throw new ArgumentNullException(nameof(valueFormatter)),
+            gapMs));
+    }
+
+    /// <summary>Adds an inner join of two streams across batches; unbounded when <paramref name="bounds"/> is null.</summary>
+    public OperatorNode<TOut> StreamJoin<TKey, TLeft, TRight, TOut>(
+        string id, int version, OperatorNode<TLeft> left, OperatorNode<TRight> right,
+        Func<TLeft, TKey> leftKey, Func<TRight, TKey> rightKey, Func<TLeft, TRight, TOut> join,
+        IMessagePackFormatter<TKey> keyFormatter, IMessagePackFormatter<TLeft> leftFormatter, IMessagePackFormatter<TRight> rightFormatter,
+        JoinTimeBounds<TLeft, TRight>? bounds = null)
+        where TKey : notnull
+    {
+        if (bounds is not null && bounds.LowerBoundMs > bounds.UpperBoundMs && bounds.LeftEndTime is null)
+            throw new ArgumentOutOfRangeException(nameof(bounds), "The lower bound must not be above the upper bound.");
+        return Add(new StreamJoinNode<TKey, TLeft, TRight, TOut>(
+            id, version, Own(left), Own(right),
+            leftKey ?? throw new ArgumentNullException(nameof(leftKey)),
+            rightKey ?? throw new ArgumentNullException(nameof(rightKey)),
+            join ?? throw new ArgumentNullException(nameof(join)),
+            keyFormatter ?? throw new ArgumentNullException(nameof(keyFormatter)),
+            leftFormatter ?? throw new ArgumentNullException(nameof(leftFormatter)),
+            rightFormatter ?? throw new ArgumentNullException(nameof(rightFormatter)),
+            bounds));
+    }
+
     /// <summary>Adds a sink bound at run time.</summary>
     public void Sink<T>(string id, int version, OperatorNode<T> input) => Add(new SinkNode<T>(id, version, Own(input)));
 

@@ -152,6 +152,10 @@ public sealed class OperatorManifest
         OperatorKind.Join => "join",
         OperatorKind.Sink => "sink",
         OperatorKind.ForEachBatch => "for-each-batch",
+        OperatorKind.Watermark => "watermark",
+        OperatorKind.EventTimeWindow => "event-time-window",
+        OperatorKind.SessionWindow => "session-window",
+        OperatorKind.StreamJoin => "stream-join",
         _ => throw new ArgumentOutOfRangeException(nameof(kind)),
     };
 

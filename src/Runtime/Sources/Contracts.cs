@@ -87,3 +87,14 @@ public sealed class BadRecordException : Exception
 
     private static string Truncate(string raw) => raw.Length <= 200 ? raw : raw[..200] + "…";
 }
+
+/// <summary>
+/// A source whose partitions end (for example a generator with a fixed event count). Once every partition
+/// of such a source has been read to its final position, event-time operators downstream treat its input as
+/// complete: their watermark moves to the end of time, so every open window fires and join state is dropped.
+/// </summary>
+public interface IBoundedSource
+{
+    /// <summary>The position after the last record of <paramref name="partition"/>, or null when it has no end.</summary>
+    long? GetFinalPosition(string partition);
+}

@@ -1,0 +1,385 @@
+using System.Text.RegularExpressions;
+using PipelineDsl;
+using PipelineDsl.Nexmark;
+
+namespace PipelineDsl.Samples.Nexmark;
+
+// The Nexmark queries (docs/nexmark/SPEC.md section 3) as PipelineDsl pipelines. Each reads the source
+// "events" and writes the sink "out". Event time is the events' DateTime with a 4 s watermark delay, as in
+// the Flink SQL of nexmark/nexmark; windows are aligned to the Unix epoch.
+
+/// <summary>q0: pass-through of every bid.</summary>
+[Pipeline("nexmark-q0")]
+public static partial class Q0
+{
+    [Source("events")] public static partial Source<Event> Events();
+
+    [FlatMap("bids", From = "events")]
+    public static IEnumerable<Q0Row> Bids(Event e) =>
+        e.Bid is { } b ? new[] { new Q0Row(b.Auction, b.Bidder, b.Price, b.DateTime, b.Extra) } : Array.Empty<Q0Row>();
+
+    [Sink("out", From = "bids")] public static partial Sink<Q0Row> Out();
+}
+
+/// <summary>q1: bid prices converted to euros (0.908 per dollar), as DECIMAL(23,3).</summary>
+[Pipeline("nexmark-q1")]
+public static partial class Q1
+{
+    [Source("events")] public static partial Source<Event> Events();
+
+    [Filter("bids", From = "events")] public static bool IsBid(Event e) => e.Type == EventType.Bid;
+
+    [Map("convert", From = "bids")]
+    public static Q1Row Convert(Event e)
+    {
+        var b = e.Bid!;
+        return new Q1Row(b.Auction, b.Bidder, 0.908m * b.Price, b.DateTime, b.Extra);
+    }
+
+    [Sink("out", From = "convert")] public static partial Sink<Q1Row> Out();
+}
+
+/// <summary>q2: bids on auctions whose id is a multiple of 123.</summary>
+[Pipeline("nexmark-q2")]
+public static partial class Q2
+{
+    [Source("events")] public static partial Source<Event> Events();
+
+    [Filter("selected", From = "events")] public static bool Selected(Event e) => e.Bid is { } b && b.Auction % 123 == 0;
+
+    [Map("project", From = "selected")] public static Q2Row Project(Event e) => new(e.Bid!.Auction, e.Bid.Price);
+
+    [Sink("out", From = "project")] public static partial Sink<Q2Row> Out();
+}
+
+/// <summary>q3: local item suggestion, an unbounded join of category-10 auctions with sellers in OR, ID or CA.</summary>
+[Pipeline("nexmark-q3")]
+public static partial class Q3
+{
+    [Source("events")] public static partial Source<Event> Events();
+
+    [FlatMap("auctions", From = "events")]
+    public static IEnumerable<Auction> Auctions(Event e) => e.Auction is { Category: 10 } a ? new[] { a } : Array.Empty<Auction>();
+
+    [FlatMap("persons", From = "events")]
+    public static IEnumerable<Person> Persons(Event e) => e.Person is { State: "OR" or "ID" or "CA" } p ? new[] { p } : Array.Empty<Person>();
+
+    [StreamJoin("join", Left = "auctions", Right = "persons", LeftKey = nameof(Auction.Seller), RightKey = nameof(Person.Id))]
+    public static Q3Row Join(Auction a, Person p) => new(p.Name, p.City, p.State, a.Id);
+
+    [Sink("out", From = "join")] public static partial Sink<Q3Row> Out();
+}
+
+/// <summary>
+/// q4: average closing price per category. Bids join their auction while it is open (an interval join that
+/// drops an auction once the watermark passes its expiry); the highest bid per auction and the average of
+/// those per category are keyed state, emitted as updates (the last row per category is the result).
+/// </summary>
+[Pipeline("nexmark-q4")]
+public static partial class Q4
+{
+    [Source("events")] public static partial Source<Event> Events();
+
+    [Watermark("timed", From = "events", Time = nameof(Event.DateTime), MaxOutOfOrdernessMs = 4000)]
+    public static partial Stream<Event> Timed();
+
+    [FlatMap("auctions", From = "timed")]
+    public static IEnumerable<Auction> Auctions(Event e) => e.Auction is { } a ? new[] { a } : Array.Empty<Auction>();
+
+    [FlatMap("bids", From = "timed")]
+    public static IEnumerable<Bid> Bids(Event e) => e.Bid is { } b ? new[] { b } : Array.Empty<Bid>();
+
+    [StreamJoin("open-auction-bids", Left = "auctions", Right = "bids", LeftKey = nameof(Auction.Id), RightKey = nameof(Bid.Auction),
+        LeftTime = nameof(Auction.DateTime), LeftEndTime = nameof(Auction.Expires), RightTime = nameof(Bid.DateTime))]
+    public static AuctionBid Match(Auction a, Bid b) => new(a.Id, a.Category, a.Seller, a.Expires, b.Price, b.DateTime);
+
+    [UpdateState("max-per-auction", From = "open-auction-bids", Key = nameof(AuctionBid.AuctionId))]
+    public static MaxChange? MaxPerAuction(long auction, AuctionBid bid, KeyedState<AuctionMax> state)
+    {
+        if (state.Exists && state.Value.Max >= bid.Price) return null;
+        bool first = !state.Exists;
+        long previous = state.Value.Max;
+        state.Update(new AuctionMax(bid.Category, bid.Price));
+        return new MaxChange(bid.Category, previous, bid.Price, first);
+    }
+
+    [UpdateState("average-per-category", From = "max-per-auction", Key = nameof(MaxChange.Category))]
+    public static Q4Row AveragePerCategory(long category, MaxChange change, KeyedState<CategoryTotals> state)
+    {
+        var totals = state.Value;
+        totals = change.First ? new CategoryTotals(totals.Sum + change.Current, totals.Count + 1) : new CategoryTotals(totals.Sum + change.Current - change.Previous, totals.Count);
+        state.Update(totals);
+        return new Q4Row(category, totals.Sum / totals.Count);
+    }
+
+    [Sink("out", From = "average-per-category")] public static partial Sink<Q4Row> Out();
+}
+
+/// <summary>q5: hot items, the auctions with the most bids in each 10 s window sliding by 2 s (all ties).</summary>
+[Pipeline("nexmark-q5")]
+public static partial class Q5
+{
+    [Source("events")] public static partial Source<Event> Events();
+
+    [Watermark("timed", From = "events", Time = nameof(Event.DateTime), MaxOutOfOrdernessMs = 4000)]
+    public static partial Stream<Event> Timed();
+
+    [FlatMap("bids", From = "timed")]
+    public static IEnumerable<AuctionCount> Bids(Event e) => e.Bid is { } b ? new[] { new AuctionCount(b.Auction, 1, b.DateTime) } : Array.Empty<AuctionCount>();
+
+    [EventTimeWindow("count-per-window", From = "bids", Key = nameof(AuctionCount.Auction), Time = nameof(AuctionCount.DateTime), SizeMs = 10_000, SlideMs = 2_000)]
+    public static AuctionCount Count(AuctionCount a, AuctionCount b) => a with { Count = a.Count + b.Count };
+
+    [Map("as-candidates", From = "count-per-window")]
+    public static HotItems Candidates(EventWindow<long, AuctionCount> w) => new(w.Start, w.End, w.Value.Count, new[] { w.Key });
+
+    // A window's results all arrive in one batch, so a per-batch reduce by window sees all of them.
+    [Reduce("max-per-window", From = "as-candidates", Key = nameof(HotItems.WindowStart))]
+    public static HotItems Max(HotItems a, HotItems b) =>
+        a.Count > b.Count ? a : b.Count > a.Count ? b : a with { Auctions = a.Auctions.Concat(b.Auctions).ToArray() };
+
+    [FlatMap("rows", From = "max-per-window")]
+    public static IEnumerable<Q5Row> Rows(HotItems h) => h.Auctions.Select(a => new Q5Row(a, h.Count, h.WindowStart, h.WindowEnd));
+
+    [Sink("out", From = "rows")] public static partial Sink<Q5Row> Out();
+}
+
+/// <summary>
+/// q6: average selling price by seller over its last closed auctions (up to 11: ROWS 10 PRECEDING AND CURRENT
+/// ROW). An auction closes when the watermark passes its expiry: its matched bids all carry the expiry as
+/// their time, so a session window keyed by auction holds exactly one session per auction, which fires then.
+/// </summary>
+[Pipeline("nexmark-q6")]
+public static partial class Q6
+{
+    [Source("events")] public static partial Source<Event> Events();
+
+    [Watermark("timed", From = "events", Time = nameof(Event.DateTime), MaxOutOfOrdernessMs = 4000)]
+    public static partial Stream<Event> Timed();
+
+    [FlatMap("auctions", From = "timed")]
+    public static IEnumerable<Auction> Auctions(Event e) => e.Auction is { } a ? new[] { a } : Array.Empty<Auction>();
+
+    [FlatMap("bids", From = "timed")]
+    public static IEnumerable<Bid> Bids(Event e) => e.Bid is { } b ? new[] { b } : Array.Empty<Bid>();
+
+    [StreamJoin("open-auction-bids", Left = "auctions", Right = "bids", LeftKey = nameof(Auction.Id), RightKey = nameof(Bid.Auction),
+        LeftTime = nameof(Auction.DateTime), LeftEndTime = nameof(Auction.Expires), RightTime = nameof(Bid.DateTime))]
+    public static AuctionBid Match(Auction a, Bid b) => new(a.Id, a.Category, a.Seller, a.Expires, b.Price, b.DateTime);
+
+    [SessionWindow("winning-bid", From = "open-auction-bids", Key = nameof(AuctionBid.AuctionId), Time = nameof(AuctionBid.Expires), GapMs = 1)]
+    public static AuctionBid Winner(AuctionBid a, AuctionBid b) => b.Price > a.Price ? b : a;
+
+    [Map("winners", From = "winning-bid")]
+    public static AuctionBid Winners(EventWindow<long, AuctionBid> w) => w.Value;
+
+    [UpdateState("average-per-seller", From = "winners", Key = nameof(AuctionBid.Seller))]
+    public static Q6Row AveragePerSeller(long seller, AuctionBid winner, KeyedState<SellerPrices> state)
+    {
+        var prices = state.Exists ? state.Value : new SellerPrices();
+        prices.Prices.Add(winner.Price);
+        if (prices.Prices.Count > 11) prices.Prices.RemoveAt(0);
+        state.Update(prices);
+        return new Q6Row(seller, winner.AuctionId, prices.Prices.Sum() / prices.Prices.Count);
+    }
+
+    [Sink("out", From = "average-per-seller")] public static partial Sink<Q6Row> Out();
+}
+
+/// <summary>q7: highest bid, the bids whose price is the maximum of a 10 s window, within that window (ends inclusive).</summary>
+[Pipeline("nexmark-q7")]
+public static partial class Q7
+{
+    [Source("events")] public static partial Source<Event> Events();
+
+    [Watermark("timed", From = "events", Time = nameof(Event.DateTime), MaxOutOfOrdernessMs = 4000)]
+    public static partial Stream<Event> Timed();
+
+    [FlatMap("bids", From = "timed")]
+    public static IEnumerable<Bid> Bids(Event e) => e.Bid is { } b ? new[] { b } : Array.Empty<Bid>();
+
+    [Map("prices", From = "bids")] public static PriceAt Prices(Bid b) => new(b.Price, b.DateTime, 0);
+
+    [EventTimeWindow("max-per-window", From = "prices", Key = nameof(PriceAt.Group), Time = nameof(PriceAt.DateTime), SizeMs = 10_000)]
+    public static PriceAt Max(PriceAt a, PriceAt b) => b.Price > a.Price ? b : a;
+
+    [Map("window-max", From = "max-per-window")]
+    public static WindowMax WindowMaxOf(EventWindow<int, PriceAt> w) => new(w.Value.Price, w.End);
+
+    [StreamJoin("bids-at-max", Left = "window-max", Right = "bids", LeftKey = nameof(WindowMax.MaxPrice), RightKey = nameof(Bid.Price),
+        LeftTime = nameof(WindowMax.WindowEnd), RightTime = nameof(Bid.DateTime), LowerBoundMs = -10_000, UpperBoundMs = 0)]
+    public static Q7Row Join(WindowMax m, Bid b) => new(b.Auction, b.Price, b.Bidder, b.DateTime, b.Extra);
+
+    [Sink("out", From = "bids-at-max")] public static partial Sink<Q7Row> Out();
+}
+
+/// <summary>q8: monitor new users, persons who registered and opened an auction in the same 10 s window.</summary>
+[Pipeline("nexmark-q8")]
+public static partial class Q8
+{
+    [Source("events")] public static partial Source<Event> Events();
+
+    [Watermark("timed", From = "events", Time = nameof(Event.DateTime), MaxOutOfOrdernessMs = 4000)]
+    public static partial Stream<Event> Timed();
+
+    [FlatMap("persons", From = "timed")]
+    public static IEnumerable<NewPerson> Persons(Event e) => e.Person is { } p ? new[] { new NewPerson(p.Id, p.Name, p.DateTime) } : Array.Empty<NewPerson>();
+
+    [FlatMap("sellers", From = "timed")]
+    public static IEnumerable<NewSeller> Sellers(Event e) => e.Auction is { } a ? new[] { new NewSeller(a.Seller, a.DateTime) } : Array.Empty<NewSeller>();
+
+    [EventTimeWindow("persons-per-window", From = "persons", Key = nameof(NewPerson.Id), Time = nameof(NewPerson.DateTime), SizeMs = 10_000)]
+    public static NewPerson FirstPerson(NewPerson a, NewPerson b) => a;
+
+    [EventTimeWindow("sellers-per-window", From = "sellers", Key = nameof(NewSeller.Seller), Time = nameof(NewSeller.DateTime), SizeMs = 10_000)]
+    public static NewSeller FirstSeller(NewSeller a, NewSeller b) => a;
+
+    [Map("person-windows", From = "persons-per-window")]
+    public static PersonInWindow PersonWindows(EventWindow<long, NewPerson> w) => new(w.Key, w.Value.Name, w.Start, w.End);
+
+    [Map("seller-windows", From = "sellers-per-window")]
+    public static SellerInWindow SellerWindows(EventWindow<long, NewSeller> w) => new(w.Key, w.Start, w.End);
+
+    // Same key and the same window end: the same window.
+    [StreamJoin("same-window", Left = "person-windows", Right = "seller-windows", LeftKey = nameof(PersonInWindow.Id), RightKey = nameof(SellerInWindow.Seller),
+        LeftTime = nameof(PersonInWindow.End), RightTime = nameof(SellerInWindow.End))]
+    public static Q8Row Join(PersonInWindow p, SellerInWindow s) => new(p.Id, p.Name, p.Start);
+
+    [Sink("out", From = "same-window")] public static partial Sink<Q8Row> Out();
+}
+
+/// <summary>q9: winning bids, each auction with its highest bid (earliest on ties) once it closed.</summary>
+[Pipeline("nexmark-q9")]
+public static partial class Q9
+{
+    [Source("events")] public static partial Source<Event> Events();
+
+    [Watermark("timed", From = "events", Time = nameof(Event.DateTime), MaxOutOfOrdernessMs = 4000)]
+    public static partial Stream<Event> Timed();
+
+    [FlatMap("auctions", From = "timed")]
+    public static IEnumerable<Auction> Auctions(Event e) => e.Auction is { } a ? new[] { a } : Array.Empty<Auction>();
+
+    [FlatMap("bids", From = "timed")]
+    public static IEnumerable<Bid> Bids(Event e) => e.Bid is { } b ? new[] { b } : Array.Empty<Bid>();
+
+    [StreamJoin("open-auction-bids", Left = "auctions", Right = "bids", LeftKey = nameof(Auction.Id), RightKey = nameof(Bid.Auction),
+        LeftTime = nameof(Auction.DateTime), LeftEndTime = nameof(Auction.Expires), RightTime = nameof(Bid.DateTime))]
+    public static AuctionWithBid Match(Auction a, Bid b) => new(a, b);
+
+    [Map("at-close", From = "open-auction-bids")]
+    public static ClosingBid AtClose(AuctionWithBid x) => new(x.Auction.Id, x.Auction.Expires, x);
+
+    [SessionWindow("winning-bid", From = "at-close", Key = nameof(ClosingBid.AuctionId), Time = nameof(ClosingBid.Expires), GapMs = 1)]
+    public static ClosingBid Winner(ClosingBid a, ClosingBid b) =>
+        b.Pair.Bid.Price > a.Pair.Bid.Price || (b.Pair.Bid.Price == a.Pair.Bid.Price && b.Pair.Bid.DateTime < a.Pair.Bid.DateTime) ? b : a;
+
+    [Map("rows", From = "winning-bid")]
+    public static Q9Row Rows(EventWindow<long, ClosingBid> w) => new(w.Value.Pair.Auction, w.Value.Pair.Bid);
+
+    [Sink("out", From = "rows")] public static partial Sink<Q9Row> Out();
+}
+
+/// <summary>q9/q6 helper: a matched pair keyed by its auction, timed at the auction's close.</summary>
+[StateContract]
+public sealed partial record ClosingBid([property: Field(0)] long AuctionId, [property: Field(1)] long Expires, [property: Field(2)] AuctionWithBid Pair);
+
+/// <summary>q11: user sessions, bids per bidder in event-time sessions with a 10 s gap.</summary>
+[Pipeline("nexmark-q11")]
+public static partial class Q11
+{
+    [Source("events")] public static partial Source<Event> Events();
+
+    [Watermark("timed", From = "events", Time = nameof(Event.DateTime), MaxOutOfOrdernessMs = 4000)]
+    public static partial Stream<Event> Timed();
+
+    [FlatMap("bids", From = "timed")]
+    public static IEnumerable<BidderCount> Bids(Event e) => e.Bid is { } b ? new[] { new BidderCount(b.Bidder, 1, b.DateTime) } : Array.Empty<BidderCount>();
+
+    [SessionWindow("sessions", From = "bids", Key = nameof(BidderCount.Bidder), Time = nameof(BidderCount.DateTime), GapMs = 10_000)]
+    public static BidderCount Count(BidderCount a, BidderCount b) => a with { Count = a.Count + b.Count };
+
+    [Map("rows", From = "sessions")]
+    public static Q11Row Rows(EventWindow<long, BidderCount> w) => new(w.Key, w.Value.Count, w.Start, w.End);
+
+    [Sink("out", From = "rows")] public static partial Sink<Q11Row> Out();
+}
+
+/// <summary>q13: bounded side-input join with a static table of 10,000 rows (key i, value "i").</summary>
+[Pipeline("nexmark-q13")]
+public static partial class Q13
+{
+    /// <summary>The side input: F's SideInputGenerator writes key i with value "i".</summary>
+    private static readonly string[] SideInput = Enumerable.Range(0, 10_000).Select(i => i.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+
+    [Source("events")] public static partial Source<Event> Events();
+
+    [FlatMap("lookup", From = "events")]
+    public static IEnumerable<Q13Row> Lookup(Event e) =>
+        e.Bid is { } b ? new[] { new Q13Row(b.Auction, b.Bidder, b.Price, b.DateTime, SideInput[b.Auction % 10_000]) } : Array.Empty<Q13Row>();
+
+    [Sink("out", From = "lookup")] public static partial Sink<Q13Row> Out();
+}
+
+/// <summary>q14: calculation, converted prices in a range with the time of day and a count of 'c'.</summary>
+[Pipeline("nexmark-q14")]
+public static partial class Q14
+{
+    [Source("events")] public static partial Source<Event> Events();
+
+    [FlatMap("calculate", From = "events")]
+    public static IEnumerable<Q14Row> Calculate(Event e)
+    {
+        if (e.Bid is not { } b) yield break;
+        decimal price = 0.908m * b.Price;
+        if (price <= 1_000_000m || price >= 50_000_000m) yield break;
+        int hour = DateTimeOffset.FromUnixTimeMilliseconds(b.DateTime).UtcDateTime.Hour;
+        string type = hour >= 8 && hour <= 18 ? "dayTime" : hour <= 6 || hour >= 20 ? "nightTime" : "otherTime";
+        yield return new Q14Row(b.Auction, b.Bidder, price, type, b.DateTime, b.Extra, b.Extra.Count(c => c == 'c'));
+    }
+
+    [Sink("out", From = "calculate")] public static partial Sink<Q14Row> Out();
+}
+
+/// <summary>q21: add channel id, from the channel name for the four hot channels, else from the URL.</summary>
+[Pipeline("nexmark-q21")]
+public static partial class Q21
+{
+    private static readonly Regex ChannelId = new("(&|^)channel_id=([^&]*)", RegexOptions.CultureInvariant | RegexOptions.Compiled);
+
+    [Source("events")] public static partial Source<Event> Events();
+
+    [FlatMap("channel-ids", From = "events")]
+    public static IEnumerable<Q21Row> ChannelIds(Event e)
+    {
+        if (e.Bid is not { } b) yield break;
+        string? id = b.Channel.ToLowerInvariant() switch
+        {
+            "apple" => "0",
+            "google" => "1",
+            "facebook" => "2",
+            "baidu" => "3",
+            _ => ChannelId.Match(b.Url) is { Success: true } m ? m.Groups[2].Value : null,
+        };
+        if (id is not null) yield return new Q21Row(b.Auction, b.Bidder, b.Price, b.Channel, id);
+    }
+
+    [Sink("out", From = "channel-ids")] public static partial Sink<Q21Row> Out();
+}
+
+/// <summary>q22: get URL directories, elements 3 to 5 of the bid URL split on '/'.</summary>
+[Pipeline("nexmark-q22")]
+public static partial class Q22
+{
+    [Source("events")] public static partial Source<Event> Events();
+
+    [FlatMap("directories", From = "events")]
+    public static IEnumerable<Q22Row> Directories(Event e)
+    {
+        if (e.Bid is not { } b) yield break;
+        var parts = b.Url.Split('/');
+        yield return new Q22Row(b.Auction, b.Bidder, b.Price, b.Channel, parts[3], parts[4], parts[5]);
+    }
+
+    [Sink("out", From = "directories")] public static partial Sink<Q22Row> Out();
+}

@@ -1,0 +1,179 @@
+using System.Globalization;
+using PipelineDsl;
+using PipelineDsl.Nexmark;
+
+namespace PipelineDsl.Samples.Nexmark;
+
+// The rows the queries emit and the intermediate records they keep in state. Every output row has a
+// canonical CSV form (invariant culture): the tests compare it with the plain references line by line.
+
+/// <summary>A query's output row.</summary>
+public interface IRow
+{
+    /// <summary>The row as one CSV line (invariant culture).</summary>
+    string ToCsv();
+}
+
+internal static class Csv
+{
+    public static string Of(params object?[] values) =>
+        string.Join(",", values.Select(v => Convert.ToString(v, CultureInfo.InvariantCulture)));
+}
+
+/// <summary>q0: a bid passed through.</summary>
+public sealed record Q0Row(long Auction, long Bidder, long Price, long DateTime, string Extra) : IRow
+{
+    public string ToCsv() => Csv.Of(Auction, Bidder, Price, DateTime, Extra);
+}
+
+/// <summary>q1: the price in euros, DECIMAL(23,3).</summary>
+public sealed record Q1Row(long Auction, long Bidder, decimal Price, long DateTime, string Extra) : IRow
+{
+    public string ToCsv() => Csv.Of(Auction, Bidder, Price.ToString("F3", CultureInfo.InvariantCulture), DateTime, Extra);
+}
+
+/// <summary>q2: a bid on one of the selected auctions.</summary>
+public sealed record Q2Row(long Auction, long Price) : IRow
+{
+    public string ToCsv() => Csv.Of(Auction, Price);
+}
+
+/// <summary>q3: a seller in OR, ID or CA with an auction in category 10.</summary>
+public sealed record Q3Row(string Name, string City, string State, long AuctionId) : IRow
+{
+    public string ToCsv() => Csv.Of(Name, City, State, AuctionId);
+}
+
+/// <summary>A bid matched with its auction while the auction was open (q4, q6, q9).</summary>
+[StateContract]
+public sealed partial record AuctionBid(
+    [property: Field(0)] long AuctionId,
+    [property: Field(1)] long Category,
+    [property: Field(2)] long Seller,
+    [property: Field(3)] long Expires,
+    [property: Field(4)] long Price,
+    [property: Field(5)] long BidTime);
+
+/// <summary>q4: a change of an auction's highest bid.</summary>
+public sealed record MaxChange(long Category, long Previous, long Current, bool First);
+
+/// <summary>q4 state per category: the sum and count of the auctions' highest bids.</summary>
+[StateContract]
+public partial record struct CategoryTotals([property: Field(0)] long Sum, [property: Field(1)] long Count);
+
+/// <summary>q4 state per auction: its highest bid so far.</summary>
+[StateContract]
+public partial record struct AuctionMax([property: Field(0)] long Category, [property: Field(1)] long Max);
+
+/// <summary>q4: the average of the highest bids of a category's auctions (an update; the last per category is final).</summary>
+public sealed record Q4Row(long Category, long Average) : IRow
+{
+    public string ToCsv() => Csv.Of(Category, Average);
+}
+
+/// <summary>q5: bids counted per auction in a window.</summary>
+[StateContract]
+public sealed partial record AuctionCount([property: Field(0)] long Auction, [property: Field(1)] long Count, [property: Field(2)] long DateTime);
+
+/// <summary>q5: the auctions with the most bids in one window.</summary>
+public sealed record HotItems(long WindowStart, long WindowEnd, long Count, long[] Auctions);
+
+/// <summary>q5: a hot auction of a window.</summary>
+public sealed record Q5Row(long Auction, long Num, long WindowStart, long WindowEnd) : IRow
+{
+    public string ToCsv() => Csv.Of(Auction, Num, WindowStart, WindowEnd);
+}
+
+/// <summary>q6 state per seller: the winning prices of its last closed auctions, oldest first.</summary>
+[StateContract]
+public sealed partial class SellerPrices
+{
+    [Field(0)] public List<long> Prices { get; set; } = new();
+}
+
+/// <summary>q6: a seller's average selling price over its last (up to 11) closed auctions, after one closed.</summary>
+public sealed record Q6Row(long Seller, long Auction, long AveragePrice) : IRow
+{
+    public string ToCsv() => Csv.Of(Seller, Auction, AveragePrice);
+}
+
+/// <summary>q7: a price with an event time, in one group.</summary>
+[StateContract]
+public sealed partial record PriceAt([property: Field(0)] long Price, [property: Field(1)] long DateTime, [property: Field(2)] int Group);
+
+/// <summary>q7: the highest price of a 10 s window, at the window's end.</summary>
+[StateContract]
+public sealed partial record WindowMax([property: Field(0)] long MaxPrice, [property: Field(1)] long WindowEnd);
+
+/// <summary>q7: a bid with the highest price of its window.</summary>
+public sealed record Q7Row(long Auction, long Price, long Bidder, long DateTime, string Extra) : IRow
+{
+    public string ToCsv() => Csv.Of(Auction, Price, Bidder, DateTime, Extra);
+}
+
+/// <summary>q8: a person registering, as a window input.</summary>
+[StateContract]
+public sealed partial record NewPerson([property: Field(0)] long Id, [property: Field(1)] string Name, [property: Field(2)] long DateTime);
+
+/// <summary>q8: a seller opening an auction, as a window input.</summary>
+[StateContract]
+public sealed partial record NewSeller([property: Field(0)] long Seller, [property: Field(1)] long DateTime);
+
+/// <summary>q8: a person of one 10 s window.</summary>
+[StateContract]
+public sealed partial record PersonInWindow([property: Field(0)] long Id, [property: Field(1)] string Name, [property: Field(2)] long Start, [property: Field(3)] long End);
+
+/// <summary>q8: a seller of one 10 s window.</summary>
+[StateContract]
+public sealed partial record SellerInWindow([property: Field(0)] long Seller, [property: Field(1)] long Start, [property: Field(2)] long End);
+
+/// <summary>q8: a person who registered and opened an auction in the same 10 s window.</summary>
+public sealed record Q8Row(long Id, string Name, long StartTime) : IRow
+{
+    public string ToCsv() => Csv.Of(Id, Name, StartTime);
+}
+
+/// <summary>q9: an auction with its bid so far (the winning one once the auction closed).</summary>
+[StateContract]
+public sealed partial record AuctionWithBid([property: Field(0)] Auction Auction, [property: Field(1)] Bid Bid);
+
+/// <summary>q9: an auction and its winning bid (highest price, earliest on ties).</summary>
+public sealed record Q9Row(Auction A, Bid B) : IRow
+{
+    public string ToCsv() => Csv.Of(A.Id, A.ItemName, A.Description, A.InitialBid, A.Reserve, A.DateTime, A.Expires, A.Seller, A.Category, A.Extra,
+        B.Auction, B.Bidder, B.Price, B.DateTime, B.Extra);
+}
+
+/// <summary>q11: bids counted per bidder session.</summary>
+[StateContract]
+public sealed partial record BidderCount([property: Field(0)] long Bidder, [property: Field(1)] long Count, [property: Field(2)] long DateTime);
+
+/// <summary>q11: one bidder session.</summary>
+public sealed record Q11Row(long Bidder, long BidCount, long StartTime, long EndTime) : IRow
+{
+    public string ToCsv() => Csv.Of(Bidder, BidCount, StartTime, EndTime);
+}
+
+/// <summary>q13: a bid with its side-input value.</summary>
+public sealed record Q13Row(long Auction, long Bidder, long Price, long DateTime, string Value) : IRow
+{
+    public string ToCsv() => Csv.Of(Auction, Bidder, Price, DateTime, Value);
+}
+
+/// <summary>q14: a converted bid with its time of day and the number of 'c' in its extra.</summary>
+public sealed record Q14Row(long Auction, long Bidder, decimal Price, string BidTimeType, long DateTime, string Extra, long CCounts) : IRow
+{
+    public string ToCsv() => Csv.Of(Auction, Bidder, Price.ToString("F3", CultureInfo.InvariantCulture), BidTimeType, DateTime, Extra, CCounts);
+}
+
+/// <summary>q21: a bid with its channel id.</summary>
+public sealed record Q21Row(long Auction, long Bidder, long Price, string Channel, string ChannelId) : IRow
+{
+    public string ToCsv() => Csv.Of(Auction, Bidder, Price, Channel, ChannelId);
+}
+
+/// <summary>q22: a bid with the directories of its URL.</summary>
+public sealed record Q22Row(long Auction, long Bidder, long Price, string Channel, string Dir1, string Dir2, string Dir3) : IRow
+{
+    public string ToCsv() => Csv.Of(Auction, Bidder, Price, Channel, Dir1, Dir2, Dir3);
+}

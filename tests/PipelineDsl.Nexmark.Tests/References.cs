@@ -1,0 +1,233 @@
+using System.Text.RegularExpressions;
+using PipelineDsl.Nexmark;
+using PipelineDsl.Samples.Nexmark;
+
+namespace PipelineDsl.Nexmark.Tests;
+
+/// <summary>
+/// Plain, framework-free implementations of the queries over an in-order sequence of events: whole-input
+/// loops and dictionaries, no PipelineDsl types. Each returns the query's rows as CSV lines; for updating
+/// queries (q4) the final row per key. The benchmark links this file to measure the same code.
+/// </summary>
+public static class References
+{
+    public static readonly IReadOnlyDictionary<string, Func<IEnumerable<Event>, List<string>>> ByQuery = new Dictionary<string, Func<IEnumerable<Event>, List<string>>>
+    {
+        ["q0"] = Q0, ["q1"] = Q1, ["q2"] = Q2, ["q3"] = Q3, ["q4"] = Q4, ["q5"] = Q5, ["q6"] = Q6, ["q7"] = Q7, ["q8"] = Q8,
+        ["q9"] = Q9, ["q11"] = Q11, ["q13"] = Q13, ["q14"] = Q14, ["q21"] = Q21, ["q22"] = Q22,
+    };
+
+    private static IEnumerable<Bid> Bids(IEnumerable<Event> events)
+    {
+        foreach (var e in events) if (e.Bid is { } b) yield return b;
+    }
+
+    public static List<string> Q0(IEnumerable<Event> events) =>
+        Bids(events).Select(b => new Q0Row(b.Auction, b.Bidder, b.Price, b.DateTime, b.Extra).ToCsv()).ToList();
+
+    public static List<string> Q1(IEnumerable<Event> events) =>
+        Bids(events).Select(b => new Q1Row(b.Auction, b.Bidder, b.Price * 908m / 1000m, b.DateTime, b.Extra).ToCsv()).ToList();
+
+    public static List<string> Q2(IEnumerable<Event> events) =>
+        Bids(events).Where(b => b.Auction % 123 == 0).Select(b => new Q2Row(b.Auction, b.Price).ToCsv()).ToList();
+
+    public static List<string> Q3(IEnumerable<Event> events)
+    {
+        var persons = new Dictionary<long, Person>();
+        var auctions = new List<Auction>();
+        foreach (var e in events)
+        {
+            if (e.Person is { State: "OR" or "ID" or "CA" } p) persons[p.Id] = p;
+            if (e.Auction is { Category: 10 } a) auctions.Add(a);
+        }
+
+        return auctions.Where(a => persons.ContainsKey(a.Seller))
+            .Select(a => persons[a.Seller]).Zip(auctions.Where(a => persons.ContainsKey(a.Seller)))
+            .Select(pa => new Q3Row(pa.First.Name, pa.First.City, pa.First.State, pa.Second.Id).ToCsv()).ToList();
+    }
+
+    /// <summary>For each auction, its bids with A.dateTime ≤ B.dateTime ≤ A.expires, in arrival order.</summary>
+    private static (Dictionary<long, Auction> Auctions, Dictionary<long, List<Bid>> Matches) OpenAuctionBids(IEnumerable<Event> events)
+    {
+        var all = events.ToList();
+        var auctions = all.Where(e => e.Auction is not null).ToDictionary(e => e.Auction!.Id, e => e.Auction!);
+        var matches = new Dictionary<long, List<Bid>>();
+        foreach (var b in Bids(all))
+        {
+            if (!auctions.TryGetValue(b.Auction, out var a) || b.DateTime < a.DateTime || b.DateTime > a.Expires) continue;
+            if (!matches.TryGetValue(a.Id, out var list)) matches[a.Id] = list = new List<Bid>();
+            list.Add(b);
+        }
+
+        return (auctions, matches);
+    }
+
+    public static List<string> Q4(IEnumerable<Event> events)
+    {
+        var (auctions, matches) = OpenAuctionBids(events);
+        return matches.GroupBy(m => auctions[m.Key].Category)
+            .Select(g => new Q4Row(g.Key, g.Sum(m => m.Value.Max(b => b.Price)) / g.Count()).ToCsv()).ToList();
+    }
+
+    public static List<string> Q5(IEnumerable<Event> events)
+    {
+        var counts = new Dictionary<long, Dictionary<long, long>>();
+        foreach (var b in Bids(events))
+        {
+            for (long start = b.DateTime - b.DateTime % 2000; start > b.DateTime - 10_000; start -= 2000)
+            {
+                if (!counts.TryGetValue(start, out var window)) counts[start] = window = new Dictionary<long, long>();
+                window[b.Auction] = window.GetValueOrDefault(b.Auction) + 1;
+            }
+        }
+
+        var rows = new List<string>();
+        foreach (var (start, window) in counts)
+        {
+            long max = window.Values.Max();
+            rows.AddRange(window.Where(p => p.Value == max).Select(p => new Q5Row(p.Key, p.Value, start, start + 10_000).ToCsv()));
+        }
+
+        return rows;
+    }
+
+    /// <summary>Each auction's winning bid: the highest price, the earliest (then first arrived) on ties.</summary>
+    private static List<(Auction Auction, Bid Bid)> Winners(IEnumerable<Event> events)
+    {
+        var (auctions, matches) = OpenAuctionBids(events);
+        return matches.Select(m =>
+        {
+            var best = m.Value[0];
+            foreach (var b in m.Value) if (b.Price > best.Price || (b.Price == best.Price && b.DateTime < best.DateTime)) best = b;
+            return (auctions[m.Key], best);
+        }).ToList();
+    }
+
+    public static List<string> Q6(IEnumerable<Event> events)
+    {
+        var rows = new List<string>();
+        foreach (var seller in Winners(events).GroupBy(w => w.Auction.Seller))
+        {
+            var last = new List<long>();
+            foreach (var (a, b) in seller.OrderBy(w => w.Auction.Expires).ThenBy(w => w.Auction.Id))
+            {
+                last.Add(b.Price);
+                if (last.Count > 11) last.RemoveAt(0);
+                rows.Add(new Q6Row(seller.Key, a.Id, last.Sum() / last.Count).ToCsv());
+            }
+        }
+
+        return rows;
+    }
+
+    public static List<string> Q7(IEnumerable<Event> events)
+    {
+        var bids = Bids(events).ToList();
+        var max = new Dictionary<long, long>();
+        foreach (var b in bids)
+        {
+            long start = b.DateTime - b.DateTime % 10_000;
+            max[start] = Math.Max(max.GetValueOrDefault(start), b.Price);
+        }
+
+        var rows = new List<string>();
+        foreach (var (start, price) in max)
+        {
+            long end = start + 10_000;
+            rows.AddRange(bids.Where(b => b.Price == price && b.DateTime >= end - 10_000 && b.DateTime <= end)
+                .Select(b => new Q7Row(b.Auction, b.Price, b.Bidder, b.DateTime, b.Extra).ToCsv()));
+        }
+
+        return rows;
+    }
+
+    public static List<string> Q8(IEnumerable<Event> events)
+    {
+        var persons = new Dictionary<(long Window, long Id), string>();
+        var sellers = new HashSet<(long Window, long Seller)>();
+        foreach (var e in events)
+        {
+            if (e.Person is { } p) persons.TryAdd((p.DateTime - p.DateTime % 10_000, p.Id), p.Name);
+            if (e.Auction is { } a) sellers.Add((a.DateTime - a.DateTime % 10_000, a.Seller));
+        }
+
+        return persons.Where(p => sellers.Contains(p.Key)).Select(p => new Q8Row(p.Key.Id, p.Value, p.Key.Window).ToCsv()).ToList();
+    }
+
+    public static List<string> Q9(IEnumerable<Event> events) => Winners(events).Select(w => new Q9Row(w.Auction, w.Bid).ToCsv()).ToList();
+
+    public static List<string> Q11(IEnumerable<Event> events)
+    {
+        var rows = new List<string>();
+        foreach (var bidder in Bids(events).GroupBy(b => b.Bidder))
+        {
+            var times = bidder.Select(b => b.DateTime).OrderBy(t => t).ToList();
+            long start = times[0], last = times[0], count = 0;
+            foreach (long t in times)
+            {
+                if (t - last > 10_000)
+                {
+                    rows.Add(new Q11Row(bidder.Key, count, start, last + 10_000).ToCsv());
+                    start = t;
+                    count = 0;
+                }
+
+                last = t;
+                count++;
+            }
+
+            rows.Add(new Q11Row(bidder.Key, count, start, last + 10_000).ToCsv());
+        }
+
+        return rows;
+    }
+
+    public static List<string> Q13(IEnumerable<Event> events) =>
+        Bids(events).Select(b => new Q13Row(b.Auction, b.Bidder, b.Price, b.DateTime, (b.Auction % 10_000).ToString(System.Globalization.CultureInfo.InvariantCulture)).ToCsv()).ToList();
+
+    public static List<string> Q14(IEnumerable<Event> events)
+    {
+        var rows = new List<string>();
+        foreach (var b in Bids(events))
+        {
+            decimal price = b.Price * 908m / 1000m;
+            if (!(price > 1_000_000m && price < 50_000_000m)) continue;
+            int hour = (int)(b.DateTime / 3_600_000 % 24);
+            string type = hour is >= 8 and <= 18 ? "dayTime" : hour <= 6 || hour >= 20 ? "nightTime" : "otherTime";
+            int c = 0;
+            foreach (char ch in b.Extra) if (ch == 'c') c++;
+            rows.Add(new Q14Row(b.Auction, b.Bidder, price, type, b.DateTime, b.Extra, c).ToCsv());
+        }
+
+        return rows;
+    }
+
+    public static List<string> Q21(IEnumerable<Event> events)
+    {
+        var rows = new List<string>();
+        foreach (var b in Bids(events))
+        {
+            string? id = b.Channel.ToLowerInvariant() switch { "apple" => "0", "google" => "1", "facebook" => "2", "baidu" => "3", _ => null };
+            if (id is null)
+            {
+                int at = b.Url.IndexOf("channel_id=", StringComparison.Ordinal);
+                if (at >= 0 && (at == 0 || b.Url[at - 1] == '&'))
+                {
+                    int end = b.Url.IndexOf('&', at);
+                    id = end < 0 ? b.Url[(at + 11)..] : b.Url[(at + 11)..end];
+                }
+            }
+
+            if (id is not null) rows.Add(new Q21Row(b.Auction, b.Bidder, b.Price, b.Channel, id).ToCsv());
+        }
+
+        return rows;
+    }
+
+    public static List<string> Q22(IEnumerable<Event> events) =>
+        Bids(events).Select(b =>
+        {
+            var p = b.Url.Split('/');
+            return new Q22Row(b.Auction, b.Bidder, b.Price, b.Channel, p[3], p[4], p[5]).ToCsv();
+        }).ToList();
+}
