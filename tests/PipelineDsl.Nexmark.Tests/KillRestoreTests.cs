@@ -1,0 +1,77 @@
+using System.Diagnostics;
+using System.Reflection;
+
+namespace PipelineDsl.Nexmark.Tests;
+
+/// <summary>
+/// The sample runs each query as a real process over the first 1,000,000 canonical events; the test kills it
+/// with SIGKILL in the middle of the run, starts it again on the same checkpoint and output, and compares the
+/// output with the plain reference: nothing lost, nothing twice, windows and joins restored exactly.
+/// </summary>
+public class KillRestoreTests
+{
+    private static readonly string Sample = typeof(KillRestoreTests).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "SampleAssembly").Value!;
+
+    public static IEnumerable<object[]> Queries => new[] { "q0", "q1", "q2", "q3", "q4", "q5", "q6", "q7", "q8", "q9", "q11" }.Select(q => new object[] { q });
+
+    [Theory]
+    [MemberData(nameof(Queries))]
+    public async Task KilledMidRunAndRestoredTheOutputEqualsTheReference(string query)
+    {
+        using var dir = new TempDirectory();
+        // Stateless queries finish a batch in a few milliseconds: smaller batches give the kill a run to land in.
+        int batchEvents = query is "q0" or "q1" or "q2" ? 2_000 : 25_000;
+        int batches = (int)(QueryTests.Events / batchEvents);
+        string[] args =
+        {
+            "--query", query, "--events", QueryTests.Events.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            "--batch-events", batchEvents.ToString(System.Globalization.CultureInfo.InvariantCulture), "--checkpoint-interval", "4",
+            "--checkpoint", Path.Combine(dir.Path, "checkpoint"), "--output", Path.Combine(dir.Path, "out"), "--quiet",
+        };
+
+        // Kill after a random number of committed batches (so sometimes after a snapshot, sometimes between).
+        int killAfter = Random.Shared.Next(5, batches / 2);
+        var first = Start(args);
+        string commits = Path.Combine(dir.Path, "checkpoint", "commits");
+        var waited = Stopwatch.StartNew();
+        while (!first.HasExited && LastCommitted(commits) < killAfter && waited.Elapsed < TimeSpan.FromSeconds(120))
+            await Task.Delay(2);
+        // (The message must not read the child's stderr eagerly: that would wait for the child to finish.)
+        if (first.HasExited) Assert.Fail($"{query} finished before it could be killed: {first.StandardError.ReadToEnd()}");
+        long killedAt = waited.ElapsedMilliseconds;
+        using (var kill = Process.Start("kill", new[] { "-KILL", first.Id.ToString(System.Globalization.CultureInfo.InvariantCulture) })!) await kill.WaitForExitAsync();
+        await first.WaitForExitAsync();
+        Assert.True(first.ExitCode == 137 || first.ExitCode == -9, $"{query}: the first run was not killed (exit code {first.ExitCode})");
+        long committed = LastCommitted(commits);
+        Assert.True(committed < batches - 1, $"{query} was killed after its last batch (batch {committed} committed; meant after {killAfter}, killed at {killedAt} ms, exited at {waited.ElapsedMilliseconds} ms)");
+
+        var second = Start(args);
+        string errors = await second.StandardError.ReadToEndAsync();
+        await second.WaitForExitAsync();
+        Assert.True(second.ExitCode == 0, $"{query} restart failed ({second.ExitCode}): {errors}");
+
+        QueryOutputs.AssertEqual(query, References.ByQuery[query](QueryTests.CanonicalEvents()), QueryOutputs.Read(Path.Combine(dir.Path, "out")));
+    }
+
+    /// <summary>The newest committed batch (commit files are named by batch id; retention deletes old ones).</summary>
+    private static long LastCommitted(string commits)
+    {
+        if (!Directory.Exists(commits)) return -1;
+        long last = -1;
+        foreach (var file in Directory.GetFiles(commits))
+        {
+            if (long.TryParse(Path.GetFileName(file), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out long batch))
+                last = Math.Max(last, batch);
+        }
+
+        return last;
+    }
+
+    private static Process Start(string[] args)
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = false, UseShellExecute = false };
+        start.ArgumentList.Add(Sample);
+        foreach (var a in args) start.ArgumentList.Add(a);
+        return Process.Start(start) ?? throw new InvalidOperationException("could not start the Nexmark sample");
+    }
+}

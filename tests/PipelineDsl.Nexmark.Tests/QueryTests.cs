@@ -1,0 +1,98 @@
+using PipelineDsl.Nexmark;
+using PipelineDsl.Samples.Nexmark;
+
+namespace PipelineDsl.Nexmark.Tests;
+
+/// <summary>
+/// Each query's pipeline output over the first 1,000,000 canonical events equals its plain reference: the
+/// pipeline runs in micro-batches of 50,000 events with checkpoints, and writes exactly-once CSV files.
+/// </summary>
+public class QueryTests
+{
+    public const long Events = 1_000_000;
+
+    public static IEnumerable<object[]> Queries => QueryCatalog.All.Select(q => new object[] { q.Name });
+
+    /// <summary>The canonical events, generated afresh for each reference (a pure function of the position).</summary>
+    public static IEnumerable<Event> CanonicalEvents(long count = Events)
+    {
+        var generator = new NexmarkGenerator(new NexmarkConfiguration { NumEvents = count });
+        for (long k = 0; k < count; k++) yield return generator.Generate(k);
+    }
+
+    [Theory]
+    [MemberData(nameof(Queries))]
+    public async Task PipelineOutputEqualsTheReference(string name)
+    {
+        using var dir = new TempDirectory();
+        var query = QueryCatalog.Get(name);
+        var options = new PipelineRunnerOptions
+        {
+            CheckpointDirectory = Path.Combine(dir.Path, "checkpoint"),
+            Trigger = TriggerMode.AvailableNow,
+            MaxRecordsPerPartition = 50_000,
+        };
+        long late = 0;
+        var (runner, _) = query.CreateRunner(options, new NexmarkSource(new NexmarkConfiguration { NumEvents = Events }), Path.Combine(dir.Path, "out"));
+        runner.BatchCompleted += p => late += p.LateRecords;
+        var summary = await runner.RunAsync();
+        Assert.Equal(Events, summary.InputRecords);
+        Assert.Equal(0, late); // in-order events and a 4 s watermark delay: nothing is late
+        Assert.Equal(0, summary.StateKeys - QueryOutputs.UnboundedStateKeys(name, summary.StateKeys)); // closed windows and joins leave nothing
+        QueryOutputs.AssertEqual(name, References.ByQuery[name](CanonicalEvents()), QueryOutputs.Read(Path.Combine(dir.Path, "out")));
+    }
+}
+
+/// <summary>Reading a query's output files and comparing them with a reference.</summary>
+public static class QueryOutputs
+{
+    /// <summary>Queries whose output is a stream of updates: only the last row per key is compared.</summary>
+    private static readonly Dictionary<string, int> UpdatingKeyColumns = new() { ["q4"] = 1 };
+
+    /// <summary>Queries that keep state forever by definition (unbounded joins, per-key aggregates).</summary>
+    private static readonly HashSet<string> UnboundedState = new() { "q3", "q4", "q6" };
+
+    public static long UnboundedStateKeys(string query, long keys) => UnboundedState.Contains(query) ? keys : 0;
+
+    /// <summary>Every line of the part files of <paramref name="directory"/>, in batch order.</summary>
+    public static List<string> Read(string directory) =>
+        !Directory.Exists(directory)
+            ? new List<string>()
+            : Directory.GetFiles(directory, "part-*.txt").OrderBy(f => f, StringComparer.Ordinal)
+                .SelectMany(File.ReadAllLines).ToList();
+
+    public static void AssertEqual(string query, List<string> reference, List<string> actual)
+    {
+        if (UpdatingKeyColumns.TryGetValue(query, out int keyColumns))
+            actual = actual.GroupBy(l => string.Join(",", l.Split(',').Take(keyColumns))).Select(g => g.Last()).ToList();
+        Assert.NotEmpty(reference);
+        reference.Sort(StringComparer.Ordinal);
+        actual.Sort(StringComparer.Ordinal);
+        if (reference.SequenceEqual(actual)) return;
+        var missing = reference.Except(actual).Take(3).ToList();
+        var extra = actual.Except(reference).Take(3).ToList();
+        Assert.Fail($"{query}: {actual.Count} rows, the reference has {reference.Count}. Missing: [{string.Join(" | ", missing)}] Unexpected: [{string.Join(" | ", extra)}]");
+    }
+}
+
+internal sealed class TempDirectory : IDisposable
+{
+    public TempDirectory()
+    {
+        Path = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "nexmark-tests-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(Path);
+    }
+
+    public string Path { get; }
+
+    public void Dispose()
+    {
+        try
+        {
+            Directory.Delete(Path, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}
