@@ -14,11 +14,12 @@ public static partial class Q0
 {
     [Source("events")] public static partial Source<Event> Events();
 
-    [FlatMap("bids", From = "events")]
-    public static IEnumerable<Q0Row> Bids(Event e) =>
-        e.Bid is { } b ? new[] { new Q0Row(b.Auction, b.Bidder, b.Price, b.DateTime, b.Extra) } : Array.Empty<Q0Row>();
+    [Filter("bids", From = "events")] public static bool IsBid(Event e) => e.Type == EventType.Bid;
 
-    [Sink("out", From = "bids")] public static partial Sink<Q0Row> Out();
+    [Map("project", From = "bids")]
+    public static Q0Row Project(Event e) => new(e.Bid!.Auction, e.Bid.Bidder, e.Bid.Price, e.Bid.DateTime, e.Bid.Extra);
+
+    [Sink("out", From = "project")] public static partial Sink<Q0Row> Out();
 }
 
 /// <summary>q1: bid prices converted to euros (0.908 per dollar), as DECIMAL(23,3).</summary>
@@ -83,11 +84,15 @@ public static partial class Q4
     [Watermark("timed", From = "events", Time = nameof(Event.DateTime), MaxOutOfOrdernessMs = 4000)]
     public static partial Stream<Event> Timed();
 
-    [FlatMap("auctions", From = "timed")]
-    public static IEnumerable<Auction> Auctions(Event e) => e.Auction is { } a ? new[] { a } : Array.Empty<Auction>();
+    [Filter("auctions-events", From = "timed")] public static bool IsAuctions(Event e) => e.Type == EventType.Auction;
 
-    [FlatMap("bids", From = "timed")]
-    public static IEnumerable<Bid> Bids(Event e) => e.Bid is { } b ? new[] { b } : Array.Empty<Bid>();
+    [Map("auctions", From = "auctions-events")]
+    public static Auction Auctions(Event e) => e.Auction!;
+
+    [Filter("bids-events", From = "timed")] public static bool IsBids(Event e) => e.Type == EventType.Bid;
+
+    [Map("bids", From = "bids-events")]
+    public static Bid Bids(Event e) => e.Bid!;
 
     [StreamJoin("open-auction-bids", Left = "auctions", Right = "bids", LeftKey = nameof(Auction.Id), RightKey = nameof(Bid.Auction),
         LeftTime = nameof(Auction.DateTime), LeftEndTime = nameof(Auction.Expires), RightTime = nameof(Bid.DateTime))]
@@ -124,8 +129,10 @@ public static partial class Q5
     [Watermark("timed", From = "events", Time = nameof(Event.DateTime), MaxOutOfOrdernessMs = 4000)]
     public static partial Stream<Event> Timed();
 
-    [FlatMap("bids", From = "timed")]
-    public static IEnumerable<AuctionCount> Bids(Event e) => e.Bid is { } b ? new[] { new AuctionCount(b.Auction, 1, b.DateTime) } : Array.Empty<AuctionCount>();
+    [Filter("bids-events", From = "timed")] public static bool IsBids(Event e) => e.Type == EventType.Bid;
+
+    [Map("bids", From = "bids-events")]
+    public static AuctionCount Bids(Event e) => new(e.Bid!.Auction, 1, e.Bid.DateTime);
 
     [EventTimeWindow("count-per-window", From = "bids", Key = nameof(AuctionCount.Auction), Time = nameof(AuctionCount.DateTime), SizeMs = 10_000, SlideMs = 2_000)]
     public static AuctionCount Count(AuctionCount a, AuctionCount b) => a with { Count = a.Count + b.Count };
@@ -157,11 +164,15 @@ public static partial class Q6
     [Watermark("timed", From = "events", Time = nameof(Event.DateTime), MaxOutOfOrdernessMs = 4000)]
     public static partial Stream<Event> Timed();
 
-    [FlatMap("auctions", From = "timed")]
-    public static IEnumerable<Auction> Auctions(Event e) => e.Auction is { } a ? new[] { a } : Array.Empty<Auction>();
+    [Filter("auctions-events", From = "timed")] public static bool IsAuctions(Event e) => e.Type == EventType.Auction;
 
-    [FlatMap("bids", From = "timed")]
-    public static IEnumerable<Bid> Bids(Event e) => e.Bid is { } b ? new[] { b } : Array.Empty<Bid>();
+    [Map("auctions", From = "auctions-events")]
+    public static Auction Auctions(Event e) => e.Auction!;
+
+    [Filter("bids-events", From = "timed")] public static bool IsBids(Event e) => e.Type == EventType.Bid;
+
+    [Map("bids", From = "bids-events")]
+    public static Bid Bids(Event e) => e.Bid!;
 
     [StreamJoin("open-auction-bids", Left = "auctions", Right = "bids", LeftKey = nameof(Auction.Id), RightKey = nameof(Bid.Auction),
         LeftTime = nameof(Auction.DateTime), LeftEndTime = nameof(Auction.Expires), RightTime = nameof(Bid.DateTime))]
@@ -195,8 +206,10 @@ public static partial class Q7
     [Watermark("timed", From = "events", Time = nameof(Event.DateTime), MaxOutOfOrdernessMs = 4000)]
     public static partial Stream<Event> Timed();
 
-    [FlatMap("bids", From = "timed")]
-    public static IEnumerable<Bid> Bids(Event e) => e.Bid is { } b ? new[] { b } : Array.Empty<Bid>();
+    [Filter("bids-events", From = "timed")] public static bool IsBids(Event e) => e.Type == EventType.Bid;
+
+    [Map("bids", From = "bids-events")]
+    public static Bid Bids(Event e) => e.Bid!;
 
     [Map("prices", From = "bids")] public static PriceAt Prices(Bid b) => new(b.Price, b.DateTime, 0);
 
@@ -222,11 +235,15 @@ public static partial class Q8
     [Watermark("timed", From = "events", Time = nameof(Event.DateTime), MaxOutOfOrdernessMs = 4000)]
     public static partial Stream<Event> Timed();
 
-    [FlatMap("persons", From = "timed")]
-    public static IEnumerable<NewPerson> Persons(Event e) => e.Person is { } p ? new[] { new NewPerson(p.Id, p.Name, p.DateTime) } : Array.Empty<NewPerson>();
+    [Filter("persons-events", From = "timed")] public static bool IsPersons(Event e) => e.Type == EventType.Person;
 
-    [FlatMap("sellers", From = "timed")]
-    public static IEnumerable<NewSeller> Sellers(Event e) => e.Auction is { } a ? new[] { new NewSeller(a.Seller, a.DateTime) } : Array.Empty<NewSeller>();
+    [Map("persons", From = "persons-events")]
+    public static NewPerson Persons(Event e) => new(e.Person!.Id, e.Person.Name, e.Person.DateTime);
+
+    [Filter("sellers-events", From = "timed")] public static bool IsSellers(Event e) => e.Type == EventType.Auction;
+
+    [Map("sellers", From = "sellers-events")]
+    public static NewSeller Sellers(Event e) => new(e.Auction!.Seller, e.Auction.DateTime);
 
     [EventTimeWindow("persons-per-window", From = "persons", Key = nameof(NewPerson.Id), Time = nameof(NewPerson.DateTime), SizeMs = 10_000)]
     public static NewPerson FirstPerson(NewPerson a, NewPerson b) => a;
@@ -257,11 +274,15 @@ public static partial class Q9
     [Watermark("timed", From = "events", Time = nameof(Event.DateTime), MaxOutOfOrdernessMs = 4000)]
     public static partial Stream<Event> Timed();
 
-    [FlatMap("auctions", From = "timed")]
-    public static IEnumerable<Auction> Auctions(Event e) => e.Auction is { } a ? new[] { a } : Array.Empty<Auction>();
+    [Filter("auctions-events", From = "timed")] public static bool IsAuctions(Event e) => e.Type == EventType.Auction;
 
-    [FlatMap("bids", From = "timed")]
-    public static IEnumerable<Bid> Bids(Event e) => e.Bid is { } b ? new[] { b } : Array.Empty<Bid>();
+    [Map("auctions", From = "auctions-events")]
+    public static Auction Auctions(Event e) => e.Auction!;
+
+    [Filter("bids-events", From = "timed")] public static bool IsBids(Event e) => e.Type == EventType.Bid;
+
+    [Map("bids", From = "bids-events")]
+    public static Bid Bids(Event e) => e.Bid!;
 
     [StreamJoin("open-auction-bids", Left = "auctions", Right = "bids", LeftKey = nameof(Auction.Id), RightKey = nameof(Bid.Auction),
         LeftTime = nameof(Auction.DateTime), LeftEndTime = nameof(Auction.Expires), RightTime = nameof(Bid.DateTime))]
@@ -293,8 +314,10 @@ public static partial class Q11
     [Watermark("timed", From = "events", Time = nameof(Event.DateTime), MaxOutOfOrdernessMs = 4000)]
     public static partial Stream<Event> Timed();
 
-    [FlatMap("bids", From = "timed")]
-    public static IEnumerable<BidderCount> Bids(Event e) => e.Bid is { } b ? new[] { new BidderCount(b.Bidder, 1, b.DateTime) } : Array.Empty<BidderCount>();
+    [Filter("bids-events", From = "timed")] public static bool IsBids(Event e) => e.Type == EventType.Bid;
+
+    [Map("bids", From = "bids-events")]
+    public static BidderCount Bids(Event e) => new(e.Bid!.Bidder, 1, e.Bid.DateTime);
 
     [SessionWindow("sessions", From = "bids", Key = nameof(BidderCount.Bidder), Time = nameof(BidderCount.DateTime), GapMs = 10_000)]
     public static BidderCount Count(BidderCount a, BidderCount b) => a with { Count = a.Count + b.Count };

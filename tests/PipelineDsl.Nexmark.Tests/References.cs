@@ -6,12 +6,12 @@ namespace PipelineDsl.Nexmark.Tests;
 
 /// <summary>
 /// Plain, framework-free implementations of the queries over an in-order sequence of events: whole-input
-/// loops and dictionaries, no PipelineDsl types. Each returns the query's rows as CSV lines; for updating
-/// queries (q4) the final row per key. The benchmark links this file to measure the same code.
+/// loops and dictionaries, no PipelineDsl types. Each returns the query's rows; for updating queries (q4)
+/// the final row per key. The tests compare their CSV forms. The benchmark links this file to measure the same code.
 /// </summary>
 public static class References
 {
-    public static readonly IReadOnlyDictionary<string, Func<IEnumerable<Event>, List<string>>> ByQuery = new Dictionary<string, Func<IEnumerable<Event>, List<string>>>
+    public static readonly IReadOnlyDictionary<string, Func<IEnumerable<Event>, List<IRow>>> ByQuery = new Dictionary<string, Func<IEnumerable<Event>, List<IRow>>>
     {
         ["q0"] = Q0, ["q1"] = Q1, ["q2"] = Q2, ["q3"] = Q3, ["q4"] = Q4, ["q5"] = Q5, ["q6"] = Q6, ["q7"] = Q7, ["q8"] = Q8,
         ["q9"] = Q9, ["q11"] = Q11, ["q13"] = Q13, ["q14"] = Q14, ["q21"] = Q21, ["q22"] = Q22,
@@ -22,16 +22,16 @@ public static class References
         foreach (var e in events) if (e.Bid is { } b) yield return b;
     }
 
-    public static List<string> Q0(IEnumerable<Event> events) =>
-        Bids(events).Select(b => new Q0Row(b.Auction, b.Bidder, b.Price, b.DateTime, b.Extra).ToCsv()).ToList();
+    public static List<IRow> Q0(IEnumerable<Event> events) =>
+        Bids(events).Select(b => new Q0Row(b.Auction, b.Bidder, b.Price, b.DateTime, b.Extra)).ToList<IRow>();
 
-    public static List<string> Q1(IEnumerable<Event> events) =>
-        Bids(events).Select(b => new Q1Row(b.Auction, b.Bidder, b.Price * 908m / 1000m, b.DateTime, b.Extra).ToCsv()).ToList();
+    public static List<IRow> Q1(IEnumerable<Event> events) =>
+        Bids(events).Select(b => new Q1Row(b.Auction, b.Bidder, b.Price * 908m / 1000m, b.DateTime, b.Extra)).ToList<IRow>();
 
-    public static List<string> Q2(IEnumerable<Event> events) =>
-        Bids(events).Where(b => b.Auction % 123 == 0).Select(b => new Q2Row(b.Auction, b.Price).ToCsv()).ToList();
+    public static List<IRow> Q2(IEnumerable<Event> events) =>
+        Bids(events).Where(b => b.Auction % 123 == 0).Select(b => new Q2Row(b.Auction, b.Price)).ToList<IRow>();
 
-    public static List<string> Q3(IEnumerable<Event> events)
+    public static List<IRow> Q3(IEnumerable<Event> events)
     {
         var persons = new Dictionary<long, Person>();
         var auctions = new List<Auction>();
@@ -43,7 +43,7 @@ public static class References
 
         return auctions.Where(a => persons.ContainsKey(a.Seller))
             .Select(a => persons[a.Seller]).Zip(auctions.Where(a => persons.ContainsKey(a.Seller)))
-            .Select(pa => new Q3Row(pa.First.Name, pa.First.City, pa.First.State, pa.Second.Id).ToCsv()).ToList();
+            .Select(pa => new Q3Row(pa.First.Name, pa.First.City, pa.First.State, pa.Second.Id)).ToList<IRow>();
     }
 
     /// <summary>For each auction, its bids with A.dateTime ≤ B.dateTime ≤ A.expires, in arrival order.</summary>
@@ -62,14 +62,14 @@ public static class References
         return (auctions, matches);
     }
 
-    public static List<string> Q4(IEnumerable<Event> events)
+    public static List<IRow> Q4(IEnumerable<Event> events)
     {
         var (auctions, matches) = OpenAuctionBids(events);
         return matches.GroupBy(m => auctions[m.Key].Category)
-            .Select(g => new Q4Row(g.Key, g.Sum(m => m.Value.Max(b => b.Price)) / g.Count()).ToCsv()).ToList();
+            .Select(g => new Q4Row(g.Key, g.Sum(m => m.Value.Max(b => b.Price)) / g.Count())).ToList<IRow>();
     }
 
-    public static List<string> Q5(IEnumerable<Event> events)
+    public static List<IRow> Q5(IEnumerable<Event> events)
     {
         var counts = new Dictionary<long, Dictionary<long, long>>();
         foreach (var b in Bids(events))
@@ -81,11 +81,11 @@ public static class References
             }
         }
 
-        var rows = new List<string>();
+        var rows = new List<IRow>();
         foreach (var (start, window) in counts)
         {
             long max = window.Values.Max();
-            rows.AddRange(window.Where(p => p.Value == max).Select(p => new Q5Row(p.Key, p.Value, start, start + 10_000).ToCsv()));
+            rows.AddRange(window.Where(p => p.Value == max).Select(p => new Q5Row(p.Key, p.Value, start, start + 10_000)));
         }
 
         return rows;
@@ -103,9 +103,9 @@ public static class References
         }).ToList();
     }
 
-    public static List<string> Q6(IEnumerable<Event> events)
+    public static List<IRow> Q6(IEnumerable<Event> events)
     {
-        var rows = new List<string>();
+        var rows = new List<IRow>();
         foreach (var seller in Winners(events).GroupBy(w => w.Auction.Seller))
         {
             var last = new List<long>();
@@ -113,14 +113,14 @@ public static class References
             {
                 last.Add(b.Price);
                 if (last.Count > 11) last.RemoveAt(0);
-                rows.Add(new Q6Row(seller.Key, a.Id, last.Sum() / last.Count).ToCsv());
+                rows.Add(new Q6Row(seller.Key, a.Id, last.Sum() / last.Count));
             }
         }
 
         return rows;
     }
 
-    public static List<string> Q7(IEnumerable<Event> events)
+    public static List<IRow> Q7(IEnumerable<Event> events)
     {
         var bids = Bids(events).ToList();
         var max = new Dictionary<long, long>();
@@ -130,18 +130,18 @@ public static class References
             max[start] = Math.Max(max.GetValueOrDefault(start), b.Price);
         }
 
-        var rows = new List<string>();
+        var rows = new List<IRow>();
         foreach (var (start, price) in max)
         {
             long end = start + 10_000;
             rows.AddRange(bids.Where(b => b.Price == price && b.DateTime >= end - 10_000 && b.DateTime <= end)
-                .Select(b => new Q7Row(b.Auction, b.Price, b.Bidder, b.DateTime, b.Extra).ToCsv()));
+                .Select(b => new Q7Row(b.Auction, b.Price, b.Bidder, b.DateTime, b.Extra)));
         }
 
         return rows;
     }
 
-    public static List<string> Q8(IEnumerable<Event> events)
+    public static List<IRow> Q8(IEnumerable<Event> events)
     {
         var persons = new Dictionary<(long Window, long Id), string>();
         var sellers = new HashSet<(long Window, long Seller)>();
@@ -151,14 +151,14 @@ public static class References
             if (e.Auction is { } a) sellers.Add((a.DateTime - a.DateTime % 10_000, a.Seller));
         }
 
-        return persons.Where(p => sellers.Contains(p.Key)).Select(p => new Q8Row(p.Key.Id, p.Value, p.Key.Window).ToCsv()).ToList();
+        return persons.Where(p => sellers.Contains(p.Key)).Select(p => new Q8Row(p.Key.Id, p.Value, p.Key.Window)).ToList<IRow>();
     }
 
-    public static List<string> Q9(IEnumerable<Event> events) => Winners(events).Select(w => new Q9Row(w.Auction, w.Bid).ToCsv()).ToList();
+    public static List<IRow> Q9(IEnumerable<Event> events) => Winners(events).Select(w => new Q9Row(w.Auction, w.Bid)).ToList<IRow>();
 
-    public static List<string> Q11(IEnumerable<Event> events)
+    public static List<IRow> Q11(IEnumerable<Event> events)
     {
-        var rows = new List<string>();
+        var rows = new List<IRow>();
         foreach (var bidder in Bids(events).GroupBy(b => b.Bidder))
         {
             var times = bidder.Select(b => b.DateTime).OrderBy(t => t).ToList();
@@ -167,7 +167,7 @@ public static class References
             {
                 if (t - last > 10_000)
                 {
-                    rows.Add(new Q11Row(bidder.Key, count, start, last + 10_000).ToCsv());
+                    rows.Add(new Q11Row(bidder.Key, count, start, last + 10_000));
                     start = t;
                     count = 0;
                 }
@@ -176,18 +176,18 @@ public static class References
                 count++;
             }
 
-            rows.Add(new Q11Row(bidder.Key, count, start, last + 10_000).ToCsv());
+            rows.Add(new Q11Row(bidder.Key, count, start, last + 10_000));
         }
 
         return rows;
     }
 
-    public static List<string> Q13(IEnumerable<Event> events) =>
-        Bids(events).Select(b => new Q13Row(b.Auction, b.Bidder, b.Price, b.DateTime, (b.Auction % 10_000).ToString(System.Globalization.CultureInfo.InvariantCulture)).ToCsv()).ToList();
+    public static List<IRow> Q13(IEnumerable<Event> events) =>
+        Bids(events).Select(b => new Q13Row(b.Auction, b.Bidder, b.Price, b.DateTime, (b.Auction % 10_000).ToString(System.Globalization.CultureInfo.InvariantCulture))).ToList<IRow>();
 
-    public static List<string> Q14(IEnumerable<Event> events)
+    public static List<IRow> Q14(IEnumerable<Event> events)
     {
-        var rows = new List<string>();
+        var rows = new List<IRow>();
         foreach (var b in Bids(events))
         {
             decimal price = b.Price * 908m / 1000m;
@@ -196,15 +196,15 @@ public static class References
             string type = hour is >= 8 and <= 18 ? "dayTime" : hour <= 6 || hour >= 20 ? "nightTime" : "otherTime";
             int c = 0;
             foreach (char ch in b.Extra) if (ch == 'c') c++;
-            rows.Add(new Q14Row(b.Auction, b.Bidder, price, type, b.DateTime, b.Extra, c).ToCsv());
+            rows.Add(new Q14Row(b.Auction, b.Bidder, price, type, b.DateTime, b.Extra, c));
         }
 
         return rows;
     }
 
-    public static List<string> Q21(IEnumerable<Event> events)
+    public static List<IRow> Q21(IEnumerable<Event> events)
     {
-        var rows = new List<string>();
+        var rows = new List<IRow>();
         foreach (var b in Bids(events))
         {
             string? id = b.Channel.ToLowerInvariant() switch { "apple" => "0", "google" => "1", "facebook" => "2", "baidu" => "3", _ => null };
@@ -218,16 +218,16 @@ public static class References
                 }
             }
 
-            if (id is not null) rows.Add(new Q21Row(b.Auction, b.Bidder, b.Price, b.Channel, id).ToCsv());
+            if (id is not null) rows.Add(new Q21Row(b.Auction, b.Bidder, b.Price, b.Channel, id));
         }
 
         return rows;
     }
 
-    public static List<string> Q22(IEnumerable<Event> events) =>
+    public static List<IRow> Q22(IEnumerable<Event> events) =>
         Bids(events).Select(b =>
         {
             var p = b.Url.Split('/');
-            return new Q22Row(b.Auction, b.Bidder, b.Price, b.Channel, p[3], p[4], p[5]).ToCsv();
+            return (IRow)new Q22Row(b.Auction, b.Bidder, b.Price, b.Channel, p[3], p[4], p[5]);
         }).ToList();
 }

@@ -1,0 +1,122 @@
+using System.Diagnostics;
+using System.Globalization;
+using PipelineDsl;
+using PipelineDsl.Nexmark;
+using PipelineDsl.Nexmark.Tests;
+using PipelineDsl.Samples.Nexmark;
+
+// Nexmark benchmark: for each query, in separate processes (so that peak memory is per run):
+//   generate  - the generator alone, the events touched and dropped;
+//   reference - the plain, framework-free query over the same events (tests/.../References.cs);
+//   pipeline  - the DSL pipeline with exactly-once checkpointing on (default interval), blackhole sink.
+// Every figure of a row is measured in the same run, so the ratios hold on a shared, noisy machine.
+//   dotnet run -c Release --project bench/Nexmark -- [--events N] [--queries q0,q5] [--batch-events N]
+var culture = CultureInfo.InvariantCulture;
+var argList = args.ToList();
+string? Option(string name)
+{
+    int i = argList.IndexOf("--" + name);
+    return i >= 0 && i + 1 < argList.Count ? argList[i + 1] : null;
+}
+
+long events = long.Parse(Option("events") ?? "2000000", culture);
+long batchEvents = long.Parse(Option("batch-events") ?? "20000", culture);
+
+if (Option("run") is { } mode)
+{
+    Console.WriteLine(RunOne(mode, Option("query") ?? "q0", events, batchEvents).ToString());
+    return 0;
+}
+
+var queries = (Option("queries") ?? string.Join(",", QueryCatalog.All.Select(q => q.Name))).Split(',');
+var flink = new Dictionary<string, double> { ["q0"] = 155.02, ["q1"] = 157.94, ["q2"] = 175.21, ["q3"] = 152.12, ["q4"] = 34.33, ["q5"] = 22.14, ["q7"] = 12.33, ["q8"] = 146.14, ["q9"] = 14.24, ["q11"] = 39.7, ["q13"] = 130.73, ["q14"] = 161.23, ["q21"] = 98.49, ["q22"] = 129.96 };
+Console.WriteLine($"Nexmark, {events:N0} canonical events per run, {Environment.ProcessorCount} cores, batches of {batchEvents:N0} events, checkpoint every 10 batches");
+Console.WriteLine("k ev/s = thousand events per second of wall time; per core = events per CPU-second (the process's user+system time, as Flink's figures count cores used)");
+Console.WriteLine();
+Console.WriteLine("| query | pipeline k ev/s | per core | Flink 1.13 per core | x Flink | reference k ev/s | pipeline / reference | generation-only k ev/s | pipeline / generation | pipeline peak MB | reference peak MB |");
+Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|");
+foreach (var q in queries)
+{
+    var gen = Measure("generate", q);
+    var reference = Measure("reference", q);
+    var pipeline = Measure("pipeline", q);
+    string vsFlink = flink.TryGetValue(q, out double f) ? (pipeline.PerCore / 1000 / f).ToString("F1", culture) : "n/a";
+    string flinkText = flink.TryGetValue(q, out f) ? f.ToString("F1", culture) : "no result";
+    Console.WriteLine(string.Create(culture,
+        $"| {q} | {pipeline.Wall / 1000:F0} | {pipeline.PerCore / 1000:F0} | {flinkText} | {vsFlink} | {reference.Wall / 1000:F0} | {pipeline.Wall / reference.Wall:F2} | {gen.Wall / 1000:F0} | {pipeline.Wall / gen.Wall:F2} | {pipeline.PeakMb:F0} | {reference.PeakMb:F0} |"));
+}
+
+return 0;
+
+Result Measure(string mode, string query)
+{
+    var start = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true, UseShellExecute = false };
+    if (Path.GetFileNameWithoutExtension(Environment.ProcessPath!) == "dotnet") start.ArgumentList.Add(typeof(Result).Assembly.Location);
+    foreach (var a in new[] { "--run", mode, "--query", query, "--events", events.ToString(culture), "--batch-events", batchEvents.ToString(culture) }) start.ArgumentList.Add(a);
+    using var child = Process.Start(start)!;
+    string output = child.StandardOutput.ReadToEnd();
+    child.WaitForExit();
+    if (child.ExitCode != 0) throw new InvalidOperationException($"{mode} {query} failed: {output}");
+    return Result.Parse(output.Trim().Split('\n')[^1]);
+}
+
+static Result RunOne(string mode, string query, long events, long batchEvents)
+{
+    var config = new NexmarkConfiguration { NumEvents = events };
+    var process = Process.GetCurrentProcess();
+    GC.Collect();
+    var cpu0 = process.TotalProcessorTime;
+    var clock = Stopwatch.StartNew();
+    long sink = 0;
+    switch (mode)
+    {
+        case "generate":
+            var generator = new NexmarkGenerator(config);
+            for (long k = 0; k < events; k++) sink += generator.Generate(k).DateTime;
+            break;
+        case "reference":
+            sink = References.ByQuery[query](Generate(config)).Count;
+            break;
+        case "pipeline":
+            string dir = Path.Combine(Path.GetTempPath(), "nexmark-bench-" + Guid.NewGuid().ToString("N"));
+            try
+            {
+                var options = new PipelineRunnerOptions { CheckpointDirectory = dir, Trigger = TriggerMode.AvailableNow, MaxRecordsPerPartition = batchEvents };
+                var (runner, rows) = QueryCatalog.Get(query).CreateRunner(options, new NexmarkSource(config), null);
+                var summary = runner.RunAsync().GetAwaiter().GetResult();
+                if (summary.InputRecords != events) throw new InvalidOperationException($"read {summary.InputRecords} events, expected {events}");
+                sink = rows.Rows;
+            }
+            finally
+            {
+                Directory.Delete(dir, recursive: true);
+            }
+
+            break;
+        default:
+            throw new ArgumentException($"unknown mode '{mode}'");
+    }
+
+    clock.Stop();
+    process.Refresh();
+    double cpu = (process.TotalProcessorTime - cpu0).TotalSeconds;
+    GC.KeepAlive(sink);
+    return new Result(events / clock.Elapsed.TotalSeconds, events / cpu, process.PeakWorkingSet64 / 1048576.0);
+}
+
+static IEnumerable<Event> Generate(NexmarkConfiguration config)
+{
+    var generator = new NexmarkGenerator(config);
+    for (long k = 0; k < generator.Count; k++) yield return generator.Generate(k);
+}
+
+internal readonly record struct Result(double Wall, double PerCore, double PeakMb)
+{
+    public override string ToString() => string.Create(CultureInfo.InvariantCulture, $"{Wall:F1} {PerCore:F1} {PeakMb:F1}");
+
+    public static Result Parse(string line)
+    {
+        var p = line.Split(' ');
+        return new Result(double.Parse(p[0], CultureInfo.InvariantCulture), double.Parse(p[1], CultureInfo.InvariantCulture), double.Parse(p[2], CultureInfo.InvariantCulture));
+    }
+}
