@@ -30,13 +30,13 @@ public sealed class WatermarkNode<T> : OperatorNode<T>
     internal override OperatorExecutor CreateExecutor(ExecutorFactory factory) => new WatermarkExecutor<T>(this, factory.Input(Input), factory.SourcesUpstreamOf(this));
 }
 
-/// <summary>Event-time tumbling (slide = size) or hopping windows by key, aligned to the Unix epoch.</summary>
-public sealed class EventTimeWindowNode<TKey, T> : OperatorNode<EventWindow<TKey, T>> where TKey : notnull
+/// <summary>What event-time and session windows share: a keyed, timed input combined by an associative method.</summary>
+public abstract class KeyedEventTimeNode<TKey, T> : OperatorNode<EventWindow<TKey, T>> where TKey : notnull
 {
-    internal EventTimeWindowNode(
-        string id, int version, OperatorNode<T> input, Func<T, TKey> keySelector, Func<T, long> timeSelector, Func<T, T, T> reduce,
-        IMessagePackFormatter<TKey> keyFormatter, IMessagePackFormatter<T> valueFormatter, long sizeMs, long slideMs)
-        : base(id, version, OperatorKind.EventTimeWindow, new OperatorNode[] { input })
+    private protected KeyedEventTimeNode(
+        string id, int version, OperatorKind kind, OperatorNode<T> input, Func<T, TKey> keySelector, Func<T, long> timeSelector, Func<T, T, T> reduce,
+        IMessagePackFormatter<TKey> keyFormatter, IMessagePackFormatter<T> valueFormatter)
+        : base(id, version, kind, new OperatorNode[] { input })
     {
         Input = input;
         KeySelector = keySelector;
@@ -44,8 +44,6 @@ public sealed class EventTimeWindowNode<TKey, T> : OperatorNode<EventWindow<TKey
         Function = reduce;
         KeyFormatter = keyFormatter;
         ValueFormatter = valueFormatter;
-        SizeMs = sizeMs;
-        SlideMs = slideMs;
     }
 
     /// <summary>The upstream operator.</summary>
@@ -65,6 +63,21 @@ public sealed class EventTimeWindowNode<TKey, T> : OperatorNode<EventWindow<TKey
 
     /// <summary>Serializes partial aggregates into checkpoints.</summary>
     public IMessagePackFormatter<T> ValueFormatter { get; }
+
+    internal override bool AdvancesWithoutInput => true;
+}
+
+/// <summary>Event-time tumbling (slide = size) or hopping windows by key, aligned to the Unix epoch.</summary>
+public sealed class EventTimeWindowNode<TKey, T> : KeyedEventTimeNode<TKey, T> where TKey : notnull
+{
+    internal EventTimeWindowNode(
+        string id, int version, OperatorNode<T> input, Func<T, TKey> keySelector, Func<T, long> timeSelector, Func<T, T, T> reduce,
+        IMessagePackFormatter<TKey> keyFormatter, IMessagePackFormatter<T> valueFormatter, long sizeMs, long slideMs)
+        : base(id, version, OperatorKind.EventTimeWindow, input, keySelector, timeSelector, reduce, keyFormatter, valueFormatter)
+    {
+        SizeMs = sizeMs;
+        SlideMs = slideMs;
+    }
 
     /// <summary>The window length in milliseconds.</summary>
     public long SizeMs { get; }
@@ -74,52 +87,24 @@ public sealed class EventTimeWindowNode<TKey, T> : OperatorNode<EventWindow<TKey
 
     internal override OperatorExecutor CreateExecutor(ExecutorFactory factory) =>
         new EventTimeWindowExecutor<TKey, T>(this, factory.Input(Input), factory.WatermarkOf(this));
-
-    internal override bool AdvancesWithoutInput => true;
 }
 
 /// <summary>Event-time session windows by key: a key's records less than a gap apart form one window.</summary>
-public sealed class SessionWindowNode<TKey, T> : OperatorNode<EventWindow<TKey, T>> where TKey : notnull
+public sealed class SessionWindowNode<TKey, T> : KeyedEventTimeNode<TKey, T> where TKey : notnull
 {
     internal SessionWindowNode(
         string id, int version, OperatorNode<T> input, Func<T, TKey> keySelector, Func<T, long> timeSelector, Func<T, T, T> reduce,
         IMessagePackFormatter<TKey> keyFormatter, IMessagePackFormatter<T> valueFormatter, long gapMs)
-        : base(id, version, OperatorKind.SessionWindow, new OperatorNode[] { input })
+        : base(id, version, OperatorKind.SessionWindow, input, keySelector, timeSelector, reduce, keyFormatter, valueFormatter)
     {
-        Input = input;
-        KeySelector = keySelector;
-        TimeSelector = timeSelector;
-        Function = reduce;
-        KeyFormatter = keyFormatter;
-        ValueFormatter = valueFormatter;
         GapMs = gapMs;
     }
-
-    /// <summary>The upstream operator.</summary>
-    public OperatorNode<T> Input { get; }
-
-    /// <summary>Reads the key of a record.</summary>
-    public Func<T, TKey> KeySelector { get; }
-
-    /// <summary>Reads the event time of a record.</summary>
-    public Func<T, long> TimeSelector { get; }
-
-    /// <summary>The user's associative combine method.</summary>
-    public Func<T, T, T> Function { get; }
-
-    /// <summary>Serializes keys into checkpoints.</summary>
-    public IMessagePackFormatter<TKey> KeyFormatter { get; }
-
-    /// <summary>Serializes partial aggregates into checkpoints.</summary>
-    public IMessagePackFormatter<T> ValueFormatter { get; }
 
     /// <summary>The inactivity gap that closes a session, in milliseconds.</summary>
     public long GapMs { get; }
 
     internal override OperatorExecutor CreateExecutor(ExecutorFactory factory) =>
         new SessionWindowExecutor<TKey, T>(this, factory.Input(Input), factory.WatermarkOf(this));
-
-    internal override bool AdvancesWithoutInput => true;
 }
 
 /// <summary>How a stream join bounds its state in event time; null on a <see cref="StreamJoinNode{TKey, TLeft, TRight, TOut}"/> means unbounded.</summary>
