@@ -10,7 +10,7 @@ using PipelineDsl.Samples.Nexmark;
 //   reference - the plain, framework-free query over the same events (tests/.../References.cs);
 //   pipeline  - the DSL pipeline with exactly-once checkpointing on (default interval), blackhole sink.
 // Every figure of a row is measured in the same run, so the ratios hold on a shared, noisy machine.
-//   dotnet run -c Release --project bench/Nexmark -- [--events N] [--queries q0,q5] [--batch-events N]
+//   dotnet run -c Release --project bench/Nexmark -- [--events N] [--queries q0,q5] [--batch-events N] [--state-deltas off]
 var culture = CultureInfo.InvariantCulture;
 var argList = args.ToList();
 string? Option(string name)
@@ -20,17 +20,20 @@ string? Option(string name)
 }
 
 long events = long.Parse(Option("events") ?? "2000000", culture);
-long batchEvents = long.Parse(Option("batch-events") ?? "20000", culture);
+long batchEvents = long.Parse(Option("batch-events") ?? "10000", culture);
+// Per-batch state deltas are on by default (exact recovery without re-running batches); off, state is
+// checkpointed only by the snapshot every 10 batches, as in Flink and Spark Streaming (see README.md#checkpoints).
+bool stateDeltas = Option("state-deltas") != "off";
 
 if (Option("run") is { } mode)
 {
-    Console.WriteLine(RunOne(mode, Option("query") ?? "q0", events, batchEvents).ToString());
+    Console.WriteLine(RunOne(mode, Option("query") ?? "q0", events, batchEvents, stateDeltas).ToString());
     return 0;
 }
 
 var queries = (Option("queries") ?? string.Join(",", QueryCatalog.All.Select(q => q.Name))).Split(',');
 var flink = new Dictionary<string, double> { ["q0"] = 155.02, ["q1"] = 157.94, ["q2"] = 175.21, ["q3"] = 152.12, ["q4"] = 34.33, ["q5"] = 22.14, ["q7"] = 12.33, ["q8"] = 146.14, ["q9"] = 14.24, ["q11"] = 39.7, ["q13"] = 130.73, ["q14"] = 161.23, ["q21"] = 98.49, ["q22"] = 129.96 };
-Console.WriteLine($"Nexmark, {events:N0} canonical events per run, {Environment.ProcessorCount} cores, batches of {batchEvents:N0} events, checkpoint every 10 batches");
+Console.WriteLine($"Nexmark, {events:N0} canonical events per run, {Environment.ProcessorCount} cores, batches of {batchEvents:N0} events, snapshot every 10 batches, state deltas {(stateDeltas ? "on" : "off")}");
 Console.WriteLine("k ev/s = thousand events per second of wall time; per core = events per CPU-second (the process's user+system time, as Flink's figures count cores used)");
 Console.WriteLine();
 Console.WriteLine("| query | pipeline k ev/s | per core | Flink 1.13 per core | x Flink | reference k ev/s | pipeline / reference | generation-only k ev/s | pipeline / generation | pipeline peak MB | reference peak MB |");
@@ -52,7 +55,8 @@ Result Measure(string mode, string query)
 {
     var start = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true, UseShellExecute = false };
     if (Path.GetFileNameWithoutExtension(Environment.ProcessPath!) == "dotnet") start.ArgumentList.Add(typeof(Result).Assembly.Location);
-    foreach (var a in new[] { "--run", mode, "--query", query, "--events", events.ToString(culture), "--batch-events", batchEvents.ToString(culture) }) start.ArgumentList.Add(a);
+    foreach (var a in new[] { "--run", mode, "--query", query, "--events", events.ToString(culture), "--batch-events", batchEvents.ToString(culture), "--state-deltas", stateDeltas ? "on" : "off" })
+        start.ArgumentList.Add(a);
     using var child = Process.Start(start)!;
     string output = child.StandardOutput.ReadToEnd();
     child.WaitForExit();
@@ -60,7 +64,7 @@ Result Measure(string mode, string query)
     return Result.Parse(output.Trim().Split('\n')[^1]);
 }
 
-static Result RunOne(string mode, string query, long events, long batchEvents)
+static Result RunOne(string mode, string query, long events, long batchEvents, bool stateDeltas)
 {
     var config = new NexmarkConfiguration { NumEvents = events };
     var process = Process.GetCurrentProcess();
@@ -81,7 +85,7 @@ static Result RunOne(string mode, string query, long events, long batchEvents)
             string dir = Path.Combine(Path.GetTempPath(), "nexmark-bench-" + Guid.NewGuid().ToString("N"));
             try
             {
-                var options = new PipelineRunnerOptions { CheckpointDirectory = dir, Trigger = TriggerMode.AvailableNow, MaxRecordsPerPartition = batchEvents };
+                var options = new PipelineRunnerOptions { CheckpointDirectory = dir, Trigger = TriggerMode.AvailableNow, MaxRecordsPerPartition = batchEvents, WriteStateDeltas = stateDeltas };
                 var (runner, rows) = QueryCatalog.Get(query).CreateRunner(options, new NexmarkSource(config), null);
                 var summary = runner.RunAsync().GetAwaiter().GetResult();
                 if (summary.InputRecords != events) throw new InvalidOperationException($"read {summary.InputRecords} events, expected {events}");
@@ -101,6 +105,8 @@ static Result RunOne(string mode, string query, long events, long batchEvents)
     process.Refresh();
     double cpu = (process.TotalProcessorTime - cpu0).TotalSeconds;
     GC.KeepAlive(sink);
+    if (Environment.GetEnvironmentVariable("NEXMARK_BENCH_GC") == "1")
+        Console.Error.WriteLine($"gc0={GC.CollectionCount(0)} gc1={GC.CollectionCount(1)} gc2={GC.CollectionCount(2)} pause={GC.GetTotalPauseDuration().TotalMilliseconds:F0}ms alloc={GC.GetTotalAllocatedBytes() / 1048576}MB cpu={cpu:F2}s wall={clock.Elapsed.TotalSeconds:F2}s");
     return new Result(events / clock.Elapsed.TotalSeconds, events / cpu, process.PeakWorkingSet64 / 1048576.0);
 }
 

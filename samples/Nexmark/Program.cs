@@ -60,7 +60,7 @@ internal static class NexmarkCli
         {
             CheckpointDirectory = checkpoint,
             Trigger = TriggerMode.AvailableNow,
-            MaxRecordsPerPartition = a.Long("batch-events", 20_000),
+            MaxRecordsPerPartition = a.Long("batch-events", 10_000),
             CheckpointInterval = (int)a.Long("checkpoint-interval", 10),
         };
 

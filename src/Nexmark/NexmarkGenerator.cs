@@ -225,19 +225,31 @@ public sealed class NexmarkGenerator
     {
         if (length <= 0) return "";
         Span<char> chars = length <= 512 ? stackalloc char[length] : new char[length];
-        int value = 0, left = 0;
-        for (int i = 0; i < length; i++)
+        int i = 0;
+        // Java takes six base-26 digits from each nextInt(), least significant first, by repeated truncating
+        // division. Truncating division composes (v/26/26 == v/676), so the six digits are computed from
+        // independent divisions by constants, which the CPU overlaps instead of chaining six divisions.
+        for (; i + 6 <= length; i += 6)
         {
-            if (left == 0)
-            {
-                value = random.NextInt();
-                left = 6;
-            }
+            int v = random.NextInt();
+            int q1 = v / 26, q2 = v / 676, q3 = v / 17_576, q4 = v / 456_976, q5 = v / 11_881_376, q6 = v / 308_915_776;
+            // C#'s / and % truncate like Java's, so a negative value yields the same characters below 'a'.
+            chars[i] = (char)('a' + (v - q1 * 26));
+            chars[i + 1] = (char)('a' + (q1 - q2 * 26));
+            chars[i + 2] = (char)('a' + (q2 - q3 * 26));
+            chars[i + 3] = (char)('a' + (q3 - q4 * 26));
+            chars[i + 4] = (char)('a' + (q4 - q5 * 26));
+            chars[i + 5] = (char)('a' + (q5 - q6 * 26));
+        }
 
-            // C#'s % truncates like Java's, so a negative value yields the same characters below 'a'.
-            chars[i] = (char)('a' + value % 26);
-            value /= 26;
-            left--;
+        if (i < length)
+        {
+            int value = random.NextInt();
+            for (; i < length; i++)
+            {
+                chars[i] = (char)('a' + value % 26);
+                value /= 26;
+            }
         }
 
         return new string(chars);

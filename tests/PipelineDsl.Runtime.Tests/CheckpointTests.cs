@@ -7,8 +7,9 @@ namespace PipelineDsl.Runtime.Tests;
 /// <summary>Restore, replay and every kind of damage to a checkpoint, run in process.</summary>
 public class CheckpointTests
 {
-    private static PipelineRunnerOptions Options(TempDir dir, int interval = 3) => new()
+    private static PipelineRunnerOptions Options(TempDir dir, int interval = 3, bool deltas = true) => new()
     {
+        WriteStateDeltas = deltas,
         CheckpointDirectory = dir.Sub("checkpoint"),
         Trigger = TriggerMode.AvailableNow,
         MaxRecordsPerPartition = 10,
@@ -20,8 +21,8 @@ public class CheckpointTests
     private static List<Event> Events(int from, int count) =>
         Enumerable.Range(from, count).Select(i => new Event("u" + (i % 7), i % 13 + 1)).ToList();
 
-    private static PipelineRunner Runner(TempDir dir, MemorySource<Event> source, ISinkConnector<Total?> sink, int interval = 3) =>
-        new PipelineRunner(RunningTotals.Definition, Options(dir, interval))
+    private static PipelineRunner Runner(TempDir dir, MemorySource<Event> source, ISinkConnector<Total?> sink, int interval = 3, bool deltas = true) =>
+        new PipelineRunner(RunningTotals.Definition, Options(dir, interval, deltas))
             .BindSource(RunningTotals.Events(), source)
             .BindSink(RunningTotals.Out(), sink);
 
@@ -78,14 +79,16 @@ public class CheckpointTests
         Assert.Equal(await Uninterrupted(130), sink.Batches);
     }
 
-    [Fact]
-    public async Task A_truncated_newest_snapshot_falls_back_to_the_previous_one_and_replays()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task A_truncated_newest_snapshot_falls_back_to_the_previous_one_and_replays(bool deltas)
     {
         using var dir = new TempDir();
         var source = new MemorySource<Event>();
         source.Add(0, Events(0, 80));
         var sink = new CollectingSink<Total?>();
-        await Runner(dir, source, sink).RunAsync();
+        await Runner(dir, source, sink, deltas: deltas).RunAsync();
         var snapshots = Directory.GetFiles(Path.Combine(dir.Sub("checkpoint"), "state")).OrderBy(f => f).ToList();
         Assert.Equal(2, snapshots.Count); // retention keeps 2: batches 5 and 7
         var newest = snapshots[^1];
@@ -93,11 +96,38 @@ public class CheckpointTests
         File.WriteAllBytes(newest, bytes[..(bytes.Length / 2)]);
 
         source.Add(0, Events(80, 40));
-        var summary = await Runner(dir, source, sink).RunAsync();
+        var summary = await Runner(dir, source, sink, deltas: deltas).RunAsync();
         Assert.Equal(5, summary.RestoredFromBatch);
-        Assert.Equal(2, summary.BatchesFromDeltas); // batches 6 and 7 from the deltas in their commit files
-        Assert.Equal(0, summary.BatchesReplayed);
+        // Batches 6 and 7: from the deltas in their commit files, or (without deltas) re-run from their logged ranges.
+        Assert.Equal(deltas ? 2 : 0, summary.BatchesFromDeltas);
+        Assert.Equal(deltas ? 0 : 2, summary.BatchesReplayed);
         Assert.Equal(await Uninterrupted(120), sink.Batches);
+    }
+
+    [Fact]
+    public async Task Without_deltas_commit_files_hold_no_state_and_a_restore_reruns_the_batches_after_the_snapshot()
+    {
+        using var dir = new TempDir();
+        var source = new MemorySource<Event>();
+        source.Add(0, Events(0, 70));
+        var withDeltas = new TempDir();
+        await Runner(withDeltas, source, new CollectingSink<Total?>(), deltas: true).RunAsync();
+        await Runner(dir, source, new CollectingSink<Total?>(), deltas: false).RunAsync();
+        // Same batches, same commits: only the deltas make the difference in size.
+        long Size(TempDir d) => Directory.GetFiles(Path.Combine(d.Sub("checkpoint"), "commits")).Sum(f => new FileInfo(f).Length);
+        Assert.True(Size(dir) < Size(withDeltas), $"commit files: {Size(dir)} bytes without deltas, {Size(withDeltas)} with");
+        withDeltas.Dispose();
+
+        // Batch 6 committed after the snapshot of batch 5 (interval 3): it is re-run, and its output is not written again.
+        foreach (var f in Directory.GetFiles(Path.Combine(dir.Sub("checkpoint"), "state")).Where(f => !f.EndsWith("5", StringComparison.Ordinal))) File.Delete(f);
+        var sink = new CollectingSink<Total?>();
+        source.Add(0, Events(70, 30));
+        var summary = await Runner(dir, source, sink, deltas: false).RunAsync();
+        Assert.Equal(5, summary.RestoredFromBatch);
+        Assert.Equal(1, summary.BatchesReplayed);
+        Assert.Equal(0, summary.BatchesFromDeltas);
+        var expected = await Uninterrupted(100);
+        Assert.Equal(expected.Where(b => b.Key >= 7).ToDictionary(b => b.Key, b => b.Value), sink.Batches);
     }
 
     [Fact]
@@ -115,7 +145,7 @@ public class CheckpointTests
         var sink = new CollectingSink<Total?>();
         var runner = new PipelineRunner(RunningTotals.Definition, new PipelineRunnerOptions
             {
-                CheckpointDirectory = dir.Sub("checkpoint"), Trigger = TriggerMode.AvailableNow, MaxRecordsPerPartition = 10, CheckpointInterval = 100,
+                CheckpointDirectory = dir.Sub("checkpoint"), Trigger = TriggerMode.AvailableNow, MaxRecordsPerPartition = 10, CheckpointInterval = 100, WriteStateDeltas = true,
             })
             .BindSource(RunningTotals.Events(), source).BindSink(RunningTotals.Out(), sink);
         await runner.RunAsync();
@@ -311,7 +341,48 @@ public class CheckpointTests
         }
 
         Assert.True(reader.End);
-        Assert.Equal(new[] { "format", "version", "kind", "pipeline", "body", "checksum" }, keys);
+        Assert.Equal(new[] { "format", "version", "kind", "pipeline", "body", "crc32c" }, keys);
+    }
+
+    [Fact]
+    public void The_checksum_is_crc32c_and_files_of_envelope_version_1_with_sha256_are_still_read()
+    {
+        // The standard check value of CRC-32C (RFC 3720, iSCSI): "123456789" -> E3069283.
+        Assert.Equal(0xE3069283u, PipelineDsl.Checkpointing.CheckpointFile.Crc32C("123456789"u8));
+        Assert.Equal(0u, PipelineDsl.Checkpointing.CheckpointFile.Crc32C(ReadOnlySpan<byte>.Empty));
+
+        // A version 1 envelope as earlier builds wrote it: "checksum" = the first 8 bytes of SHA-256(body).
+        var body = new PipelineDsl.Serialization.MessagePackWriter(64);
+        body.WriteArrayHeader(2);
+        body.Write("a body");
+        body.Write(42L);
+        byte[] bodyBytes = body.ToArray();
+        byte[] V1(byte[] checksum)
+        {
+            var w = new PipelineDsl.Serialization.MessagePackWriter(256);
+            w.WriteMapHeader(6);
+            w.Write("format");
+            w.Write("pipelinedsl-checkpoint");
+            w.Write("version");
+            w.Write(1L);
+            w.Write("kind");
+            w.Write("snapshot");
+            w.Write("pipeline");
+            w.Write("p");
+            w.Write("body");
+            w.WriteRaw(bodyBytes);
+            w.Write("checksum");
+            w.WriteBinary(checksum);
+            return w.ToArray();
+        }
+
+        byte[] sha = System.Security.Cryptography.SHA256.HashData(bodyBytes)[..8];
+        var unwrapped = PipelineDsl.Checkpointing.CheckpointFile.Unwrap(V1(sha), "snapshot", "old", out string pipeline);
+        Assert.Equal("p", pipeline);
+        Assert.Equal(bodyBytes, unwrapped.ToArray());
+        sha[0] ^= 1;
+        var e = Assert.Throws<PipelineDsl.Checkpointing.CheckpointCorruptException>(() => PipelineDsl.Checkpointing.CheckpointFile.Unwrap(V1(sha), "snapshot", "old", out _));
+        Assert.Contains("fails its checksum", e.Message);
     }
 
     [Fact]

@@ -74,6 +74,10 @@ public class EventTimeTests
     private sealed class Harness : IDisposable
     {
         private readonly TempDir _dir = new();
+        private readonly bool _deltas;
+
+        public Harness(bool deltas) => _deltas = deltas;
+
         public MemorySource<Reading> Source { get; } = new();
         public CollectingSink<EventWindow<string, Reading>> Tumbling { get; } = new();
         public CollectingSink<EventWindow<string, Reading>> Hopping { get; } = new();
@@ -83,7 +87,7 @@ public class EventTimeTests
         public async Task BatchAsync(params Reading[] readings)
         {
             Source.Add(0, readings);
-            var runner = new PipelineRunner(EventTimePipeline.Definition, new PipelineRunnerOptions { CheckpointDirectory = _dir.Sub("cp"), Trigger = TriggerMode.AvailableNow, CheckpointInterval = 3 })
+            var runner = new PipelineRunner(EventTimePipeline.Definition, new PipelineRunnerOptions { CheckpointDirectory = _dir.Sub("cp"), Trigger = TriggerMode.AvailableNow, CheckpointInterval = 3, WriteStateDeltas = _deltas })
                 .BindSource(EventTimePipeline.Readings(), Source)
                 .BindSink(EventTimePipeline.TumblingOut(), Tumbling)
                 .BindSink(EventTimePipeline.HoppingOut(), Hopping)
@@ -97,10 +101,12 @@ public class EventTimeTests
 
     private static string Show(EventWindow<string, Reading> w) => $"{w.Key}[{w.Start},{w.End})={w.Value.Value}";
 
-    [Fact]
-    public async Task Tumbling_windows_fire_when_the_watermark_passes_their_end_and_late_records_are_dropped()
+    [Theory]
+    [InlineData(false)] // restore = snapshot + re-run of the batches after it
+    [InlineData(true)] // restore = snapshot + the batches' state deltas
+    public async Task Tumbling_windows_fire_when_the_watermark_passes_their_end_and_late_records_are_dropped(bool deltas)
     {
-        using var h = new Harness();
+        using var h = new Harness(deltas);
         await h.BatchAsync(new Reading("a", 100, 1), new Reading("b", 900, 10), new Reading("a", 1500, 2), new Reading("a", 2500, 3));
         // Watermark 2500 - 1000 = 1500: only [0, 1000) is complete.
         Assert.Equal(new[] { "a[0,1000)=1", "b[0,1000)=10" }, h.Tumbling.All.Select(Show));
@@ -118,18 +124,22 @@ public class EventTimeTests
         Assert.Equal("b[4000,5000)=20", Show(h.Tumbling.All[5]));
     }
 
-    [Fact]
-    public async Task Hopping_windows_hold_each_record_in_every_window_that_covers_it()
+    [Theory]
+    [InlineData(false)] // restore = snapshot + re-run of the batches after it
+    [InlineData(true)] // restore = snapshot + the batches' state deltas
+    public async Task Hopping_windows_hold_each_record_in_every_window_that_covers_it(bool deltas)
     {
-        using var h = new Harness();
+        using var h = new Harness(deltas);
         await h.BatchAsync(new Reading("a", 100, 1), new Reading("a", 700, 2), new Reading("a", 1200, 4), new Reading("a", 9000, 0));
         Assert.Equal(new[] { "a[-500,500)=1", "a[0,1000)=3", "a[500,1500)=6", "a[1000,2000)=4" }, h.Hopping.All.Select(Show).Take(4));
     }
 
-    [Fact]
-    public async Task Sessions_merge_records_closer_than_the_gap_even_across_batches_and_out_of_order()
+    [Theory]
+    [InlineData(false)] // restore = snapshot + re-run of the batches after it
+    [InlineData(true)] // restore = snapshot + the batches' state deltas
+    public async Task Sessions_merge_records_closer_than_the_gap_even_across_batches_and_out_of_order(bool deltas)
     {
-        using var h = new Harness();
+        using var h = new Harness(deltas);
         await h.BatchAsync(new Reading("a", 0, 1), new Reading("a", 900, 1));
         await h.BatchAsync(new Reading("a", 400, 1), new Reading("b", 100, 1)); // 400 bridges [0,500) and [900,1400)
         await h.BatchAsync(new Reading("a", 3000, 1), new Reading("b", 3000, 1));
@@ -138,10 +148,12 @@ public class EventTimeTests
         Assert.Equal(new[] { "b[100,600)=1", "a[0,1400)=3", "a[3000,3500)=1", "b[3000,3500)=1" }, h.Sessions.All.Select(Show));
     }
 
-    [Fact]
-    public async Task Window_state_stays_bounded_on_an_endless_stream()
+    [Theory]
+    [InlineData(false)] // restore = snapshot + re-run of the batches after it
+    [InlineData(true)] // restore = snapshot + the batches' state deltas
+    public async Task Window_state_stays_bounded_on_an_endless_stream(bool deltas)
     {
-        using var h = new Harness();
+        using var h = new Harness(deltas);
         var keys = new List<long>();
         for (int batch = 0; batch < 30; batch++)
         {
@@ -156,8 +168,10 @@ public class EventTimeTests
         Assert.Equal(29 * 50, h.Tumbling.All.Count(w => w.End <= 29 * 2000 - 1000 + 1000)); // all but the last batch's windows fired
     }
 
-    [Fact]
-    public async Task An_interval_join_matches_either_arrival_order_within_its_bounds_and_then_forgets()
+    [Theory]
+    [InlineData(false)] // restore = snapshot + re-run of the batches after it
+    [InlineData(true)] // restore = snapshot + the batches' state deltas
+    public async Task An_interval_join_matches_either_arrival_order_within_its_bounds_and_then_forgets(bool deltas)
     {
         using var dir = new TempDir();
         var orders = new MemorySource<PurchaseOrder>();
@@ -168,7 +182,7 @@ public class EventTimeTests
         {
             orders.Add(0, o);
             payments.Add(0, p);
-            var runner = new PipelineRunner(IntervalJoinPipeline.Definition, new PipelineRunnerOptions { CheckpointDirectory = dir.Sub("cp"), Trigger = TriggerMode.AvailableNow })
+            var runner = new PipelineRunner(IntervalJoinPipeline.Definition, new PipelineRunnerOptions { CheckpointDirectory = dir.Sub("cp"), Trigger = TriggerMode.AvailableNow, WriteStateDeltas = deltas })
                 .BindSource(IntervalJoinPipeline.Orders(), orders)
                 .BindSource(IntervalJoinPipeline.Payments(), payments)
                 .BindSink(IntervalJoinPipeline.Out(), sink);

@@ -112,6 +112,9 @@ internal sealed class EventTimeWindowExecutor<TKey, T> : OperatorExecutor<EventW
     private readonly EventTimeWindowNode<TKey, T> _node;
     private readonly IWatermark _watermark;
     private readonly SortedDictionary<long, Dictionary<TKey, T>> _windows = new();
+    // What this batch changed, for its delta: the keys updated per window, and the windows that fired.
+    private readonly Dictionary<long, HashSet<TKey>> _updated = new();
+    private readonly List<long> _fired = new();
 
     public EventTimeWindowExecutor(EventTimeWindowNode<TKey, T> node, OperatorExecutor<T> input, IWatermark watermark) : base(node)
     {
@@ -136,7 +139,10 @@ internal sealed class EventTimeWindowExecutor<TKey, T> : OperatorExecutor<EventW
         long size = _node.SizeMs, slide = _node.SlideMs;
         long cachedStart = long.MinValue;
         Dictionary<TKey, T>? cached = null;
+        HashSet<TKey>? cachedUpdated = null;
         long late = 0;
+        _updated.Clear();
+        _fired.Clear();
         foreach (var record in CollectionsMarshal.AsSpan(_input.Output))
         {
             long time = _node.TimeSelector(record);
@@ -146,22 +152,27 @@ internal sealed class EventTimeWindowExecutor<TKey, T> : OperatorExecutor<EventW
             {
                 if (start + size <= previous) break; // this window and every earlier one have fired
                 Dictionary<TKey, T> window;
+                HashSet<TKey> updated;
                 if (start == cachedStart)
                 {
                     window = cached!;
+                    updated = cachedUpdated!;
                 }
                 else
                 {
                     if (!_windows.TryGetValue(start, out window!)) _windows[start] = window = new Dictionary<TKey, T>();
+                    if (!_updated.TryGetValue(start, out updated!)) _updated[start] = updated = new HashSet<TKey>();
                     if (slide == size)
                     {
                         cachedStart = start;
                         cached = window;
+                        cachedUpdated = updated;
                     }
                 }
 
                 ref T? slot = ref CollectionsMarshal.GetValueRefOrAddDefault(window, key, out bool exists);
                 slot = exists ? _node.Function(slot!, record) : record;
+                updated.Add(key);
                 added = true;
             }
 
@@ -175,6 +186,8 @@ internal sealed class EventTimeWindowExecutor<TKey, T> : OperatorExecutor<EventW
             var (start, window) = _windows.First();
             if (current != long.MaxValue && start + size > current) break;
             _windows.Remove(start);
+            _updated.Remove(start);
+            _fired.Add(start);
             var results = KeyOrder.Sorted(window.Select(p => (p.Key, p.Value)).ToList(), _node.KeyFormatter);
             foreach (var (key, value) in results) Output.Add(new EventWindow<TKey, T>(key, value, start, start + size));
         }
@@ -220,12 +233,72 @@ internal sealed class EventTimeWindowExecutor<TKey, T> : OperatorExecutor<EventW
         }
     }
 
-    public void Clear() => _windows.Clear();
+    public void Clear()
+    {
+        _windows.Clear();
+        _updated.Clear();
+        _fired.Clear();
+    }
 
-    /// <summary>Open windows are bounded by the watermark (closed ones are removed), so the delta is the whole state.</summary>
-    public void WriteDelta(MessagePackWriter writer, long batchId) => WriteSnapshot(writer);
+    /// <summary>
+    /// The batch's changes: <c>{0: [[start, [[key, value], ...]], ...], 1: [fired start, ...]}</c>, the entries it
+    /// updated in windows still open and the windows it fired. (Builds before this one wrote the whole state,
+    /// an array, which <see cref="ApplyDelta"/> still reads.)
+    /// </summary>
+    public void WriteDelta(MessagePackWriter writer, long batchId)
+    {
+        writer.WriteMapHeader(2);
+        writer.Write(0L);
+        writer.WriteArrayHeader(_updated.Count);
+        foreach (var (start, keys) in _updated)
+        {
+            var window = _windows[start];
+            writer.WriteArrayHeader(2);
+            writer.Write(start);
+            writer.WriteArrayHeader(keys.Count);
+            foreach (var key in keys)
+            {
+                writer.WriteArrayHeader(2);
+                _node.KeyFormatter.Serialize(writer, key);
+                _node.ValueFormatter.Serialize(writer, window[key]);
+            }
+        }
 
-    public void ApplyDelta(ref MessagePackReader reader, long storedVersion) => RestoreSnapshot(ref reader, storedVersion);
+        writer.Write(1L);
+        writer.WriteArrayHeader(_fired.Count);
+        foreach (long start in _fired) writer.Write(start);
+    }
+
+    public void ApplyDelta(ref MessagePackReader reader, long storedVersion)
+    {
+        if (reader.NextType != MessagePackType.Map)
+        {
+            RestoreSnapshot(ref reader, storedVersion);
+            return;
+        }
+
+        if (storedVersion != _node.Version) throw new InvalidOperationException($"Window '{Node.Id}' cannot migrate state from version {storedVersion}.");
+        if (reader.ReadMapHeader() != 2 || reader.ReadInt64() != 0) throw new MessagePackException($"The delta of window '{Node.Id}' is not a {{0: updates, 1: fired}} map.");
+        int count = reader.ReadArrayHeader();
+        for (int i = 0; i < count; i++)
+        {
+            if (reader.ReadArrayHeader() != 2) throw new MessagePackException($"An update of window operator '{Node.Id}' is not a [start, entries] pair.");
+            long start = reader.ReadInt64();
+            if (!_windows.TryGetValue(start, out var window)) _windows[start] = window = new Dictionary<TKey, T>();
+            int entries = reader.ReadArrayHeader();
+            for (int e = 0; e < entries; e++)
+            {
+                if (reader.ReadArrayHeader() != 2) throw new MessagePackException($"An entry of window {start} of operator '{Node.Id}' is not a [key, value] pair.");
+                TKey key = _node.KeyFormatter.Deserialize(ref reader);
+                if (key is null) throw new MessagePackException($"Window {start} of operator '{Node.Id}' holds a null key.");
+                window[key] = _node.ValueFormatter.Deserialize(ref reader);
+            }
+        }
+
+        if (reader.ReadInt64() != 1) throw new MessagePackException($"The delta of window '{Node.Id}' has no list of fired windows.");
+        int fired = reader.ReadArrayHeader();
+        for (int i = 0; i < fired; i++) _windows.Remove(reader.ReadInt64());
+    }
 }
 
 /// <summary>
@@ -241,6 +314,7 @@ internal sealed class SessionWindowExecutor<TKey, T> : OperatorExecutor<EventWin
     private readonly IWatermark _watermark;
     private readonly Dictionary<TKey, List<Session>> _sessions = new();
     private readonly PriorityQueue<TKey, long> _byEnd = new();
+    private readonly HashSet<TKey> _changed = new(); // keys whose sessions this batch changed, for its delta
 
     private struct Session
     {
@@ -262,6 +336,7 @@ internal sealed class SessionWindowExecutor<TKey, T> : OperatorExecutor<EventWin
     {
         long previous = _watermark.Previous, gap = _node.GapMs;
         long late = 0;
+        _changed.Clear();
         foreach (var record in CollectionsMarshal.AsSpan(_input.Output))
         {
             long time = _node.TimeSelector(record);
@@ -294,6 +369,7 @@ internal sealed class SessionWindowExecutor<TKey, T> : OperatorExecutor<EventWin
             int at = 0;
             while (at < list.Count && list[at].Start < merged.Start) at++;
             list.Insert(at, merged);
+            _changed.Add(key);
             if (!mergedAny) _byEnd.Enqueue(key, merged.End);
         }
 
@@ -316,6 +392,7 @@ internal sealed class SessionWindowExecutor<TKey, T> : OperatorExecutor<EventWin
                 (fired ??= new()).Add((s.End, s.Start, key, s.Value));
                 list.RemoveAt(i);
                 i--;
+                _changed.Add(key);
             }
 
             if (list.Count == 0) _sessions.Remove(key);
@@ -376,12 +453,73 @@ internal sealed class SessionWindowExecutor<TKey, T> : OperatorExecutor<EventWin
     {
         _sessions.Clear();
         _byEnd.Clear();
+        _changed.Clear();
     }
 
-    /// <summary>Open sessions are bounded by the watermark, so the delta is the whole state.</summary>
-    public void WriteDelta(MessagePackWriter writer, long batchId) => WriteSnapshot(writer);
+    /// <summary>
+    /// The keys whose sessions the batch changed, each with all its open sessions (none: the key is gone):
+    /// <c>{0: [[key, [[start, end, value], ...]], ...]}</c>. (Builds before this one wrote the whole state, an
+    /// array, which <see cref="ApplyDelta"/> still reads.)
+    /// </summary>
+    public void WriteDelta(MessagePackWriter writer, long batchId)
+    {
+        writer.WriteMapHeader(1);
+        writer.Write(0L);
+        writer.WriteArrayHeader(_changed.Count);
+        foreach (var key in _changed)
+        {
+            writer.WriteArrayHeader(2);
+            _node.KeyFormatter.Serialize(writer, key);
+            var list = _sessions.TryGetValue(key, out var l) ? l : null;
+            writer.WriteArrayHeader(list?.Count ?? 0);
+            if (list is null) continue;
+            foreach (var s in list)
+            {
+                writer.WriteArrayHeader(3);
+                writer.Write(s.Start);
+                writer.Write(s.End);
+                _node.ValueFormatter.Serialize(writer, s.Value);
+            }
+        }
+    }
 
-    public void ApplyDelta(ref MessagePackReader reader, long storedVersion) => RestoreSnapshot(ref reader, storedVersion);
+    public void ApplyDelta(ref MessagePackReader reader, long storedVersion)
+    {
+        if (reader.NextType != MessagePackType.Map)
+        {
+            RestoreSnapshot(ref reader, storedVersion);
+            return;
+        }
+
+        if (storedVersion != _node.Version) throw new InvalidOperationException($"Session window '{Node.Id}' cannot migrate state from version {storedVersion}.");
+        if (reader.ReadMapHeader() != 1 || reader.ReadInt64() != 0) throw new MessagePackException($"The delta of session window '{Node.Id}' is not a {{0: changed keys}} map.");
+        int count = reader.ReadArrayHeader();
+        for (int i = 0; i < count; i++)
+        {
+            if (reader.ReadArrayHeader() != 2) throw new MessagePackException($"A session entry of operator '{Node.Id}' is not a [key, sessions] pair.");
+            TKey key = _node.KeyFormatter.Deserialize(ref reader);
+            if (key is null) throw new MessagePackException($"The state of operator '{Node.Id}' holds a null key.");
+            int n = reader.ReadArrayHeader();
+            if (n == 0)
+            {
+                _sessions.Remove(key);
+                continue;
+            }
+
+            var list = new List<Session>(n);
+            for (int s = 0; s < n; s++)
+            {
+                if (reader.ReadArrayHeader() != 3) throw new MessagePackException($"A session of operator '{Node.Id}' is not a [start, end, value] triple.");
+                list.Add(new Session { Start = reader.ReadInt64(), End = reader.ReadInt64(), Value = _node.ValueFormatter.Deserialize(ref reader) });
+            }
+
+            _sessions[key] = list;
+        }
+
+        // One queue entry per key, as after a snapshot (deltas are applied only while recovering).
+        _byEnd.Clear();
+        foreach (var (key, list) in _sessions) _byEnd.Enqueue(key, list.Min(x => x.End));
+    }
 }
 
 /// <summary>
@@ -391,7 +529,8 @@ internal sealed class SessionWindowExecutor<TKey, T> : OperatorExecutor<EventWin
 /// matches only when <c>leftTime + lower ≤ rightTime ≤ leftEnd + upper</c>; a record older than the previous
 /// watermark is late and dropped, and a kept record is removed once the watermark passes the last time a
 /// match could arrive (right: <c>rightTime − lower</c>; left: <c>leftEnd + upper</c>). Without bounds every
-/// record is kept. The delta of a batch holds the keys it touched.
+/// record is kept. The delta of a batch holds the keys it touched: the records appended to a key's lists, or
+/// the whole lists when expiry removed some.
 /// </summary>
 internal sealed class StreamJoinExecutor<TKey, TLeft, TRight, TOut> : OperatorExecutor<TOut>, IStatefulExecutor where TKey : notnull
 {
@@ -404,6 +543,9 @@ internal sealed class StreamJoinExecutor<TKey, TLeft, TRight, TOut> : OperatorEx
     private readonly PriorityQueue<TKey, long> _leftExpiry = new();
     private readonly PriorityQueue<TKey, long> _rightExpiry = new();
     private readonly HashSet<TKey> _touched = new();
+    // For touched keys whose lists only grew in this batch: their lengths before it, so the delta holds only
+    // the appended records (an unbounded join would otherwise rewrite a hot key's whole list every batch).
+    private readonly Dictionary<TKey, (int Left, int Right)> _appendedFrom = new();
     private readonly HashSet<TKey> _swept = new();
     private long _records;
 
@@ -448,6 +590,7 @@ internal sealed class StreamJoinExecutor<TKey, TLeft, TRight, TOut> : OperatorEx
     public override void Execute(BatchContext batch)
     {
         _touched.Clear();
+        _appendedFrom.Clear();
         long previous = _watermark?.Previous ?? long.MinValue;
         long late = 0;
         foreach (var l in CollectionsMarshal.AsSpan(_left.Output))
@@ -462,9 +605,9 @@ internal sealed class StreamJoinExecutor<TKey, TLeft, TRight, TOut> : OperatorEx
             ref var sides = ref CollectionsMarshal.GetValueRefOrAddDefault(_state, key, out _);
             sides ??= new Sides();
             if (sides.Right is { } rights) foreach (var r in rights) Emit(l, r);
+            Touch(key, sides);
             (sides.Left ??= new List<TLeft>(1)).Add(l);
             _records++;
-            _touched.Add(key);
             if (_bounds is not null) _leftExpiry.Enqueue(key, LeftExpiry(l));
         }
 
@@ -480,14 +623,20 @@ internal sealed class StreamJoinExecutor<TKey, TLeft, TRight, TOut> : OperatorEx
             ref var sides = ref CollectionsMarshal.GetValueRefOrAddDefault(_state, key, out _);
             sides ??= new Sides();
             if (sides.Left is { } lefts) foreach (var l in lefts) Emit(l, r);
+            Touch(key, sides);
             (sides.Right ??= new List<TRight>(1)).Add(r);
             _records++;
-            _touched.Add(key);
             if (_bounds is not null) _rightExpiry.Enqueue(key, RightExpiry(r));
         }
 
         batch.AddLate(late);
         if (_bounds is not null) Expire(_watermark!.Current);
+    }
+
+    /// <summary>Marks <paramref name="key"/> as changed by appends, remembering its list lengths before this batch.</summary>
+    private void Touch(TKey key, Sides sides)
+    {
+        if (_touched.Add(key)) _appendedFrom[key] = (sides.Left?.Count ?? 0, sides.Right?.Count ?? 0);
     }
 
     private void Expire(long watermark)
@@ -501,6 +650,7 @@ internal sealed class StreamJoinExecutor<TKey, TLeft, TRight, TOut> : OperatorEx
             if (!_swept.Add(key) || !_state.TryGetValue(key, out var sides) || sides.Left is null) continue;
             _records -= sides.Left.RemoveAll(l => LeftExpiry(l) < watermark);
             _touched.Add(key);
+            _appendedFrom.Remove(key); // records left from the middle: the delta rewrites the key
             if (sides.IsEmpty) _state.Remove(key);
         }
 
@@ -511,6 +661,7 @@ internal sealed class StreamJoinExecutor<TKey, TLeft, TRight, TOut> : OperatorEx
             if (!_swept.Add(key) || !_state.TryGetValue(key, out var sides) || sides.Right is null) continue;
             _records -= sides.Right.RemoveAll(r => RightExpiry(r) < watermark);
             _touched.Add(key);
+            _appendedFrom.Remove(key);
             if (sides.IsEmpty) _state.Remove(key);
         }
     }
@@ -533,11 +684,31 @@ internal sealed class StreamJoinExecutor<TKey, TLeft, TRight, TOut> : OperatorEx
         foreach (var (key, sides) in _state) WriteEntry(writer, key, sides);
     }
 
-    /// <summary>The keys this batch touched, each with its full lists (both empty: the key is gone).</summary>
+    /// <summary>
+    /// The keys this batch touched. A key that only grew is <c>[key, appended lefts, appended rights, true]</c>;
+    /// any other is <c>[key, lefts, rights]</c> with its full lists (both empty: the key is gone), as in a snapshot.
+    /// </summary>
     public void WriteDelta(MessagePackWriter writer, long batchId)
     {
         writer.WriteArrayHeader(_touched.Count);
-        foreach (var key in _touched) WriteEntry(writer, key, _state.TryGetValue(key, out var sides) ? sides : null);
+        foreach (var key in _touched)
+        {
+            var sides = _state.TryGetValue(key, out var s) ? s : null;
+            if (sides is null || !_appendedFrom.TryGetValue(key, out var from))
+            {
+                WriteEntry(writer, key, sides);
+                continue;
+            }
+
+            writer.WriteArrayHeader(4);
+            _node.KeyFormatter.Serialize(writer, key);
+            int nl = (sides.Left?.Count ?? 0) - from.Left, nr = (sides.Right?.Count ?? 0) - from.Right;
+            writer.WriteArrayHeader(nl);
+            for (int i = from.Left; i < from.Left + nl; i++) _node.LeftFormatter.Serialize(writer, sides.Left![i]);
+            writer.WriteArrayHeader(nr);
+            for (int i = from.Right; i < from.Right + nr; i++) _node.RightFormatter.Serialize(writer, sides.Right![i]);
+            writer.Write(true);
+        }
     }
 
     public void RestoreSnapshot(ref MessagePackReader reader, long storedVersion)
@@ -552,7 +723,8 @@ internal sealed class StreamJoinExecutor<TKey, TLeft, TRight, TOut> : OperatorEx
         int count = reader.ReadArrayHeader();
         for (int i = 0; i < count; i++)
         {
-            if (reader.ReadArrayHeader() != 3) throw new MessagePackException($"A join entry of operator '{Node.Id}' is not a [key, left records, right records] triple.");
+            int fields = reader.ReadArrayHeader();
+            if (fields is not (3 or 4)) throw new MessagePackException($"A join entry of operator '{Node.Id}' is not a [key, left records, right records(, appended)] array.");
             TKey key = _node.KeyFormatter.Deserialize(ref reader);
             if (key is null) throw new MessagePackException($"The state of operator '{Node.Id}' holds a null key.");
             int nl = reader.ReadArrayHeader();
@@ -561,6 +733,20 @@ internal sealed class StreamJoinExecutor<TKey, TLeft, TRight, TOut> : OperatorEx
             int nr = reader.ReadArrayHeader();
             var rights = nr == 0 ? null : new List<TRight>(nr);
             for (int j = 0; j < nr; j++) rights!.Add(_node.RightFormatter.Deserialize(ref reader));
+            if (fields == 4)
+            {
+                if (!reader.ReadBoolean()) throw new MessagePackException($"A join entry of operator '{Node.Id}' has four fields but is not an append.");
+                ref var sides = ref CollectionsMarshal.GetValueRefOrAddDefault(_state, key, out _);
+                sides ??= new Sides();
+                if (lefts is not null) (sides.Left ??= new List<TLeft>(nl)).AddRange(lefts);
+                if (rights is not null) (sides.Right ??= new List<TRight>(nr)).AddRange(rights);
+                _records += nl + nr;
+                if (_bounds is null) continue;
+                if (lefts is not null) _leftExpiry.Enqueue(key, lefts.Min(LeftExpiry));
+                if (rights is not null) _rightExpiry.Enqueue(key, rights.Min(RightExpiry));
+                continue;
+            }
+
             if (_state.TryGetValue(key, out var old)) _records -= (old.Left?.Count ?? 0) + (old.Right?.Count ?? 0);
             if (nl + nr == 0)
             {
@@ -582,6 +768,7 @@ internal sealed class StreamJoinExecutor<TKey, TLeft, TRight, TOut> : OperatorEx
         _leftExpiry.Clear();
         _rightExpiry.Clear();
         _touched.Clear();
+        _appendedFrom.Clear();
         _records = 0;
     }
 }

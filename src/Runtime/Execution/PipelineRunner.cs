@@ -375,7 +375,7 @@ public sealed class PipelineRunner
             previous.GetAwaiter().GetResult(); // waits for, or surfaces the failure of, the previous commit's write
 
             var buffers = _commitBuffers[record.BatchId & 1];
-            Action<MessagePackWriter>? delta = _stateful.Length == 0 ? null : w => SerializeDelta(w, record.BatchId);
+            Action<MessagePackWriter>? delta = _stateful.Length == 0 || !_options.WriteStateDeltas ? null : w => SerializeDelta(w, record.BatchId);
             string batch = record.BatchId.ToString(System.Globalization.CultureInfo.InvariantCulture);
             var published = _commitListeners.Select(l => (l.Listener, (IReadOnlyDictionary<string, long>)new Dictionary<string, long>(_positions[l.Id], StringComparer.Ordinal))).ToArray();
             _commitWrite = WriteAsync();

@@ -50,6 +50,19 @@ public sealed class PipelineRunnerOptions
     /// <summary>A snapshot of all state is written every this many batches (default 10; Spark advises 5-10 batch intervals).</summary>
     public int CheckpointInterval { get; set; } = 10;
 
+    /// <summary>
+    /// When true (the default), every commit file also stores what its batch changed in keyed state, and
+    /// recovery applies these deltas after the newest snapshot: the state is exactly the one the committed
+    /// batches left, even when a new build of the pipeline restores it after a crash (see the upgrade rules).
+    /// When false, state is checkpointed only by the snapshot every <see cref="CheckpointInterval"/> batches,
+    /// as in Spark Streaming and Flink, and recovery re-reads the at most <see cref="CheckpointInterval"/> − 1
+    /// committed batches after it from their logged source ranges and re-runs them without writing to the
+    /// sinks. Both are exactly-once. Turning deltas off saves serializing every changed state entry in every
+    /// batch (for joins that hold raw records, most of the pipeline's work), at the price of a longer recovery
+    /// that needs the sources to replay those ranges, and of re-running them with the restoring build's code.
+    /// </summary>
+    public bool WriteStateDeltas { get; set; } = true;
+
     /// <summary>How many snapshots to keep (default 3); older snapshots and the logs only they need are deleted.</summary>
     public int RetainedSnapshots { get; set; } = 3;
 
@@ -92,7 +105,7 @@ public sealed record BatchProgress(long BatchId, long InputRecords, long OutputR
 /// <param name="Restored">True when the run continued an existing checkpoint.</param>
 /// <param name="RestoredFromBatch">The batch of the snapshot restored, if any.</param>
 /// <param name="BatchesFromDeltas">Committed batches after the snapshot whose state was restored from their stored deltas.</param>
-/// <param name="BatchesReplayed">Committed batches re-run to rebuild state (only where a delta was missing or damaged).</param>
+/// <param name="BatchesReplayed">Committed batches re-run to rebuild state: only where a delta was missing or damaged, or every batch after the snapshot when <see cref="PipelineRunnerOptions.WriteStateDeltas"/> is off.</param>
 /// <param name="BatchesRun">Batches run and committed in this run (including a re-run uncommitted one).</param>
 /// <param name="InputRecords">Records read by the batches run (not counting replays).</param>
 /// <param name="LastCommittedBatch">The newest committed batch, or -1.</param>
