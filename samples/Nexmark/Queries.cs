@@ -197,7 +197,13 @@ public static partial class Q6
     [Sink("out", From = "average-per-seller")] public static partial Sink<Q6Row> Out();
 }
 
-/// <summary>q7: highest bid, the bids whose price is the maximum of a 10 s window, within that window (ends inclusive).</summary>
+/// <summary>
+/// q7: highest bid, the bids whose price is the maximum of a 10 s window, within that window with both ends
+/// included (the SQL's <c>BETWEEN end - 10 s AND end</c>). A bid below the running maximum of its window can
+/// never be a result, so the window keeps only the bids at its maximum instead of joining every bid. Bids at
+/// exactly a window's end belong to the next window but also match this one's maximum: only those few are
+/// joined, each with the maximum of the window that ends at its time.
+/// </summary>
 [Pipeline("nexmark-q7")]
 public static partial class Q7
 {
@@ -211,19 +217,29 @@ public static partial class Q7
     [Map("bids", From = "bids-events")]
     public static Bid Bids(Event e) => e.Bid!;
 
-    [Map("prices", From = "bids")] public static PriceAt Prices(Bid b) => new(b.Price, b.DateTime, 0);
+    [Map("candidates", From = "bids")] public static MaxBids Candidates(Bid b) => new(b.Price, b.DateTime, 0, new[] { b });
 
-    [EventTimeWindow("max-per-window", From = "prices", Key = nameof(PriceAt.Group), Time = nameof(PriceAt.DateTime), SizeMs = 10_000)]
-    public static PriceAt Max(PriceAt a, PriceAt b) => b.Price > a.Price ? b : a;
+    [EventTimeWindow("max-per-window", From = "candidates", Key = nameof(MaxBids.Group), Time = nameof(MaxBids.DateTime), SizeMs = 10_000)]
+    public static MaxBids Max(MaxBids a, MaxBids b) =>
+        a.Price > b.Price ? a : b.Price > a.Price ? b : a with { Bids = a.Bids.Concat(b.Bids).ToArray() };
+
+    [FlatMap("inside", From = "max-per-window")]
+    public static IEnumerable<Q7Row> Inside(EventWindow<int, MaxBids> w) => w.Value.Bids.Select(Row);
 
     [Map("window-max", From = "max-per-window")]
-    public static WindowMax WindowMaxOf(EventWindow<int, PriceAt> w) => new(w.Value.Price, w.End);
+    public static WindowMax WindowMaxOf(EventWindow<int, MaxBids> w) => new(w.Value.Price, w.End);
 
-    [StreamJoin("bids-at-max", Left = "window-max", Right = "bids", LeftKey = nameof(WindowMax.MaxPrice), RightKey = nameof(Bid.Price),
-        LeftTime = nameof(WindowMax.WindowEnd), RightTime = nameof(Bid.DateTime), LowerBoundMs = -10_000, UpperBoundMs = 0)]
-    public static Q7Row Join(WindowMax m, Bid b) => new(b.Auction, b.Price, b.Bidder, b.DateTime, b.Extra);
+    [Filter("at-window-ends", From = "bids")] public static bool AtWindowEnd(Bid b) => b.DateTime % 10_000 == 0;
+
+    [StreamJoin("at-end", Left = "window-max", Right = "at-window-ends", LeftKey = nameof(WindowMax.MaxPrice), RightKey = nameof(Bid.Price),
+        LeftTime = nameof(WindowMax.WindowEnd), RightTime = nameof(Bid.DateTime), LowerBoundMs = 0, UpperBoundMs = 0)]
+    public static Q7Row AtEnd(WindowMax m, Bid b) => Row(b);
+
+    [Union("bids-at-max", "inside", "at-end")] public static partial Stream<Q7Row> BidsAtMax();
 
     [Sink("out", From = "bids-at-max")] public static partial Sink<Q7Row> Out();
+
+    private static Q7Row Row(Bid b) => new(b.Auction, b.Price, b.Bidder, b.DateTime, b.Extra);
 }
 
 /// <summary>q8: monitor new users, persons who registered and opened an auction in the same 10 s window.</summary>

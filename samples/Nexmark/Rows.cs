@@ -97,9 +97,9 @@ public sealed record Q6Row(long Seller, long Auction, long AveragePrice) : IRow
     public string ToCsv() => Csv.Of(Seller, Auction, AveragePrice);
 }
 
-/// <summary>q7: a price with an event time, in one group.</summary>
+/// <summary>q7: the bids at the highest price seen so far in a window (all of them: ties are kept).</summary>
 [StateContract]
-public sealed partial record PriceAt([property: Field(0)] long Price, [property: Field(1)] long DateTime, [property: Field(2)] int Group);
+public sealed partial record MaxBids([property: Field(0)] long Price, [property: Field(1)] long DateTime, [property: Field(2)] int Group, [property: Field(3)] Bid[] Bids);
 
 /// <summary>q7: the highest price of a 10 s window, at the window's end.</summary>
 [StateContract]
