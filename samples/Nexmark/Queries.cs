@@ -60,13 +60,15 @@ public static partial class Q3
     [Source("events")] public static partial Source<Event> Events();
 
     [FlatMap("auctions", From = "events")]
-    public static IEnumerable<Auction> Auctions(Event e) => e.Auction is { Category: 10 } a ? new[] { a } : Array.Empty<Auction>();
+    public static IEnumerable<SellerAuction> Auctions(Event e) =>
+        e.Auction is { Category: 10 } a ? new[] { new SellerAuction(a.Id, a.Seller) } : Array.Empty<SellerAuction>();
 
     [FlatMap("persons", From = "events")]
-    public static IEnumerable<Person> Persons(Event e) => e.Person is { State: "OR" or "ID" or "CA" } p ? new[] { p } : Array.Empty<Person>();
+    public static IEnumerable<SellerInfo> Persons(Event e) =>
+        e.Person is { State: "OR" or "ID" or "CA" } p ? new[] { new SellerInfo(p.Id, p.Name, p.City, p.State) } : Array.Empty<SellerInfo>();
 
-    [StreamJoin("join", Left = "auctions", Right = "persons", LeftKey = nameof(Auction.Seller), RightKey = nameof(Person.Id))]
-    public static Q3Row Join(Auction a, Person p) => new(p.Name, p.City, p.State, a.Id);
+    [StreamJoin("join", Left = "auctions", Right = "persons", LeftKey = nameof(SellerAuction.Seller), RightKey = nameof(SellerInfo.Id))]
+    public static Q3Row Join(SellerAuction a, SellerInfo p) => new(p.Name, p.City, p.State, a.Id);
 
     [Sink("out", From = "join")] public static partial Sink<Q3Row> Out();
 }
@@ -87,16 +89,16 @@ public static partial class Q4
     [Filter("auctions-events", From = "timed")] public static bool IsAuctions(Event e) => e.Type == EventType.Auction;
 
     [Map("auctions", From = "auctions-events")]
-    public static Auction Auctions(Event e) => e.Auction!;
+    public static OpenAuction Auctions(Event e) => new(e.Auction!.Id, e.Auction.Category, e.Auction.Seller, e.Auction.DateTime, e.Auction.Expires);
 
     [Filter("bids-events", From = "timed")] public static bool IsBids(Event e) => e.Type == EventType.Bid;
 
     [Map("bids", From = "bids-events")]
-    public static Bid Bids(Event e) => e.Bid!;
+    public static BidPrice Bids(Event e) => new(e.Bid!.Auction, e.Bid.Price, e.Bid.DateTime);
 
-    [StreamJoin("open-auction-bids", Left = "auctions", Right = "bids", LeftKey = nameof(Auction.Id), RightKey = nameof(Bid.Auction),
-        LeftTime = nameof(Auction.DateTime), LeftEndTime = nameof(Auction.Expires), RightTime = nameof(Bid.DateTime))]
-    public static AuctionBid Match(Auction a, Bid b) => new(a.Id, a.Category, a.Seller, a.Expires, b.Price, b.DateTime);
+    [StreamJoin("open-auction-bids", Left = "auctions", Right = "bids", LeftKey = nameof(OpenAuction.Id), RightKey = nameof(BidPrice.Auction),
+        LeftTime = nameof(OpenAuction.DateTime), LeftEndTime = nameof(OpenAuction.Expires), RightTime = nameof(BidPrice.DateTime))]
+    public static AuctionBid Match(OpenAuction a, BidPrice b) => new(a.Id, a.Category, a.Seller, a.Expires, b.Price, b.DateTime);
 
     [UpdateState("max-per-auction", From = "open-auction-bids", Key = nameof(AuctionBid.AuctionId))]
     public static MaxChange? MaxPerAuction(long auction, AuctionBid bid, KeyedState<AuctionMax> state)
@@ -167,16 +169,16 @@ public static partial class Q6
     [Filter("auctions-events", From = "timed")] public static bool IsAuctions(Event e) => e.Type == EventType.Auction;
 
     [Map("auctions", From = "auctions-events")]
-    public static Auction Auctions(Event e) => e.Auction!;
+    public static OpenAuction Auctions(Event e) => new(e.Auction!.Id, e.Auction.Category, e.Auction.Seller, e.Auction.DateTime, e.Auction.Expires);
 
     [Filter("bids-events", From = "timed")] public static bool IsBids(Event e) => e.Type == EventType.Bid;
 
     [Map("bids", From = "bids-events")]
-    public static Bid Bids(Event e) => e.Bid!;
+    public static BidPrice Bids(Event e) => new(e.Bid!.Auction, e.Bid.Price, e.Bid.DateTime);
 
-    [StreamJoin("open-auction-bids", Left = "auctions", Right = "bids", LeftKey = nameof(Auction.Id), RightKey = nameof(Bid.Auction),
-        LeftTime = nameof(Auction.DateTime), LeftEndTime = nameof(Auction.Expires), RightTime = nameof(Bid.DateTime))]
-    public static AuctionBid Match(Auction a, Bid b) => new(a.Id, a.Category, a.Seller, a.Expires, b.Price, b.DateTime);
+    [StreamJoin("open-auction-bids", Left = "auctions", Right = "bids", LeftKey = nameof(OpenAuction.Id), RightKey = nameof(BidPrice.Auction),
+        LeftTime = nameof(OpenAuction.DateTime), LeftEndTime = nameof(OpenAuction.Expires), RightTime = nameof(BidPrice.DateTime))]
+    public static AuctionBid Match(OpenAuction a, BidPrice b) => new(a.Id, a.Category, a.Seller, a.Expires, b.Price, b.DateTime);
 
     [SessionWindow("winning-bid", From = "open-auction-bids", Key = nameof(AuctionBid.AuctionId), Time = nameof(AuctionBid.Expires), GapMs = 1)]
     public static AuctionBid Winner(AuctionBid a, AuctionBid b) => b.Price > a.Price ? b : a;

@@ -44,7 +44,31 @@ public sealed record Q3Row(string Name, string City, string State, long AuctionI
     public string ToCsv() => Csv.Of(Name, City, State, AuctionId);
 }
 
-/// <summary>A bid matched with its auction while the auction was open (q4, q6, q9).</summary>
+/// <summary>
+/// q3's join input: the columns of an auction the query reads. Like a SQL planner pruning unused columns
+/// before a join, the queries keep only these in the join's state (and so in its checkpoints).
+/// </summary>
+[StateContract]
+public sealed partial record SellerAuction([property: Field(0)] long Id, [property: Field(1)] long Seller);
+
+/// <summary>q3's join input: the columns of a person the query reads.</summary>
+[StateContract]
+public sealed partial record SellerInfo([property: Field(0)] long Id, [property: Field(1)] string Name, [property: Field(2)] string City, [property: Field(3)] string State);
+
+/// <summary>q4 and q6's join input: the columns of an auction they read.</summary>
+[StateContract]
+public sealed partial record OpenAuction(
+    [property: Field(0)] long Id,
+    [property: Field(1)] long Category,
+    [property: Field(2)] long Seller,
+    [property: Field(3)] long DateTime,
+    [property: Field(4)] long Expires);
+
+/// <summary>q4 and q6's join input: the columns of a bid they read.</summary>
+[StateContract]
+public sealed partial record BidPrice([property: Field(0)] long Auction, [property: Field(1)] long Price, [property: Field(2)] long DateTime);
+
+/// <summary>A bid matched with its auction while the auction was open (q4, q6).</summary>
 [StateContract]
 public sealed partial record AuctionBid(
     [property: Field(0)] long AuctionId,
