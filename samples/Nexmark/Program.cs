@@ -32,7 +32,7 @@ internal static class NexmarkCli
         catch (UsageException e)
         {
             Console.Error.WriteLine($"error: {e.Message}");
-            Console.Error.WriteLine("usage: Nexmark [--query q0..q22] [--events N] [--generators G] [--batch-events N] [--checkpoint DIR] [--output DIR] [--checkpoint-interval K] [--quiet]");
+            Console.Error.WriteLine("usage: Nexmark [--query q0..q22] [--events N] [--generators G] [--batch-events N] [--checkpoint DIR] [--output DIR] [--checkpoint-interval K] [--pause-ms N] [--quiet]");
             Console.Error.WriteLine("       Nexmark list");
             return 2;
         }
@@ -65,6 +65,9 @@ internal static class NexmarkCli
         };
 
         var (runner, sink) = query.CreateRunner(options, new NexmarkSource(config), output);
+        // A pause after each committed batch: throttles a run, e.g. so that a test's kill lands mid-run.
+        int pauseMs = (int)a.Long("pause-ms", 0);
+        if (pauseMs > 0) runner.BatchCompleted += _ => Thread.Sleep(pauseMs);
         if (!quiet)
         {
             Console.WriteLine($"nexmark {query.Name} ({query.Description}): {config.NumEvents:N0} events, {config.NumEventGenerators} generator(s)");
