@@ -22,7 +22,7 @@ string? Option(string name)
 long events = long.Parse(Option("events") ?? "2000000", culture);
 long batchEvents = long.Parse(Option("batch-events") ?? "10000", culture);
 // Per-batch state deltas are on by default (exact recovery without re-running batches); off, state is
-// checkpointed only by the snapshot every 10 batches, as in Flink and Spark Streaming (see README.md#checkpoints).
+// checkpointed only by the snapshot every 10 batches, as in Flink and Spark Streaming (see README.md#checkpoints-and-recovery).
 bool stateDeltas = Option("state-deltas") != "off";
 
 if (Option("run") is { } mode)
