@@ -89,16 +89,16 @@ public static partial class Q4
     [Filter("auctions-events", From = "timed")] public static bool IsAuctions(Event e) => e.Type == EventType.Auction;
 
     [Map("auctions", From = "auctions-events")]
-    public static OpenAuction Auctions(Event e) => new(e.Auction!.Id, e.Auction.Category, e.Auction.Seller, e.Auction.DateTime, e.Auction.Expires);
+    public static OpenAuction Auctions(Event e) => OpenAuction.Of(e.Auction!);
 
     [Filter("bids-events", From = "timed")] public static bool IsBids(Event e) => e.Type == EventType.Bid;
 
     [Map("bids", From = "bids-events")]
-    public static BidPrice Bids(Event e) => new(e.Bid!.Auction, e.Bid.Price, e.Bid.DateTime);
+    public static BidPrice Bids(Event e) => BidPrice.Of(e.Bid!);
 
     [StreamJoin("open-auction-bids", Left = "auctions", Right = "bids", LeftKey = nameof(OpenAuction.Id), RightKey = nameof(BidPrice.Auction),
         LeftTime = nameof(OpenAuction.DateTime), LeftEndTime = nameof(OpenAuction.Expires), RightTime = nameof(BidPrice.DateTime))]
-    public static AuctionBid Match(OpenAuction a, BidPrice b) => new(a.Id, a.Category, a.Seller, a.Expires, b.Price, b.DateTime);
+    public static AuctionBid Match(OpenAuction a, BidPrice b) => AuctionBid.Of(a, b);
 
     [UpdateState("max-per-auction", From = "open-auction-bids", Key = nameof(AuctionBid.AuctionId))]
     public static MaxChange? MaxPerAuction(long auction, AuctionBid bid, KeyedState<AuctionMax> state)
@@ -169,16 +169,16 @@ public static partial class Q6
     [Filter("auctions-events", From = "timed")] public static bool IsAuctions(Event e) => e.Type == EventType.Auction;
 
     [Map("auctions", From = "auctions-events")]
-    public static OpenAuction Auctions(Event e) => new(e.Auction!.Id, e.Auction.Category, e.Auction.Seller, e.Auction.DateTime, e.Auction.Expires);
+    public static OpenAuction Auctions(Event e) => OpenAuction.Of(e.Auction!);
 
     [Filter("bids-events", From = "timed")] public static bool IsBids(Event e) => e.Type == EventType.Bid;
 
     [Map("bids", From = "bids-events")]
-    public static BidPrice Bids(Event e) => new(e.Bid!.Auction, e.Bid.Price, e.Bid.DateTime);
+    public static BidPrice Bids(Event e) => BidPrice.Of(e.Bid!);
 
     [StreamJoin("open-auction-bids", Left = "auctions", Right = "bids", LeftKey = nameof(OpenAuction.Id), RightKey = nameof(BidPrice.Auction),
         LeftTime = nameof(OpenAuction.DateTime), LeftEndTime = nameof(OpenAuction.Expires), RightTime = nameof(BidPrice.DateTime))]
-    public static AuctionBid Match(OpenAuction a, BidPrice b) => new(a.Id, a.Category, a.Seller, a.Expires, b.Price, b.DateTime);
+    public static AuctionBid Match(OpenAuction a, BidPrice b) => AuctionBid.Of(a, b);
 
     [SessionWindow("winning-bid", From = "open-auction-bids", Key = nameof(AuctionBid.AuctionId), Time = nameof(AuctionBid.Expires), GapMs = 1)]
     public static AuctionBid Winner(AuctionBid a, AuctionBid b) => b.Price > a.Price ? b : a;

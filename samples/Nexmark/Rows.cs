@@ -62,11 +62,19 @@ public sealed partial record OpenAuction(
     [property: Field(1)] long Category,
     [property: Field(2)] long Seller,
     [property: Field(3)] long DateTime,
-    [property: Field(4)] long Expires);
+    [property: Field(4)] long Expires)
+{
+    /// <summary>The columns q4 and q6 read of <paramref name="a"/>.</summary>
+    public static OpenAuction Of(Auction a) => new(a.Id, a.Category, a.Seller, a.DateTime, a.Expires);
+}
 
 /// <summary>q4 and q6's join input: the columns of a bid they read.</summary>
 [StateContract]
-public sealed partial record BidPrice([property: Field(0)] long Auction, [property: Field(1)] long Price, [property: Field(2)] long DateTime);
+public sealed partial record BidPrice([property: Field(0)] long Auction, [property: Field(1)] long Price, [property: Field(2)] long DateTime)
+{
+    /// <summary>The columns q4 and q6 read of <paramref name="b"/>.</summary>
+    public static BidPrice Of(Bid b) => new(b.Auction, b.Price, b.DateTime);
+}
 
 /// <summary>A bid matched with its auction while the auction was open (q4, q6).</summary>
 [StateContract]
@@ -76,7 +84,11 @@ public sealed partial record AuctionBid(
     [property: Field(2)] long Seller,
     [property: Field(3)] long Expires,
     [property: Field(4)] long Price,
-    [property: Field(5)] long BidTime);
+    [property: Field(5)] long BidTime)
+{
+    /// <summary>A bid matched with its open auction.</summary>
+    public static AuctionBid Of(OpenAuction a, BidPrice b) => new(a.Id, a.Category, a.Seller, a.Expires, b.Price, b.DateTime);
+}
 
 /// <summary>q4: a change of an auction's highest bid.</summary>
 public sealed record MaxChange(long Category, long Previous, long Current, bool First);
