@@ -23,6 +23,8 @@ internal sealed record CommitRecord(long BatchId, long CommittedAtMs, long Input
 /// <summary>Reusable buffers for one commit file: its body and its envelope (commit files are written every batch).</summary>
 internal sealed class CommitBuffers
 {
+    // A commit's (or snapshot's) body and the envelope around it, kept between writes so that their
+    // buffers, grown once to the size state needs, are not allocated again for every file.
     public MessagePackWriter Body { get; } = new(1 << 12);
 
     public MessagePackWriter File { get; } = new(1 << 12);
@@ -253,8 +255,12 @@ internal sealed class CheckpointLog
 
     // ---- snapshots -------------------------------------------------------------------------------
 
-    public Task WriteSnapshotAsync(long batchId, byte[] body, CancellationToken ct) =>
-        _store.WriteAsync(Name("state", batchId), CheckpointFile.Wrap("snapshot", _pipelineId, body), durable: true, ct);
+    /// <summary>Writes <c>state/N</c> around the body in <c>buffers.Body</c>, using <c>buffers.File</c> for the file's bytes.</summary>
+    public Task WriteSnapshotAsync(long batchId, CommitBuffers buffers, CancellationToken ct)
+    {
+        CheckpointFile.WrapInto(buffers.File, "snapshot", _pipelineId, buffers.Body.WrittenSpan);
+        return _store.WriteAsync(Name("state", batchId), buffers.File.WrittenMemory, durable: true, ct);
+    }
 
     public async Task<ReadOnlyMemory<byte>> ReadSnapshotAsync(string name, CancellationToken ct)
     {

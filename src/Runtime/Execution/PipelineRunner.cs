@@ -490,6 +490,7 @@ public sealed class PipelineRunner
         }
 
         private Task _snapshotWrite = Task.CompletedTask;
+        private readonly CommitBuffers _snapshotBuffers = new();
 
         /// <summary>
         /// Serializes all state now (so the snapshot is exactly the state after <paramref name="batchId"/>)
@@ -498,13 +499,17 @@ public sealed class PipelineRunner
         /// </summary>
         private void StartSnapshot(long batchId)
         {
-            byte[] body = SerializeSnapshot(batchId);
+            // Reuse the snapshot buffers when the previous write is done (it had CheckpointInterval batches to
+            // finish): a fresh multi-megabyte buffer per snapshot lands in the large object heap, whose budget
+            // then turns every collection into a full one. A write still running keeps its buffers.
             var previous = _snapshotWrite;
+            var buffers = previous.IsCompleted ? _snapshotBuffers : new CommitBuffers();
+            SerializeSnapshot(batchId, buffers.Body);
             _lastSnapshotBatch = batchId;
             _snapshotWrite = Task.Run(async () =>
             {
                 await previous.ConfigureAwait(false);
-                await _log.WriteSnapshotAsync(batchId, body, CancellationToken.None).ConfigureAwait(false);
+                await _log.WriteSnapshotAsync(batchId, buffers, CancellationToken.None).ConfigureAwait(false);
                 await _log.ApplyRetentionAsync(_options.RetainedSnapshots, CancellationToken.None).ConfigureAwait(false);
             });
         }
@@ -525,9 +530,9 @@ public sealed class PipelineRunner
             }
         }
 
-        private byte[] SerializeSnapshot(long batchId)
+        private void SerializeSnapshot(long batchId, MessagePackWriter w)
         {
-            var w = new MessagePackWriter(1 << 16);
+            w.Clear();
             w.WriteMapHeader(4);
             w.Write("batch");
             w.Write(batchId);
@@ -561,7 +566,6 @@ public sealed class PipelineRunner
                 s.WriteSnapshot(w);
             }
 
-            return w.ToArray();
         }
 
         private void RestoreSnapshot(ReadOnlySpan<byte> body, string name)
