@@ -32,6 +32,13 @@ namespace PipelineDsl
     /// emitted once, all in the batch whose watermark reaches the window's end, and its state is then removed.
     /// Needs a <see cref="WatermarkAttribute">watermark</see> upstream.
     /// </summary>
+    /// <remarks>
+    /// State is kept per pane of gcd(<see cref="SizeMs"/>, <see cref="SlideMs"/>) ms, as Flink's window slicing
+    /// does: a record updates one pane, not each of the SizeMs/SlideMs windows that cover it, and a window combines
+    /// its panes in time order when it fires. A function that is also commutative (a sum, a count, a max) gives
+    /// the same result as combining the window's records one by one; one that depends on arrival order (keep the
+    /// first) sees the records in pane order for hopping windows.
+    /// </remarks>
     [AttributeUsage(AttributeTargets.Method, AllowMultiple = false, Inherited = false)]
     public sealed class EventTimeWindowAttribute : KeyedStageAttribute
     {

@@ -1,3 +1,6 @@
+using PipelineDsl.Execution;
+using PipelineDsl.Graph;
+using PipelineDsl.Serialization;
 using PipelineDsl.Sources;
 
 namespace PipelineDsl.Runtime.Tests;
@@ -63,6 +66,29 @@ public static partial class IntervalJoinPipeline
 
     [Sink("out", From = "paid")]
     public static partial Sink<string> Out();
+}
+
+/// <summary>Hopping windows whose slide divides the size (panes of 500 ms) and whose slide does not (panes of 200 ms).</summary>
+[Pipeline("hopping-windows")]
+public static partial class HoppingPipeline
+{
+    [Source("readings")]
+    public static partial Source<Reading> Readings();
+
+    [Watermark("timed", From = "readings", Time = nameof(Reading.Time), MaxOutOfOrdernessMs = 1000)]
+    public static partial Stream<Reading> Timed();
+
+    [EventTimeWindow("by-500", From = "timed", Key = nameof(Reading.Sensor), Time = nameof(Reading.Time), SizeMs = 1500, SlideMs = 500)]
+    public static Reading Sum500(Reading a, Reading b) => a with { Value = a.Value + b.Value };
+
+    [EventTimeWindow("by-400", From = "timed", Key = nameof(Reading.Sensor), Time = nameof(Reading.Time), SizeMs = 1000, SlideMs = 400)]
+    public static Reading Sum400(Reading a, Reading b) => a with { Value = a.Value + b.Value };
+
+    [Sink("out-500", From = "by-500")]
+    public static partial Sink<EventWindow<string, Reading>> Out500();
+
+    [Sink("out-400", From = "by-400")]
+    public static partial Sink<EventWindow<string, Reading>> Out400();
 }
 
 /// <summary>
@@ -204,5 +230,167 @@ public class EventTimeTests
         await Batch(Array.Empty<PurchaseOrder>(), new Payment[] { new(10, 19_000), new(10, 20_500) });
         Assert.Equal(1, progress[^1].LateRecords);
         Assert.Equal("10@20000->20500", sink.All[^1]);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Hopping_windows_over_many_batches_equal_a_model_that_adds_each_record_to_each_open_window(bool deltas)
+    {
+        // Readings arrive up to 3.5 s out of order across 25 batches, each batch on a new runner restored from the
+        // checkpoint. The model is the definition: a record counts in each window that covers it and has not
+        // fired (its end is after the previous batch's watermark); a window fires in the first batch whose
+        // watermark reaches its end; windows come out by start, then key.
+        using var dir = new TempDir();
+        var source = new MemorySource<Reading>();
+        var out500 = new CollectingSink<EventWindow<string, Reading>>();
+        var out400 = new CollectingSink<EventWindow<string, Reading>>();
+        var progress = new List<BatchProgress>();
+        var random = new Random(20261121);
+        var model500 = new WindowModel(1500, 500);
+        var model400 = new WindowModel(1000, 400);
+        long maxTime = long.MinValue, watermark = long.MinValue, lateInModel = 0;
+        for (int batch = 0; batch < 25; batch++)
+        {
+            var readings = Enumerable.Range(0, 40)
+                .Select(_ => new Reading(((char)('a' + random.Next(5))).ToString(), batch * 700L + random.Next(-3500, 700), random.Next(1, 10)))
+                .ToArray();
+            long previous = watermark;
+            maxTime = Math.Max(maxTime, readings.Max(r => r.Time));
+            watermark = maxTime - 1000;
+            foreach (var r in readings)
+            {
+                bool late500 = !model500.Add(r, previous), late400 = !model400.Add(r, previous);
+                lateInModel += (late500 ? 1 : 0) + (late400 ? 1 : 0);
+            }
+
+            model500.Fire(previous, watermark);
+            model400.Fire(previous, watermark);
+            source.Add(0, readings);
+            var runner = new PipelineRunner(HoppingPipeline.Definition, new PipelineRunnerOptions { CheckpointDirectory = dir.Sub("cp"), Trigger = TriggerMode.AvailableNow, CheckpointInterval = 3, WriteStateDeltas = deltas })
+                .BindSource(HoppingPipeline.Readings(), source)
+                .BindSink(HoppingPipeline.Out500(), out500)
+                .BindSink(HoppingPipeline.Out400(), out400);
+            runner.BatchCompleted += progress.Add;
+            await runner.RunAsync();
+        }
+
+        Assert.True(model500.Fired.Count > 50 && model400.Fired.Count > 50, "the model fired too few windows to prove anything");
+        Assert.True(lateInModel > 0, "no record was late, so lateness is not exercised");
+        Assert.Equal(model500.Fired, out500.All.Select(Show));
+        Assert.Equal(model400.Fired, out400.All.Select(Show));
+        Assert.Equal(lateInModel, progress.Sum(p => p.LateRecords));
+    }
+
+    /// <summary>The plain definition of hopping windows, for the test above.</summary>
+    private sealed class WindowModel
+    {
+        private readonly long _size, _slide;
+        private readonly SortedDictionary<long, SortedDictionary<string, long>> _open = new();
+
+        public WindowModel(long size, long slide) => (_size, _slide) = (size, slide);
+
+        public List<string> Fired { get; } = new();
+
+        public bool Add(Reading r, long previousWatermark)
+        {
+            bool added = false;
+            long first = r.Time - ((r.Time % _slide) + _slide) % _slide;
+            for (long s = first; s > r.Time - _size; s -= _slide)
+            {
+                if (s + _size <= previousWatermark) continue;
+                if (!_open.TryGetValue(s, out var sums)) _open[s] = sums = new SortedDictionary<string, long>(StringComparer.Ordinal);
+                sums[r.Sensor] = sums.GetValueOrDefault(r.Sensor) + r.Value;
+                added = true;
+            }
+
+            return added;
+        }
+
+        public void Fire(long previous, long watermark)
+        {
+            foreach (var (s, sums) in _open.Where(w => w.Key + _size <= watermark).ToList())
+            {
+                Assert.True(s + _size > previous, "the model kept a window that should have fired already");
+                Fired.AddRange(sums.Select(p => $"{p.Key}[{s},{s + _size})={p.Value}"));
+                _open.Remove(s);
+            }
+        }
+    }
+
+    private sealed class Feed<T> : OperatorExecutor<T>
+    {
+        public Feed(OperatorNode node) : base(node) { }
+
+        public override void Execute(BatchContext batch) { }
+    }
+
+    private sealed class Clock : IWatermark
+    {
+        public long Previous { get; set; }
+
+        public long Current { get; set; }
+    }
+
+    private static byte[] Bytes(Action<MessagePackWriter> write)
+    {
+        var w = new MessagePackWriter();
+        write(w);
+        return w.ToArray();
+    }
+
+    [Fact]
+    public void Hopping_windows_restored_from_the_whole_window_state_of_an_older_build_count_every_record_once()
+    {
+        // Builds before panes kept a hopping window's whole result per window start. Such state is restored as
+        // legacy windows, combined with the panes of the records seen after the upgrade when each window fires.
+        var node = (EventTimeWindowNode<string, Reading>)EventTimePipeline.Definition.Operators.Single(o => o.Id == "hopping");
+        void Entry(MessagePackWriter w, long start, long value)
+        {
+            w.WriteArrayHeader(2);
+            w.Write(start);
+            w.WriteArrayHeader(1);
+            w.WriteArrayHeader(2);
+            node.KeyFormatter.Serialize(w, "a");
+            node.ValueFormatter.Serialize(w, new Reading("a", start, value));
+        }
+
+        // The old snapshot: windows [0,1000) = 5 and [500,1500) = 7; then an old delta: [500,1500) became 9,
+        // [1000,2000) opened with 2, and [0,1000) fired.
+        byte[] oldSnapshot = Bytes(w => { w.WriteArrayHeader(2); Entry(w, 0, 5); Entry(w, 500, 7); });
+        byte[] oldDelta = Bytes(w =>
+        {
+            w.WriteMapHeader(2);
+            w.Write(0L);
+            w.WriteArrayHeader(2);
+            Entry(w, 500, 9);
+            Entry(w, 1000, 2);
+            w.Write(1L);
+            w.WriteArrayHeader(1);
+            w.Write(0L);
+        });
+
+        var clock = new Clock { Previous = 900, Current = 1600 };
+        var feed = new Feed<Reading>(node.Input);
+        var upgraded = new EventTimeWindowExecutor<string, Reading>(node, feed, clock);
+        var reader = new MessagePackReader(oldSnapshot);
+        upgraded.RestoreSnapshot(ref reader, node.Version);
+        reader = new MessagePackReader(oldDelta);
+        upgraded.ApplyDelta(ref reader, node.Version);
+
+        // After the upgrade: 10 at 1200 (in [500,1500) and [1000,2000)); the watermark reaches 1600.
+        feed.Output.Add(new Reading("a", 1200, 10));
+        upgraded.Execute(new BatchContext(1, 1));
+        Assert.Equal(new[] { "a[500,1500)=19" }, upgraded.Output.Select(Show));
+
+        // The new build's own snapshot keeps what is left of the legacy window, and a restart restores it.
+        byte[] snapshot = Bytes(upgraded.WriteSnapshot);
+        var restarted = new EventTimeWindowExecutor<string, Reading>(node, feed, new Clock { Previous = 1600, Current = 2100 });
+        reader = new MessagePackReader(snapshot);
+        restarted.RestoreSnapshot(ref reader, node.Version);
+        feed.Output.Clear();
+        restarted.Execute(new BatchContext(2, 1));
+        Assert.Equal(new[] { "a[1000,2000)=12" }, restarted.Output.Select(Show));
+        Assert.Equal(0, restarted.KeyCount);
     }
 }
