@@ -368,15 +368,18 @@ public static partial class Q14
 {
     [Source("events")] public static partial Source<Event> Events();
 
-    [FlatMap("calculate", From = "events")]
-    public static IEnumerable<Q14Row> Calculate(Event e)
+    // 0.908 × price is in (1,000,000, 50,000,000) exactly when 908 × price is in (10^9, 5 × 10^10): the
+    // filter tests it in integers, and only the bids kept pay for the decimal.
+    [Filter("in-range", From = "events")]
+    public static bool InRange(Event e) => e.Bid is { } b && b.Price * 908 > 1_000_000_000L && b.Price * 908 < 50_000_000_000L;
+
+    [Map("calculate", From = "in-range")]
+    public static Q14Row Calculate(Event e)
     {
-        if (e.Bid is not { } b) yield break;
-        decimal price = 0.908m * b.Price;
-        if (price <= 1_000_000m || price >= 50_000_000m) yield break;
-        int hour = DateTimeOffset.FromUnixTimeMilliseconds(b.DateTime).UtcDateTime.Hour;
-        string type = hour >= 8 && hour <= 18 ? "dayTime" : hour <= 6 || hour >= 20 ? "nightTime" : "otherTime";
-        yield return new Q14Row(b.Auction, b.Bidder, price, type, b.DateTime, b.Extra, b.Extra.Count(c => c == 'c'));
+        var b = e.Bid!;
+        int hour = (int)(b.DateTime / 3_600_000 % 24); // Nexmark times are after 1970, so this is the UTC hour
+        string type = hour is >= 8 and <= 18 ? "dayTime" : hour <= 6 || hour >= 20 ? "nightTime" : "otherTime";
+        return new Q14Row(b.Auction, b.Bidder, 0.908m * b.Price, type, b.DateTime, b.Extra, b.Extra.AsSpan().Count('c'));
     }
 
     [Sink("out", From = "calculate")] public static partial Sink<Q14Row> Out();
@@ -393,7 +396,7 @@ public static partial class Q21
     [FlatMap("channel-ids", From = "events")]
     public static IEnumerable<Q21Row> ChannelIds(Event e)
     {
-        if (e.Bid is not { } b) yield break;
+        if (e.Bid is not { } b) return Array.Empty<Q21Row>();
         string? id = b.Channel.ToLowerInvariant() switch
         {
             "apple" => "0",
@@ -402,7 +405,7 @@ public static partial class Q21
             "baidu" => "3",
             _ => ChannelId.Match(b.Url) is { Success: true } m ? m.Groups[2].Value : null,
         };
-        if (id is not null) yield return new Q21Row(b.Auction, b.Bidder, b.Price, b.Channel, id);
+        return id is null ? Array.Empty<Q21Row>() : new[] { new Q21Row(b.Auction, b.Bidder, b.Price, b.Channel, id) };
     }
 
     [Sink("out", From = "channel-ids")] public static partial Sink<Q21Row> Out();
@@ -414,12 +417,28 @@ public static partial class Q22
 {
     [Source("events")] public static partial Source<Event> Events();
 
-    [FlatMap("directories", From = "events")]
-    public static IEnumerable<Q22Row> Directories(Event e)
+    [Filter("bids", From = "events")] public static bool IsBid(Event e) => e.Type == EventType.Bid;
+
+    [Map("directories", From = "bids")]
+    public static Q22Row Directories(Event e)
     {
-        if (e.Bid is not { } b) yield break;
-        var parts = b.Url.Split('/');
-        yield return new Q22Row(b.Auction, b.Bidder, b.Price, b.Channel, parts[3], parts[4], parts[5]);
+        var b = e.Bid!;
+        return new Q22Row(b.Auction, b.Bidder, b.Price, b.Channel, SplitIndex(b.Url, 3), SplitIndex(b.Url, 4), SplitIndex(b.Url, 5));
+    }
+
+    /// <summary>Element <paramref name="index"/> of <paramref name="url"/> split on '/' (as Split would give it), without splitting the rest.</summary>
+    private static string SplitIndex(string url, int index)
+    {
+        int start = 0;
+        for (int i = 0; i < index; i++)
+        {
+            int slash = url.IndexOf('/', start);
+            if (slash < 0) throw new IndexOutOfRangeException($"The URL '{url}' has fewer than {index + 1} parts.");
+            start = slash + 1;
+        }
+
+        int end = url.IndexOf('/', start);
+        return url[start..(end < 0 ? url.Length : end)];
     }
 
     [Sink("out", From = "directories")] public static partial Sink<Q22Row> Out();
