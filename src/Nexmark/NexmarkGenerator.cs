@@ -1,5 +1,7 @@
 using System;
 using System.Globalization;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Text;
 
 namespace PipelineDsl.Nexmark;
@@ -221,25 +223,41 @@ public sealed class NexmarkGenerator
         return new string(chars.Trim(' '));
     }
 
-    private static string Exact(ref JavaRandom random, int length)
+    /// <summary>
+    /// For r in [-675, 675], at r + 675: the characters of base-26 digits r % 26 and r / 26 (C#'s truncating / and
+    /// %, like Java's, so a negative r gives characters below 'a' as Java does), as two UTF-16 units in memory order.
+    /// </summary>
+    private static readonly uint[] DigitPairs = BuildDigitPairs();
+
+    private static uint[] BuildDigitPairs()
+    {
+        var pairs = new uint[1351];
+        for (int r = -675; r <= 675; r++)
+        {
+            uint low = (ushort)('a' + r % 26), high = (ushort)('a' + r / 26);
+            pairs[r + 675] = BitConverter.IsLittleEndian ? low | high << 16 : high | low << 16;
+        }
+
+        return pairs;
+    }
+
+    internal static string Exact(ref JavaRandom random, int length)
     {
         if (length <= 0) return "";
         Span<char> chars = length <= 512 ? stackalloc char[length] : new char[length];
         int i = 0;
         // Java takes six base-26 digits from each nextInt(), least significant first, by repeated truncating
-        // division. Truncating division composes (v/26/26 == v/676), so the six digits are computed from
-        // independent divisions by constants, which the CPU overlaps instead of chaining six divisions.
+        // division. Truncating division composes (v/26/26 == v/676), so the digits come two at a time from
+        // v's remainders modulo 676 (by independent divisions by constants, which the CPU overlaps), and a
+        // table turns each remainder into its two characters in one store.
+        ref char first = ref MemoryMarshal.GetReference(chars);
         for (; i + 6 <= length; i += 6)
         {
             int v = random.NextInt();
-            int q1 = v / 26, q2 = v / 676, q3 = v / 17_576, q4 = v / 456_976, q5 = v / 11_881_376, q6 = v / 308_915_776;
-            // C#'s / and % truncate like Java's, so a negative value yields the same characters below 'a'.
-            chars[i] = (char)('a' + (v - q1 * 26));
-            chars[i + 1] = (char)('a' + (q1 - q2 * 26));
-            chars[i + 2] = (char)('a' + (q2 - q3 * 26));
-            chars[i + 3] = (char)('a' + (q3 - q4 * 26));
-            chars[i + 4] = (char)('a' + (q4 - q5 * 26));
-            chars[i + 5] = (char)('a' + (q5 - q6 * 26));
+            int q1 = v / 676, q2 = v / 456_976, q3 = v / 308_915_776;
+            Unsafe.WriteUnaligned(ref Unsafe.As<char, byte>(ref Unsafe.Add(ref first, i)), DigitPairs[v - q1 * 676 + 675]);
+            Unsafe.WriteUnaligned(ref Unsafe.As<char, byte>(ref Unsafe.Add(ref first, i + 2)), DigitPairs[q1 - q2 * 676 + 675]);
+            Unsafe.WriteUnaligned(ref Unsafe.As<char, byte>(ref Unsafe.Add(ref first, i + 4)), DigitPairs[q2 - q3 * 676 + 675]);
         }
 
         if (i < length)

@@ -183,4 +183,44 @@ public class GeneratorTests
         Assert.Contains("FirstEventRate", e.Message);
         Assert.Throws<ArgumentOutOfRangeException>(() => Canonical.Generate(1_000_000));
     }
+
+    [Fact]
+    public void Exact_padding_is_the_specs_digit_by_digit_recipe_including_negative_draws()
+    {
+        // SPEC 2.5 exact(len): v = NextInt() for every 6 characters; each character is 'a' + v % 26, then v /= 26,
+        // with truncating remainders (negative v gives characters below 'a'). Written here the slow, literal way.
+        static string Literal(ref JavaRandom random, int length)
+        {
+            var chars = new char[length];
+            int v = 0, left = 0;
+            for (int i = 0; i < length; i++)
+            {
+                if (left == 0)
+                {
+                    v = random.NextInt();
+                    left = 6;
+                }
+
+                chars[i] = (char)('a' + v % 26);
+                v /= 26;
+                left--;
+            }
+
+            return new string(chars);
+        }
+
+        bool sawNegative = false;
+        for (long seed = 0; seed < 2000; seed++)
+        {
+            int length = (int)(seed % 97);
+            var fast = new JavaRandom(seed);
+            var literal = new JavaRandom(seed);
+            string expected = Literal(ref literal, length);
+            Assert.Equal(expected, NexmarkGenerator.Exact(ref fast, length));
+            Assert.Equal(literal.NextInt(), fast.NextInt()); // the same number of draws
+            sawNegative |= expected.Any(c => c < 'a');
+        }
+
+        Assert.True(sawNegative, "no negative draw was exercised");
+    }
 }
