@@ -20,11 +20,12 @@ internal sealed record OffsetRecord(long BatchId, long PlannedAtMs, SortedDictio
 /// <summary><c>commits/N</c>: batch N's sinks have its output. Also implied by a valid <c>offsets/N+1</c>.</summary>
 internal sealed record CommitRecord(long BatchId, long CommittedAtMs, long InputRecords);
 
-/// <summary>Reusable buffers for one commit file: its body and its envelope (commit files are written every batch).</summary>
+/// <summary>
+/// Reusable buffers for one commit or snapshot file: its body and its envelope. Kept between writes so that
+/// buffers grown once to the size state needs are not allocated again for every file.
+/// </summary>
 internal sealed class CommitBuffers
 {
-    // A commit's (or snapshot's) body and the envelope around it, kept between writes so that their
-    // buffers, grown once to the size state needs, are not allocated again for every file.
     public MessagePackWriter Body { get; } = new(1 << 12);
 
     public MessagePackWriter File { get; } = new(1 << 12);

@@ -565,7 +565,6 @@ public sealed class PipelineRunner
                 w.Write("entries");
                 s.WriteSnapshot(w);
             }
-
         }
 
         private void RestoreSnapshot(ReadOnlySpan<byte> body, string name)
