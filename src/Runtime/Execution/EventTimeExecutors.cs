@@ -100,6 +100,16 @@ internal sealed class WatermarkExecutor<T> : OperatorExecutor<T>, IStatefulExecu
     public void ApplyDelta(ref MessagePackReader reader, long storedVersion) => RestoreSnapshot(ref reader, storedVersion);
 }
 
+/// <summary>What windows and sessions share about the accumulators their combine functions return.</summary>
+internal static class Accumulator
+{
+    /// <summary>
+    /// Whether the combine function handed back the accumulator it was given (a max whose new record is lower,
+    /// a first): the state is as it was, so the key has nothing to add to the batch's delta. Reference types only.
+    /// </summary>
+    public static bool Unchanged<T>(T before, T after) => !typeof(T).IsValueType && ReferenceEquals(before, after);
+}
+
 /// <summary>
 /// Event-time tumbling or hopping windows by key. State is kept per pane: a pane is [start, start + pane) with
 /// pane = gcd(size, slide), so every window is a run of whole panes, a record updates the one pane that holds
@@ -197,7 +207,7 @@ internal sealed class EventTimeWindowExecutor<TKey, T> : OperatorExecutor<EventW
             if (exists)
             {
                 T combined = _node.Function(slot!, record);
-                if (Unchanged(slot!, combined)) continue; // a max or a first kept its value: nothing for the delta
+                if (Accumulator.Unchanged(slot!, combined)) continue; // a max or a first kept its value: nothing for the delta
                 slot = combined;
             }
             else
@@ -286,9 +296,6 @@ internal sealed class EventTimeWindowExecutor<TKey, T> : OperatorExecutor<EventW
         foreach (var (key, value) in _firing) Output.Add(new EventWindow<TKey, T>(key, value, start, end));
         _firing.Clear();
     }
-
-    /// <summary>Whether the combine function returned the accumulator it was given (reference types only).</summary>
-    internal static bool Unchanged(T before, T after) => !typeof(T).IsValueType && ReferenceEquals(before, after);
 
     private void Recycle(HashSet<TKey> keys)
     {
@@ -527,7 +534,7 @@ internal sealed class SessionWindowExecutor<TKey, T> : OperatorExecutor<EventWin
                         ? new Session { Start = Math.Min(s.Start, merged.Start), End = Math.Max(s.End, merged.End), Value = s.Start <= merged.Start ? _node.Function(s.Value, merged.Value) : _node.Function(merged.Value, s.Value) }
                         : new Session { Start = Math.Min(s.Start, time), End = Math.Max(s.End, time + gap), Value = _node.Function(s.Value, record) };
                     // Inside one session whose value the function kept (a max, a first): the state is as it was.
-                    unchanged = !mergedAny && merged.Start == s.Start && merged.End == s.End && EventTimeWindowExecutor<TKey, T>.Unchanged(s.Value, merged.Value);
+                    unchanged = !mergedAny && merged.Start == s.Start && merged.End == s.End && Accumulator.Unchanged(s.Value, merged.Value);
                     mergedAny = true;
                     list.RemoveAt(i);
                     i--;
