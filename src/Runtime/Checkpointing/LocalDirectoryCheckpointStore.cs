@@ -51,11 +51,15 @@ public sealed class LocalDirectoryCheckpointStore : ICheckpointStore
     public string Location => _root;
 
     /// <inheritdoc />
+    /// <remarks>
+    /// Runs on the thread pool: .NET on Unix completes a regular file's "asynchronous" write, and the fsync
+    /// and rename after it, on the calling thread, and the runtime overlaps these writes with computing.
+    /// </remarks>
     public Task WriteAsync(string name, ReadOnlyMemory<byte> content, bool durable, CancellationToken cancellationToken)
     {
         string path = PathOf(name);
         string? spare = _spares.TryGetValue(Path.GetDirectoryName(path)!, out var spares) && spares.TryDequeue(out var s) ? s : null;
-        return DurableFile.WriteAsync(path, content, cancellationToken, name, durable, spare);
+        return Task.Run(() => DurableFile.WriteAsync(path, content, cancellationToken, name, durable, spare), CancellationToken.None);
     }
 
     /// <inheritdoc />
