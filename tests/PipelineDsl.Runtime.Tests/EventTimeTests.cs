@@ -233,6 +233,49 @@ public class EventTimeTests
     }
 
     [Theory]
+    [InlineData("snapshot")] // the snapshot written when the first run ended
+    [InlineData("deltas")] // no snapshot: batch 0's state delta
+    [InlineData("replay")] // no snapshot and no deltas: batch 0 re-run
+    public async Task A_restored_interval_join_still_forgets_each_record_of_a_key_when_the_watermark_passes_it(string restoreFrom)
+    {
+        using var dir = new TempDir();
+        var orders = new MemorySource<PurchaseOrder>();
+        var payments = new MemorySource<Payment>();
+        var progress = new List<BatchProgress>();
+        PipelineRunner Runner(long recordsPerBatch)
+        {
+            var options = new PipelineRunnerOptions
+            {
+                CheckpointDirectory = dir.Sub("cp"), Trigger = TriggerMode.AvailableNow, WriteStateDeltas = restoreFrom != "replay", MaxRecordsPerPartition = recordsPerBatch,
+            };
+            var runner = new PipelineRunner(IntervalJoinPipeline.Definition, options)
+                .BindSource(IntervalJoinPipeline.Orders(), orders)
+                .BindSource(IntervalJoinPipeline.Payments(), payments)
+                .BindSink(IntervalJoinPipeline.Out(), new CollectingSink<string>());
+            runner.BatchCompleted += progress.Add;
+            return runner;
+        }
+
+        // Batch 0: two payments of order 7, which the watermark passes at different times (1000 and 5000).
+        payments.Add(0, new Payment[] { new(7, 1000), new(7, 5000) });
+        orders.Add(0, new PurchaseOrder[] { new(1, 900) });
+        await Runner(recordsPerBatch: 2).RunAsync();
+        if (restoreFrom != "snapshot") Directory.Delete(Path.Combine(dir.Sub("cp"), "state"), recursive: true);
+
+        // One restored runner then runs three batches: the first passes payment 7@1000, the second 7@5000.
+        orders.Add(0, new PurchaseOrder[] { new(8, 3000), new(9, 20_000), new(10, 20_000) });
+        payments.Add(0, new Payment[] { new(8, 3000), new(9, 20_000), new(10, 20_000) });
+        var summary = await Runner(recordsPerBatch: 1).RunAsync();
+        Assert.Equal(restoreFrom == "snapshot" ? 0 : null, summary.RestoredFromBatch);
+        Assert.Equal(restoreFrom == "deltas" ? 1 : 0, summary.BatchesFromDeltas);
+        Assert.Equal(restoreFrom == "replay" ? 1 : 0, summary.BatchesReplayed);
+
+        // Left at watermark 20000: orders and payments 9 and 10, and nothing of key 7 (or 1 or 8).
+        Assert.Equal(3, summary.BatchesRun);
+        Assert.Equal(2, progress[^1].StateKeys);
+    }
+
+    [Theory]
     [InlineData(false)]
     [InlineData(true)]
     public async Task Hopping_windows_over_many_batches_equal_a_model_that_adds_each_record_to_each_open_window(bool deltas)
@@ -316,6 +359,65 @@ public class EventTimeTests
                 _open.Remove(s);
             }
         }
+    }
+
+    [Fact]
+    public void An_interval_join_restores_the_state_and_whole_key_deltas_of_an_older_build()
+    {
+        // Builds before append-and-expire deltas wrote a join's delta as an array of per-key entries: the records
+        // appended to a key ([key, lefts, rights, true]), or a key's whole lists after expiry removed some.
+        var node = (StreamJoinNode<long, PurchaseOrder, Payment, string>)IntervalJoinPipeline.Definition.Operators.Single(o => o.Id == "paid");
+        void Entry(MessagePackWriter w, long key, PurchaseOrder[] lefts, Payment[] rights, bool appended = false)
+        {
+            w.WriteArrayHeader(appended ? 4 : 3);
+            node.KeyFormatter.Serialize(w, key);
+            w.WriteArrayHeader(lefts.Length);
+            foreach (var l in lefts) node.LeftFormatter.Serialize(w, l);
+            w.WriteArrayHeader(rights.Length);
+            foreach (var r in rights) node.RightFormatter.Serialize(w, r);
+            if (appended) w.Write(true);
+        }
+
+        // The old snapshot: payments 7@1000 and 7@5000 wait for order 7. The old delta: expiry at 3000 rewrote
+        // key 7 without 7@1000, and order 8 and its payment were appended.
+        byte[] oldSnapshot = Bytes(w => { w.WriteArrayHeader(1); Entry(w, 7, Array.Empty<PurchaseOrder>(), new Payment[] { new(7, 1000), new(7, 5000) }); });
+        byte[] oldDelta = Bytes(w =>
+        {
+            w.WriteArrayHeader(2);
+            Entry(w, 7, Array.Empty<PurchaseOrder>(), new Payment[] { new(7, 5000) });
+            Entry(w, 8, new PurchaseOrder[] { new(8, 3000) }, new Payment[] { new(8, 3000) }, appended: true);
+        });
+
+        var orders = new Feed<PurchaseOrder>(node.Left);
+        var payments = new Feed<Payment>(node.Right);
+        var clock = new Clock { Previous = 3000, Current = 20_000 };
+        var upgraded = new StreamJoinExecutor<long, PurchaseOrder, Payment, string>(node, orders, payments, clock);
+        var reader = new MessagePackReader(oldSnapshot);
+        upgraded.RestoreSnapshot(ref reader, node.Version);
+        reader = new MessagePackReader(oldDelta);
+        upgraded.ApplyDelta(ref reader, node.Version);
+        Assert.Equal(2, upgraded.KeyCount);
+
+        // Order 7 arrives after the upgrade and matches the kept payment; then the watermark passes everything
+        // but order 9.
+        orders.Output.Add(new PurchaseOrder(7, 4500));
+        orders.Output.Add(new PurchaseOrder(9, 20_000));
+        upgraded.Execute(new BatchContext(1, 1));
+        Assert.Equal(new[] { "7@4500->5000" }, upgraded.Output);
+        Assert.Equal(1, upgraded.KeyCount);
+
+        // The new build's delta of that batch, applied to the same restored state, ends in the same state.
+        byte[] delta = Bytes(w => upgraded.WriteDelta(w, 1));
+        var restarted = new StreamJoinExecutor<long, PurchaseOrder, Payment, string>(node, orders, payments, new Clock { Previous = 20_000, Current = 20_000 });
+        foreach (var bytes in new[] { oldSnapshot, oldDelta, delta })
+        {
+            reader = new MessagePackReader(bytes);
+            if (bytes == oldSnapshot) restarted.RestoreSnapshot(ref reader, node.Version);
+            else restarted.ApplyDelta(ref reader, node.Version);
+        }
+
+        Assert.Equal(Bytes(upgraded.WriteSnapshot), Bytes(restarted.WriteSnapshot));
+        Assert.Equal(1, restarted.KeyCount);
     }
 
     private sealed class Feed<T> : OperatorExecutor<T>

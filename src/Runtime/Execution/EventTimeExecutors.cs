@@ -704,8 +704,9 @@ internal sealed class SessionWindowExecutor<TKey, T> : OperatorExecutor<EventWin
 /// matches only when <c>leftTime + lower ≤ rightTime ≤ leftEnd + upper</c>; a record older than the previous
 /// watermark is late and dropped, and a kept record is removed once the watermark passes the last time a
 /// match could arrive (right: <c>rightTime − lower</c>; left: <c>leftEnd + upper</c>). Without bounds every
-/// record is kept. The delta of a batch holds the keys it touched: the records appended to a key's lists, or
-/// the whole lists when expiry removed some.
+/// record is kept. The delta of a batch holds the records it appended and the watermark its expiry ran at:
+/// applying it appends them and expires at that watermark, which removes exactly what the batch removed, so a
+/// delta never has to rewrite the records a key keeps.
 /// </summary>
 internal sealed class StreamJoinExecutor<TKey, TLeft, TRight, TOut> : OperatorExecutor<TOut>, IStatefulExecutor where TKey : notnull
 {
@@ -715,14 +716,18 @@ internal sealed class StreamJoinExecutor<TKey, TLeft, TRight, TOut> : OperatorEx
     private readonly IWatermark? _watermark;
     private readonly JoinTimeBounds<TLeft, TRight>? _bounds;
     private readonly Dictionary<TKey, Sides> _state = new();
+    // One entry per kept record (a key's list is swept when any of its entries is due), also after a restore.
     private readonly PriorityQueue<TKey, long> _leftExpiry = new();
     private readonly PriorityQueue<TKey, long> _rightExpiry = new();
-    private readonly HashSet<TKey> _touched = new();
-    // For touched keys whose lists only grew in this batch: their lengths before it, so the delta holds only
-    // the appended records (an unbounded join would otherwise rewrite a hot key's whole list every batch).
-    private readonly Dictionary<TKey, (int Left, int Right)> _appendedFrom = new();
     private readonly HashSet<TKey> _swept = new();
+    // This batch's appended records, in order, and the watermark its expiry ran at: the batch's delta.
+    private readonly List<(TKey Key, TLeft Record)> _appendedLefts = new();
+    private readonly List<(TKey Key, TRight Record)> _appendedRights = new();
+    private long _expiredAt = long.MinValue;
     private long _records;
+
+    // Fields of a delta (a map; snapshots and the deltas of older builds are arrays of [key, lefts, rights(, appended)]).
+    private const long AppendedLefts = 0, AppendedRights = 1, ExpiredAt = 2;
 
     private sealed class Sides
     {
@@ -764,8 +769,9 @@ internal sealed class StreamJoinExecutor<TKey, TLeft, TRight, TOut> : OperatorEx
 
     public override void Execute(BatchContext batch)
     {
-        _touched.Clear();
-        _appendedFrom.Clear();
+        _appendedLefts.Clear();
+        _appendedRights.Clear();
+        _expiredAt = long.MinValue;
         long previous = _watermark?.Previous ?? long.MinValue;
         long late = 0;
         foreach (var l in CollectionsMarshal.AsSpan(_left.Output))
@@ -780,10 +786,8 @@ internal sealed class StreamJoinExecutor<TKey, TLeft, TRight, TOut> : OperatorEx
             ref var sides = ref CollectionsMarshal.GetValueRefOrAddDefault(_state, key, out _);
             sides ??= new Sides();
             if (sides.Right is { } rights) foreach (var r in rights) Emit(l, r);
-            Touch(key, sides);
-            (sides.Left ??= new List<TLeft>(1)).Add(l);
-            _records++;
-            if (_bounds is not null) _leftExpiry.Enqueue(key, LeftExpiry(l));
+            AppendLeft(key, sides, l);
+            _appendedLefts.Add((key, l));
         }
 
         foreach (var r in CollectionsMarshal.AsSpan(_right.Output))
@@ -798,20 +802,36 @@ internal sealed class StreamJoinExecutor<TKey, TLeft, TRight, TOut> : OperatorEx
             ref var sides = ref CollectionsMarshal.GetValueRefOrAddDefault(_state, key, out _);
             sides ??= new Sides();
             if (sides.Left is { } lefts) foreach (var l in lefts) Emit(l, r);
-            Touch(key, sides);
-            (sides.Right ??= new List<TRight>(1)).Add(r);
-            _records++;
-            if (_bounds is not null) _rightExpiry.Enqueue(key, RightExpiry(r));
+            AppendRight(key, sides, r);
+            _appendedRights.Add((key, r));
         }
 
         batch.AddLate(late);
-        if (_bounds is not null) Expire(_watermark!.Current);
+        if (_bounds is not null)
+        {
+            _expiredAt = _watermark!.Current;
+            Expire(_expiredAt);
+        }
     }
 
-    /// <summary>Marks <paramref name="key"/> as changed by appends, remembering its list lengths before this batch.</summary>
-    private void Touch(TKey key, Sides sides)
+    private void AppendLeft(TKey key, Sides sides, TLeft l)
     {
-        if (_touched.Add(key)) _appendedFrom[key] = (sides.Left?.Count ?? 0, sides.Right?.Count ?? 0);
+        (sides.Left ??= new List<TLeft>(1)).Add(l);
+        _records++;
+        if (_bounds is not null) _leftExpiry.Enqueue(key, LeftExpiry(l));
+    }
+
+    private void AppendRight(TKey key, Sides sides, TRight r)
+    {
+        (sides.Right ??= new List<TRight>(1)).Add(r);
+        _records++;
+        if (_bounds is not null) _rightExpiry.Enqueue(key, RightExpiry(r));
+    }
+
+    private Sides SidesOf(TKey key)
+    {
+        ref var sides = ref CollectionsMarshal.GetValueRefOrAddDefault(_state, key, out _);
+        return sides ??= new Sides();
     }
 
     private void Expire(long watermark)
@@ -824,8 +844,6 @@ internal sealed class StreamJoinExecutor<TKey, TLeft, TRight, TOut> : OperatorEx
             _leftExpiry.Dequeue();
             if (!_swept.Add(key) || !_state.TryGetValue(key, out var sides) || sides.Left is null) continue;
             _records -= sides.Left.RemoveAll(l => LeftExpiry(l) < watermark);
-            _touched.Add(key);
-            _appendedFrom.Remove(key); // records left from the middle: the delta rewrites the key
             if (sides.IsEmpty) _state.Remove(key);
         }
 
@@ -835,8 +853,6 @@ internal sealed class StreamJoinExecutor<TKey, TLeft, TRight, TOut> : OperatorEx
             _rightExpiry.Dequeue();
             if (!_swept.Add(key) || !_state.TryGetValue(key, out var sides) || sides.Right is null) continue;
             _records -= sides.Right.RemoveAll(r => RightExpiry(r) < watermark);
-            _touched.Add(key);
-            _appendedFrom.Remove(key);
             if (sides.IsEmpty) _state.Remove(key);
         }
     }
@@ -860,30 +876,33 @@ internal sealed class StreamJoinExecutor<TKey, TLeft, TRight, TOut> : OperatorEx
     }
 
     /// <summary>
-    /// The keys this batch touched. A key that only grew is <c>[key, appended lefts, appended rights, true]</c>;
-    /// any other is <c>[key, lefts, rights]</c> with its full lists (both empty: the key is gone), as in a snapshot.
+    /// <c>{0: [[key, left]…], 1: [[key, right]…], 2: watermark}</c>: the records this batch appended, in order,
+    /// and (with time bounds) the watermark its expiry ran at.
     /// </summary>
     public void WriteDelta(MessagePackWriter writer, long batchId)
     {
-        writer.WriteArrayHeader(_touched.Count);
-        foreach (var key in _touched)
+        writer.WriteMapHeader(_bounds is null ? 2 : 3);
+        writer.Write(AppendedLefts);
+        writer.WriteArrayHeader(_appendedLefts.Count);
+        foreach (var (key, l) in _appendedLefts)
         {
-            var sides = _state.TryGetValue(key, out var s) ? s : null;
-            if (sides is null || !_appendedFrom.TryGetValue(key, out var from))
-            {
-                WriteEntry(writer, key, sides);
-                continue;
-            }
-
-            writer.WriteArrayHeader(4);
+            writer.WriteArrayHeader(2);
             _node.KeyFormatter.Serialize(writer, key);
-            int nl = (sides.Left?.Count ?? 0) - from.Left, nr = (sides.Right?.Count ?? 0) - from.Right;
-            writer.WriteArrayHeader(nl);
-            for (int i = from.Left; i < from.Left + nl; i++) _node.LeftFormatter.Serialize(writer, sides.Left![i]);
-            writer.WriteArrayHeader(nr);
-            for (int i = from.Right; i < from.Right + nr; i++) _node.RightFormatter.Serialize(writer, sides.Right![i]);
-            writer.Write(true);
+            _node.LeftFormatter.Serialize(writer, l);
         }
+
+        writer.Write(AppendedRights);
+        writer.WriteArrayHeader(_appendedRights.Count);
+        foreach (var (key, r) in _appendedRights)
+        {
+            writer.WriteArrayHeader(2);
+            _node.KeyFormatter.Serialize(writer, key);
+            _node.RightFormatter.Serialize(writer, r);
+        }
+
+        if (_bounds is null) return;
+        writer.Write(ExpiredAt);
+        writer.Write(_expiredAt);
     }
 
     public void RestoreSnapshot(ref MessagePackReader reader, long storedVersion)
@@ -895,6 +914,12 @@ internal sealed class StreamJoinExecutor<TKey, TLeft, TRight, TOut> : OperatorEx
     public void ApplyDelta(ref MessagePackReader reader, long storedVersion)
     {
         if (storedVersion != _node.Version) throw new InvalidOperationException($"Stream join '{Node.Id}' cannot migrate state from version {storedVersion}.");
+        if (reader.NextType == MessagePackType.Map)
+        {
+            ApplyAppendsAndExpiry(ref reader);
+            return;
+        }
+
         int count = reader.ReadArrayHeader();
         for (int i = 0; i < count; i++)
         {
@@ -911,14 +936,9 @@ internal sealed class StreamJoinExecutor<TKey, TLeft, TRight, TOut> : OperatorEx
             if (fields == 4)
             {
                 if (!reader.ReadBoolean()) throw new MessagePackException($"A join entry of operator '{Node.Id}' has four fields but is not an append.");
-                ref var sides = ref CollectionsMarshal.GetValueRefOrAddDefault(_state, key, out _);
-                sides ??= new Sides();
-                if (lefts is not null) (sides.Left ??= new List<TLeft>(nl)).AddRange(lefts);
-                if (rights is not null) (sides.Right ??= new List<TRight>(nr)).AddRange(rights);
-                _records += nl + nr;
-                if (_bounds is null) continue;
-                if (lefts is not null) _leftExpiry.Enqueue(key, lefts.Min(LeftExpiry));
-                if (rights is not null) _rightExpiry.Enqueue(key, rights.Min(RightExpiry));
+                var sides = SidesOf(key);
+                if (lefts is not null) foreach (var l in lefts) AppendLeft(key, sides, l);
+                if (rights is not null) foreach (var r in rights) AppendRight(key, sides, r);
                 continue;
             }
 
@@ -932,9 +952,42 @@ internal sealed class StreamJoinExecutor<TKey, TLeft, TRight, TOut> : OperatorEx
             _state[key] = new Sides { Left = lefts, Right = rights };
             _records += nl + nr;
             if (_bounds is null) continue;
-            if (lefts is not null) _leftExpiry.Enqueue(key, lefts.Min(LeftExpiry));
-            if (rights is not null) _rightExpiry.Enqueue(key, rights.Min(RightExpiry));
+            if (lefts is not null) foreach (var l in lefts) _leftExpiry.Enqueue(key, LeftExpiry(l));
+            if (rights is not null) foreach (var r in rights) _rightExpiry.Enqueue(key, RightExpiry(r));
         }
+    }
+
+    /// <summary>Applies a delta map: appends its records in order, then expires at the batch's watermark.</summary>
+    private void ApplyAppendsAndExpiry(ref MessagePackReader reader)
+    {
+        long? expiredAt = null;
+        int fields = reader.ReadMapHeader();
+        for (int f = 0; f < fields; f++)
+        {
+            long field = reader.ReadInt64();
+            switch (field)
+            {
+                case AppendedLefts:
+                case AppendedRights:
+                    int n = reader.ReadArrayHeader();
+                    for (int i = 0; i < n; i++)
+                    {
+                        if (reader.ReadArrayHeader() != 2) throw new MessagePackException($"An appended record of operator '{Node.Id}' is not a [key, record] pair.");
+                        TKey key = _node.KeyFormatter.Deserialize(ref reader) ?? throw new MessagePackException($"The state of operator '{Node.Id}' holds a null key.");
+                        if (field == AppendedLefts) AppendLeft(key, SidesOf(key), _node.LeftFormatter.Deserialize(ref reader));
+                        else AppendRight(key, SidesOf(key), _node.RightFormatter.Deserialize(ref reader));
+                    }
+
+                    break;
+                case ExpiredAt:
+                    expiredAt = reader.ReadInt64();
+                    break;
+                default:
+                    throw new MessagePackException($"The state delta of operator '{Node.Id}' has an unknown field {field}: it was written by a newer build.");
+            }
+        }
+
+        if (expiredAt is { } watermark && _bounds is not null) Expire(watermark);
     }
 
     public void Clear()
@@ -942,8 +995,8 @@ internal sealed class StreamJoinExecutor<TKey, TLeft, TRight, TOut> : OperatorEx
         _state.Clear();
         _leftExpiry.Clear();
         _rightExpiry.Clear();
-        _touched.Clear();
-        _appendedFrom.Clear();
+        _appendedLefts.Clear();
+        _appendedRights.Clear();
         _records = 0;
     }
 }
