@@ -1,4 +1,5 @@
 using System;
+using System.Buffers;
 using System.Buffers.Binary;
 using System.Text;
 
@@ -149,6 +150,13 @@ public sealed class MessagePackWriter
             WriteNil();
             return;
         }
+
+        // Most strings are ASCII, whose UTF-8 byte count is their length: write the header, then narrow the
+        // chars in one vectorized pass. At the first other char, roll back and encode in full below.
+        int headerAt = _length;
+        WriteStringHeader(value.Length);
+        if (Ascii.FromUtf16(value, Span(value.Length), out _) == OperationStatus.Done) return;
+        _length = headerAt;
 
         if (value.Length <= 85)
         {
