@@ -385,6 +385,37 @@ public static partial class Q14
     [Sink("out", From = "calculate")] public static partial Sink<Q14Row> Out();
 }
 
+/// <summary>
+/// q17: auction statistics per (auction, day): bid counts in total and per price rank, and the minimum,
+/// maximum, average (integer, as SQL's AVG of BIGINT) and sum of the price. An updating aggregate: each bid
+/// emits its key's new row, so the last row per key is the result.
+/// </summary>
+[Pipeline("nexmark-q17")]
+public static partial class Q17
+{
+    private const long MsPerDay = 86_400_000;
+
+    [Source("events")] public static partial Source<Event> Events();
+
+    [Filter("bids", From = "events")] public static bool IsBid(Event e) => e.Type == EventType.Bid;
+
+    [Map("by-auction-day", From = "bids")]
+    public static AuctionDayPrice ByAuctionDay(Event e) => new(new AuctionDay(e.Bid!.Auction, e.Bid.DateTime / MsPerDay), e.Bid.Price);
+
+    [UpdateState("statistics", From = "by-auction-day", Key = nameof(AuctionDayPrice.Key))]
+    public static Q17Row Statistics(AuctionDay key, AuctionDayPrice bid, KeyedState<AuctionStatistics> state)
+    {
+        var s = state.Exists ? state.Value : new AuctionStatistics(0, 0, 0, 0, long.MaxValue, long.MinValue, 0);
+        long p = bid.Price;
+        s = new AuctionStatistics(s.Total + 1, s.Rank1 + (p < 10_000 ? 1 : 0), s.Rank2 + (p is >= 10_000 and < 1_000_000 ? 1 : 0), s.Rank3 + (p >= 1_000_000 ? 1 : 0),
+            Math.Min(s.Min, p), Math.Max(s.Max, p), s.Sum + p);
+        state.Update(s);
+        return new Q17Row(key.Auction, key.Day * MsPerDay, s.Total, s.Rank1, s.Rank2, s.Rank3, s.Min, s.Max, s.Sum / s.Total, s.Sum);
+    }
+
+    [Sink("out", From = "statistics")] public static partial Sink<Q17Row> Out();
+}
+
 /// <summary>q21: add channel id, from the channel name for the four hot channels, else from the URL.</summary>
 [Pipeline("nexmark-q21")]
 public static partial class Q21

@@ -213,3 +213,23 @@ public sealed record Q22Row(long Auction, long Bidder, long Price, string Channe
 {
     public string ToCsv() => Csv.Of(Auction, Bidder, Price, Channel, Dir1, Dir2, Dir3);
 }
+
+/// <summary>q17's key: an auction and a day (days since the Unix epoch, UTC).</summary>
+[StateContract]
+public partial record struct AuctionDay([property: Field(0)] long Auction, [property: Field(1)] long Day);
+
+/// <summary>q17: a bid's price under its (auction, day) key.</summary>
+public sealed record AuctionDayPrice(AuctionDay Key, long Price);
+
+/// <summary>q17 state per (auction, day): bid counts (total and per price rank) and price statistics.</summary>
+[StateContract]
+public partial record struct AuctionStatistics(
+    [property: Field(0)] long Total, [property: Field(1)] long Rank1, [property: Field(2)] long Rank2, [property: Field(3)] long Rank3,
+    [property: Field(4)] long Min, [property: Field(5)] long Max, [property: Field(6)] long Sum);
+
+/// <summary>q17: the statistics of one auction on one day (<paramref name="DayStart"/> in ms, shown as yyyy-MM-dd).</summary>
+public sealed record Q17Row(long Auction, long DayStart, long TotalBids, long Rank1Bids, long Rank2Bids, long Rank3Bids, long MinPrice, long MaxPrice, long AvgPrice, long SumPrice) : IRow
+{
+    public string ToCsv() => Csv.Of(Auction, DateTimeOffset.FromUnixTimeMilliseconds(DayStart).ToString("yyyy-MM-dd", CultureInfo.InvariantCulture),
+        TotalBids, Rank1Bids, Rank2Bids, Rank3Bids, MinPrice, MaxPrice, AvgPrice, SumPrice);
+}

@@ -14,7 +14,7 @@ public static class References
     public static readonly IReadOnlyDictionary<string, Func<IEnumerable<Event>, List<IRow>>> ByQuery = new Dictionary<string, Func<IEnumerable<Event>, List<IRow>>>
     {
         ["q0"] = Q0, ["q1"] = Q1, ["q2"] = Q2, ["q3"] = Q3, ["q4"] = Q4, ["q5"] = Q5, ["q6"] = Q6, ["q7"] = Q7, ["q8"] = Q8,
-        ["q9"] = Q9, ["q11"] = Q11, ["q13"] = Q13, ["q14"] = Q14, ["q21"] = Q21, ["q22"] = Q22,
+        ["q9"] = Q9, ["q11"] = Q11, ["q13"] = Q13, ["q14"] = Q14, ["q17"] = Q17, ["q21"] = Q21, ["q22"] = Q22,
     };
 
     private static IEnumerable<Bid> Bids(IEnumerable<Event> events)
@@ -200,6 +200,22 @@ public static class References
         }
 
         return rows;
+    }
+
+    /// <summary>Per (auction, UTC date): counts in total and per price rank, min, max, integer average and sum; the final row per key.</summary>
+    public static List<IRow> Q17(IEnumerable<Event> events)
+    {
+        var stats = new Dictionary<(long Auction, DateTime Day), List<long>>();
+        foreach (var b in Bids(events))
+        {
+            var day = DateTimeOffset.FromUnixTimeMilliseconds(b.DateTime).UtcDateTime.Date;
+            if (!stats.TryGetValue((b.Auction, day), out var prices)) stats[(b.Auction, day)] = prices = new List<long>();
+            prices.Add(b.Price);
+        }
+
+        return stats.Select(s => (IRow)new Q17Row(s.Key.Auction, new DateTimeOffset(s.Key.Day, TimeSpan.Zero).ToUnixTimeMilliseconds(), s.Value.Count,
+            s.Value.Count(p => p < 10_000), s.Value.Count(p => p >= 10_000 && p < 1_000_000), s.Value.Count(p => p >= 1_000_000),
+            s.Value.Min(), s.Value.Max(), s.Value.Sum() / s.Value.Count, s.Value.Sum())).ToList();
     }
 
     public static List<IRow> Q21(IEnumerable<Event> events)
