@@ -416,6 +416,32 @@ public static partial class Q17
     [Sink("out", From = "statistics")] public static partial Sink<Q17Row> Out();
 }
 
+/// <summary>
+/// q18: the last bid per (bidder, auction) by time, the first to arrive among equal times (SQL's ROW_NUMBER
+/// over dateTime DESC, rank 1). Updating: a newer bid emits itself. The state keeps only the time of the
+/// key's last bid, because the row a change emits is the arriving bid.
+/// </summary>
+[Pipeline("nexmark-q18")]
+public static partial class Q18
+{
+    [Source("events")] public static partial Source<Event> Events();
+
+    [Filter("bids", From = "events")] public static bool IsBid(Event e) => e.Type == EventType.Bid;
+
+    [Map("by-bidder-auction", From = "bids")]
+    public static BidderAuctionBid ByBidderAuction(Event e) => new(new BidderAuction(e.Bid!.Bidder, e.Bid.Auction), e.Bid);
+
+    [UpdateState("last-bid", From = "by-bidder-auction", Key = nameof(BidderAuctionBid.Key))]
+    public static Q18Row? LastBid(BidderAuction key, BidderAuctionBid bid, KeyedState<long> lastTime)
+    {
+        if (lastTime.Exists && bid.Bid.DateTime <= lastTime.Value) return null;
+        lastTime.Update(bid.Bid.DateTime);
+        return new Q18Row(bid.Bid);
+    }
+
+    [Sink("out", From = "last-bid")] public static partial Sink<Q18Row> Out();
+}
+
 /// <summary>q21: add channel id, from the channel name for the four hot channels, else from the URL.</summary>
 [Pipeline("nexmark-q21")]
 public static partial class Q21

@@ -41,6 +41,7 @@ public static class QueryCatalog
         Make("q13", "bounded side-input join", Q13.Definition, Q13.Events(), Q13.Out()),
         Make("q14", "calculation", Q14.Definition, Q14.Events(), Q14.Out()),
         Make("q17", "auction statistics per day", Q17.Definition, Q17.Events(), Q17.Out()),
+        Make("q18", "last bid per bidder and auction", Q18.Definition, Q18.Events(), Q18.Out()),
         Make("q21", "add channel id", Q21.Definition, Q21.Events(), Q21.Out()),
         Make("q22", "get URL directories", Q22.Definition, Q22.Events(), Q22.Out()),
     };

@@ -233,3 +233,16 @@ public sealed record Q17Row(long Auction, long DayStart, long TotalBids, long Ra
     public string ToCsv() => Csv.Of(Auction, DateTimeOffset.FromUnixTimeMilliseconds(DayStart).ToString("yyyy-MM-dd", CultureInfo.InvariantCulture),
         TotalBids, Rank1Bids, Rank2Bids, Rank3Bids, MinPrice, MaxPrice, AvgPrice, SumPrice);
 }
+
+/// <summary>q18's key: a bidder and an auction.</summary>
+[StateContract]
+public partial record struct BidderAuction([property: Field(0)] long Bidder, [property: Field(1)] long Auction);
+
+/// <summary>q18: a bid under its (bidder, auction) key.</summary>
+public sealed record BidderAuctionBid(BidderAuction Key, Bid Bid);
+
+/// <summary>q18: the last bid of a bidder on an auction (all bid columns).</summary>
+public sealed record Q18Row(Bid B) : IRow
+{
+    public string ToCsv() => Csv.Of(B.Auction, B.Bidder, B.Price, B.Channel, B.Url, B.DateTime, B.Extra);
+}

@@ -14,7 +14,7 @@ public static class References
     public static readonly IReadOnlyDictionary<string, Func<IEnumerable<Event>, List<IRow>>> ByQuery = new Dictionary<string, Func<IEnumerable<Event>, List<IRow>>>
     {
         ["q0"] = Q0, ["q1"] = Q1, ["q2"] = Q2, ["q3"] = Q3, ["q4"] = Q4, ["q5"] = Q5, ["q6"] = Q6, ["q7"] = Q7, ["q8"] = Q8,
-        ["q9"] = Q9, ["q11"] = Q11, ["q13"] = Q13, ["q14"] = Q14, ["q17"] = Q17, ["q21"] = Q21, ["q22"] = Q22,
+        ["q9"] = Q9, ["q11"] = Q11, ["q13"] = Q13, ["q14"] = Q14, ["q17"] = Q17, ["q18"] = Q18, ["q21"] = Q21, ["q22"] = Q22,
     };
 
     private static IEnumerable<Bid> Bids(IEnumerable<Event> events)
@@ -216,6 +216,18 @@ public static class References
         return stats.Select(s => (IRow)new Q17Row(s.Key.Auction, new DateTimeOffset(s.Key.Day, TimeSpan.Zero).ToUnixTimeMilliseconds(), s.Value.Count,
             s.Value.Count(p => p < 10_000), s.Value.Count(p => p >= 10_000 && p < 1_000_000), s.Value.Count(p => p >= 1_000_000),
             s.Value.Min(), s.Value.Max(), s.Value.Sum() / s.Value.Count, s.Value.Sum())).ToList();
+    }
+
+    /// <summary>Per (bidder, auction), the bid with the latest time (the earliest to arrive among equal times).</summary>
+    public static List<IRow> Q18(IEnumerable<Event> events)
+    {
+        var last = new Dictionary<(long Bidder, long Auction), Bid>();
+        foreach (var b in Bids(events))
+        {
+            if (!last.TryGetValue((b.Bidder, b.Auction), out var kept) || b.DateTime > kept.DateTime) last[(b.Bidder, b.Auction)] = b;
+        }
+
+        return last.Values.Select(b => (IRow)new Q18Row(b)).ToList();
     }
 
     public static List<IRow> Q21(IEnumerable<Event> events)
