@@ -386,6 +386,38 @@ public static partial class Q14
 }
 
 /// <summary>
+/// q15: bidding statistics per day: bids, distinct bidders and distinct auctions, each in total and per price
+/// rank. Distinct counts are split as in Flink's split-distinct aggregation: a stage keyed by (day, bidder)
+/// and one keyed by (day, auction) remember which ranks each has been seen in, and pass on what is new; the
+/// stage keyed by day only adds. An updating aggregate: each bid emits its day's new row.
+/// </summary>
+[Pipeline("nexmark-q15")]
+public static partial class Q15
+{
+    [Source("events")] public static partial Source<Event> Events();
+
+    [Filter("bids", From = "events")] public static bool IsBid(Event e) => e.Type == EventType.Bid;
+
+    [Map("ranked", From = "bids")] public static RankedBid Ranked(Event e) => RankedBid.Of(e.Bid!);
+
+    [UpdateState("new-bidders", From = "ranked", Key = nameof(RankedBid.DayBidder))]
+    public static RankedBid NewBidders(DayId key, RankedBid bid, KeyedState<byte> ranksSeen) => bid with { NewBidder = RankedBid.MarkSeen(ranksSeen, bid.Rank) };
+
+    [UpdateState("new-auctions", From = "new-bidders", Key = nameof(RankedBid.DayAuction))]
+    public static RankedBid NewAuctions(DayId key, RankedBid bid, KeyedState<byte> ranksSeen) => bid with { NewAuction = RankedBid.MarkSeen(ranksSeen, bid.Rank) };
+
+    [UpdateState("per-day", From = "new-auctions", Key = nameof(RankedBid.Day))]
+    public static Q15Row PerDay(long day, RankedBid bid, KeyedState<BidStatistics> statistics)
+    {
+        var s = statistics.Value.Add(bid);
+        statistics.Update(s);
+        return new Q15Row(day * RankedBid.MsPerDay, s);
+    }
+
+    [Sink("out", From = "per-day")] public static partial Sink<Q15Row> Out();
+}
+
+/// <summary>
 /// q17: auction statistics per (auction, day): bid counts in total and per price rank, and the minimum,
 /// maximum, average (integer, as SQL's AVG of BIGINT) and sum of the price. An updating aggregate: each bid
 /// emits its key's new row, so the last row per key is the result.

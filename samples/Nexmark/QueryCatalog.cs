@@ -40,6 +40,7 @@ public static class QueryCatalog
         Make("q11", "user sessions: 10 s gap", Q11.Definition, Q11.Events(), Q11.Out()),
         Make("q13", "bounded side-input join", Q13.Definition, Q13.Events(), Q13.Out()),
         Make("q14", "calculation", Q14.Definition, Q14.Events(), Q14.Out()),
+        Make("q15", "bidding statistics per day", Q15.Definition, Q15.Events(), Q15.Out()),
         Make("q17", "auction statistics per day", Q17.Definition, Q17.Events(), Q17.Out()),
         Make("q18", "last bid per bidder and auction", Q18.Definition, Q18.Events(), Q18.Out()),
         Make("q21", "add channel id", Q21.Definition, Q21.Events(), Q21.Out()),

@@ -230,8 +230,7 @@ public partial record struct AuctionStatistics(
 /// <summary>q17: the statistics of one auction on one day (<paramref name="DayStart"/> in ms, shown as yyyy-MM-dd).</summary>
 public sealed record Q17Row(long Auction, long DayStart, long TotalBids, long Rank1Bids, long Rank2Bids, long Rank3Bids, long MinPrice, long MaxPrice, long AvgPrice, long SumPrice) : IRow
 {
-    public string ToCsv() => Csv.Of(Auction, DateTimeOffset.FromUnixTimeMilliseconds(DayStart).ToString("yyyy-MM-dd", CultureInfo.InvariantCulture),
-        TotalBids, Rank1Bids, Rank2Bids, Rank3Bids, MinPrice, MaxPrice, AvgPrice, SumPrice);
+    public string ToCsv() => Csv.Of(Auction, Day.Format(DayStart), TotalBids, Rank1Bids, Rank2Bids, Rank3Bids, MinPrice, MaxPrice, AvgPrice, SumPrice);
 }
 
 /// <summary>q18's key: a bidder and an auction.</summary>
@@ -245,4 +244,68 @@ public sealed record BidderAuctionBid(BidderAuction Key, Bid Bid);
 public sealed record Q18Row(Bid B) : IRow
 {
     public string ToCsv() => Csv.Of(B.Auction, B.Bidder, B.Price, B.Channel, B.Url, B.DateTime, B.Extra);
+}
+
+/// <summary>
+/// q15: a bid with its day and price rank (1: price &lt; 10,000; 2: &lt; 1,000,000; 3: the rest), and the distinct
+/// counts it raises (bit 0: in total, bit r: in rank r), set by the distinct stages.
+/// </summary>
+public sealed record RankedBid(long Day, long Bidder, long Auction, int Rank, byte NewBidder = 0, byte NewAuction = 0)
+{
+    public const long MsPerDay = 86_400_000;
+
+    public static RankedBid Of(Bid b) =>
+        new(b.DateTime / MsPerDay, b.Bidder, b.Auction, b.Price < 10_000 ? 1 : b.Price < 1_000_000 ? 2 : 3);
+
+    public DayId DayBidder => new(Day, Bidder);
+
+    public DayId DayAuction => new(Day, Auction);
+
+    /// <summary>Marks <paramref name="rank"/> (and "any rank") as seen for a key; returns the bits that were not seen before.</summary>
+    public static byte MarkSeen(KeyedState<byte> ranksSeen, int rank)
+    {
+        byte now = (byte)(1 | 1 << rank);
+        byte fresh = (byte)(now & ~ranksSeen.Value);
+        if (fresh != 0) ranksSeen.Update((byte)(ranksSeen.Value | now));
+        return fresh;
+    }
+}
+
+/// <summary>q15's distinct-stage key: a day and a bidder or an auction.</summary>
+[StateContract]
+public partial record struct DayId([property: Field(0)] long Day, [property: Field(1)] long Id);
+
+/// <summary>q15 state per day: bids, distinct bidders and distinct auctions, each in total and per rank.</summary>
+[StateContract]
+public partial record struct BidStatistics(
+    [property: Field(0)] long Bids, [property: Field(1)] long Rank1Bids, [property: Field(2)] long Rank2Bids, [property: Field(3)] long Rank3Bids,
+    [property: Field(4)] long Bidders, [property: Field(5)] long Rank1Bidders, [property: Field(6)] long Rank2Bidders, [property: Field(7)] long Rank3Bidders,
+    [property: Field(8)] long Auctions, [property: Field(9)] long Rank1Auctions, [property: Field(10)] long Rank2Auctions, [property: Field(11)] long Rank3Auctions)
+{
+    /// <summary>These statistics with <paramref name="bid"/> counted.</summary>
+    public readonly BidStatistics Add(RankedBid bid)
+    {
+        static long Bit(byte flags, int bit) => flags >> bit & 1;
+        return new BidStatistics(
+            Bids + 1, Rank1Bids + (bid.Rank == 1 ? 1 : 0), Rank2Bids + (bid.Rank == 2 ? 1 : 0), Rank3Bids + (bid.Rank == 3 ? 1 : 0),
+            Bidders + Bit(bid.NewBidder, 0), Rank1Bidders + Bit(bid.NewBidder, 1), Rank2Bidders + Bit(bid.NewBidder, 2), Rank3Bidders + Bit(bid.NewBidder, 3),
+            Auctions + Bit(bid.NewAuction, 0), Rank1Auctions + Bit(bid.NewAuction, 1), Rank2Auctions + Bit(bid.NewAuction, 2), Rank3Auctions + Bit(bid.NewAuction, 3));
+    }
+
+    /// <summary>The twelve counts in q15's column order.</summary>
+    public readonly object[] Counts() => new object[]
+    {
+        Bids, Rank1Bids, Rank2Bids, Rank3Bids, Bidders, Rank1Bidders, Rank2Bidders, Rank3Bidders, Auctions, Rank1Auctions, Rank2Auctions, Rank3Auctions,
+    };
+}
+
+/// <summary>q15: the bidding statistics of one day (<paramref name="DayStart"/> in ms, shown as yyyy-MM-dd).</summary>
+public sealed record Q15Row(long DayStart, BidStatistics S) : IRow
+{
+    public string ToCsv() => Csv.Of(new object[] { Day.Format(DayStart) }.Concat(S.Counts()).ToArray());
+}
+
+internal static class Day
+{
+    public static string Format(long dayStartMs) => DateTimeOffset.FromUnixTimeMilliseconds(dayStartMs).ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
 }

@@ -12,7 +12,7 @@ public class KillRestoreTests
 {
     private static readonly string Sample = typeof(KillRestoreTests).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "SampleAssembly").Value!;
 
-    public static IEnumerable<object[]> Queries => new[] { "q0", "q1", "q2", "q3", "q4", "q5", "q6", "q7", "q8", "q9", "q11", "q17", "q18" }.Select(q => new object[] { q });
+    public static IEnumerable<object[]> Queries => new[] { "q0", "q1", "q2", "q3", "q4", "q5", "q6", "q7", "q8", "q9", "q11", "q15", "q17", "q18" }.Select(q => new object[] { q });
 
     [Theory]
     [MemberData(nameof(Queries))]

@@ -14,7 +14,7 @@ public static class References
     public static readonly IReadOnlyDictionary<string, Func<IEnumerable<Event>, List<IRow>>> ByQuery = new Dictionary<string, Func<IEnumerable<Event>, List<IRow>>>
     {
         ["q0"] = Q0, ["q1"] = Q1, ["q2"] = Q2, ["q3"] = Q3, ["q4"] = Q4, ["q5"] = Q5, ["q6"] = Q6, ["q7"] = Q7, ["q8"] = Q8,
-        ["q9"] = Q9, ["q11"] = Q11, ["q13"] = Q13, ["q14"] = Q14, ["q17"] = Q17, ["q18"] = Q18, ["q21"] = Q21, ["q22"] = Q22,
+        ["q9"] = Q9, ["q11"] = Q11, ["q13"] = Q13, ["q14"] = Q14, ["q15"] = Q15, ["q17"] = Q17, ["q18"] = Q18, ["q21"] = Q21, ["q22"] = Q22,
     };
 
     private static IEnumerable<Bid> Bids(IEnumerable<Event> events)
@@ -200,6 +200,37 @@ public static class References
         }
 
         return rows;
+    }
+
+    /// <summary>q15 per day: bids, bidders and auctions, in total (index 0) and per price rank (1-3).</summary>
+    private sealed class DayStatistics
+    {
+        public readonly long[] Bids = new long[4];
+        public readonly HashSet<long>[] Bidders = Enumerable.Range(0, 4).Select(_ => new HashSet<long>()).ToArray();
+        public readonly HashSet<long>[] Auctions = Enumerable.Range(0, 4).Select(_ => new HashSet<long>()).ToArray();
+        public BidStatistics ToRowStatistics() => new(
+            Bids[0], Bids[1], Bids[2], Bids[3], Bidders[0].Count, Bidders[1].Count, Bidders[2].Count, Bidders[3].Count,
+            Auctions[0].Count, Auctions[1].Count, Auctions[2].Count, Auctions[3].Count);
+    }
+
+    /// <summary>Per UTC date: count(*) and count(distinct bidder / auction), in total and per price rank; the final row per day.</summary>
+    public static List<IRow> Q15(IEnumerable<Event> events)
+    {
+        var days = new Dictionary<DateTime, DayStatistics>();
+        foreach (var b in Bids(events))
+        {
+            var day = DateTimeOffset.FromUnixTimeMilliseconds(b.DateTime).UtcDateTime.Date;
+            if (!days.TryGetValue(day, out var d)) days[day] = d = new DayStatistics();
+            int rank = b.Price < 10_000 ? 1 : b.Price < 1_000_000 ? 2 : 3;
+            foreach (int i in new[] { 0, rank })
+            {
+                d.Bids[i]++;
+                d.Bidders[i].Add(b.Bidder);
+                d.Auctions[i].Add(b.Auction);
+            }
+        }
+
+        return days.Select(d => (IRow)new Q15Row(new DateTimeOffset(d.Key, TimeSpan.Zero).ToUnixTimeMilliseconds(), d.Value.ToRowStatistics())).ToList();
     }
 
     /// <summary>Per (auction, UTC date): counts in total and per price rank, min, max, integer average and sum; the final row per key.</summary>
