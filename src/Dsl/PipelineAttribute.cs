@@ -137,7 +137,9 @@ namespace PipelineDsl
     /// Keyed state carried across batches and checkpointed (Spark's <c>mapWithState</c>):
     /// <c>static TOut M(TKey key, TIn value, KeyedState&lt;TState&gt; state)</c>, called once per record.
     /// A <c>null</c> result emits nothing. <c>TState</c> must be a <see cref="StateContractAttribute">state contract</see>
-    /// or a primitive.
+    /// or a primitive. Change the state only through <c>state.Update</c> or <c>state.Remove</c>, also when you
+    /// modify a state object in place: a key whose state was not updated is left out of the batch's checkpoint
+    /// delta (unless <c>IdleTimeoutBatches</c> needs the batch it was last seen in).
     /// </summary>
     [AttributeUsage(AttributeTargets.Method, AllowMultiple = false, Inherited = false)]
     public sealed class UpdateStateAttribute : KeyedStageAttribute

@@ -128,9 +128,10 @@ internal sealed class UpdateStateExecutor<TKey, TIn, TState, TOut> : OperatorExe
     private readonly UpdateStateNode<TKey, TIn, TState, TOut> _node;
     private readonly Dictionary<TKey, Entry>[] _shards;
 
-    // Keys removed during the current batch, and how many entries it touched, per shard (for the batch's delta).
+    // Keys removed and keys written during the current batch, per shard (for the batch's delta, which then
+    // costs what the batch changed, not what the state holds).
     private readonly List<TKey>[] _removed;
-    private readonly int[] _touched;
+    private readonly List<TKey>[] _touched;
 
     public UpdateStateExecutor(UpdateStateNode<TKey, TIn, TState, TOut> node, OperatorExecutor<TIn> input, int parallelism) : base(node)
     {
@@ -138,7 +139,7 @@ internal sealed class UpdateStateExecutor<TKey, TIn, TState, TOut> : OperatorExe
         _input = input;
         _shards = Enumerable.Range(0, Math.Max(1, parallelism)).Select(_ => new Dictionary<TKey, Entry>()).ToArray();
         _removed = _shards.Select(_ => new List<TKey>()).ToArray();
-        _touched = new int[_shards.Length];
+        _touched = _shards.Select(_ => new List<TKey>()).ToArray();
         _indices = _shards.Select(_ => Array.Empty<int>()).ToArray();
         _results = _shards.Select(_ => Array.Empty<TOut>()).ToArray();
         _has = _shards.Select(_ => Array.Empty<bool>()).ToArray();
@@ -151,7 +152,7 @@ internal sealed class UpdateStateExecutor<TKey, TIn, TState, TOut> : OperatorExe
     public override void Execute(BatchContext batch)
     {
         foreach (var removed in _removed) removed.Clear();
-        Array.Clear(_touched);
+        foreach (var touched in _touched) touched.Clear();
         var input = _input.Output;
         int n = input.Count;
         if (n > 0)
@@ -172,7 +173,7 @@ internal sealed class UpdateStateExecutor<TKey, TIn, TState, TOut> : OperatorExe
         {
             TKey key = KeyCheck.NotNull(_node.KeySelector(record), Node);
             int shard = ShardOf(key);
-            TOut result = Process(shard, state, ref _touched[shard], key, record, batchId);
+            TOut result = Process(shard, state, key, record, batchId);
             if (result is not null) Output.Add(result);
         }
     }
@@ -233,19 +234,16 @@ internal sealed class UpdateStateExecutor<TKey, TIn, TState, TOut> : OperatorExe
             var mine = indices[s];
             var out_ = results[s];
             var ok = has[s];
-            // The state handle and the counter live on this core's stack and heap: shared per-shard slots
-            // written for every record put both cores on the same cache lines (false sharing).
+            // The state handle lives on this core's heap: a shared one written for every record would put both
+            // cores on the same cache lines (false sharing).
             var state = new KeyedState<TState>();
-            int touched = 0;
             for (int j = 0; j < counts[s]; j++)
             {
                 int i = mine[j];
-                TOut result = Process(s, state, ref touched, keys[i], span[i], batchId);
+                TOut result = Process(s, state, keys[i], span[i], batchId);
                 out_[j] = result;
                 ok[j] = result is not null;
             }
-
-            _touched[s] = touched;
         });
 
         // Back into input order: the k-th record of shard s in input order is its k-th result.
@@ -262,7 +260,7 @@ internal sealed class UpdateStateExecutor<TKey, TIn, TState, TOut> : OperatorExe
         for (int s = 0; s < shards; s++) Array.Clear(results[s], 0, counts[s]);
     }
 
-    private TOut Process(int shard, KeyedState<TState> state, ref int touched, TKey key, TIn record, long batchId)
+    private TOut Process(int shard, KeyedState<TState> state, TKey key, TIn record, long batchId)
     {
         var states = _shards[shard];
         ref Entry entry = ref CollectionsMarshal.GetValueRefOrAddDefault(states, key, out bool existed);
@@ -270,13 +268,15 @@ internal sealed class UpdateStateExecutor<TKey, TIn, TState, TOut> : OperatorExe
         TOut result = _node.Function(key, record, state);
         if (state.Exists)
         {
+            // A key whose state the function left alone stays out of the delta, unless idle expiry needs the
+            // batch it was last seen in (a deduplication or distinct stage sees most keys without a change).
+            if (existed && !state.IsChanged && _node.IdleTimeoutBatches == 0) return result;
             entry.Value = state.Value;
-            if (!existed || entry.LastSeen != batchId) touched++;
+            if (!existed || entry.LastSeen != batchId) _touched[shard].Add(key);
             entry.LastSeen = batchId;
         }
         else
         {
-            if (existed && entry.LastSeen == batchId) touched--; // touched earlier in this batch, gone now
             states.Remove(key);
             if (existed) _removed[shard].Add(key);
         }
@@ -338,27 +338,40 @@ internal sealed class UpdateStateExecutor<TKey, TIn, TState, TOut> : OperatorExe
         writer.WriteArrayHeader(_removed.Sum(r => r.Count));
         foreach (var removed in _removed)
             foreach (var key in removed) _node.KeyFormatter.Serialize(writer, key);
-        writer.WriteArrayHeader(_touched.Sum());
         // Each shard serializes its own touched entries on its own core; the parts are then appended in
         // shard order behind the one array header (the order of entries in a delta does not matter).
-        if (_shardWriters.Length != _shards.Length) _shardWriters = _shards.Select(_ => new MessagePackWriter(1 << 12)).ToArray();
+        if (_shardWriters.Length != _shards.Length)
+        {
+            _shardWriters = _shards.Select(_ => new MessagePackWriter(1 << 12)).ToArray();
+            _shardEntries = new int[_shards.Length];
+        }
+
         Parallel.For(0, _shards.Length, shard =>
         {
             var w = _shardWriters[shard];
             w.Clear();
-            foreach (var (key, entry) in _shards[shard])
+            var states = _shards[shard];
+            // A key removed and then added again in the batch is listed twice: write it once.
+            var written = _removed[shard].Count == 0 ? null : new HashSet<TKey>();
+            int entries = 0;
+            foreach (var key in _touched[shard])
             {
-                if (entry.LastSeen != batchId) continue;
+                if (!states.TryGetValue(key, out var entry) || entry.LastSeen != batchId || (written is not null && !written.Add(key))) continue;
                 w.WriteArrayHeader(3);
                 _node.KeyFormatter.Serialize(w, key);
                 _node.StateFormatter.Serialize(w, entry.Value);
                 w.Write(entry.LastSeen);
+                entries++;
             }
+
+            _shardEntries[shard] = entries;
         });
+        writer.WriteArrayHeader(_shardEntries.Sum());
         foreach (var w in _shardWriters) writer.WriteRaw(w.WrittenSpan);
     }
 
     private MessagePackWriter[] _shardWriters = Array.Empty<MessagePackWriter>();
+    private int[] _shardEntries = Array.Empty<int>();
 
     public void ApplyDelta(ref MessagePackReader reader, long storedVersion)
     {
