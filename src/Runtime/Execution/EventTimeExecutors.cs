@@ -783,8 +783,7 @@ internal sealed class StreamJoinExecutor<TKey, TLeft, TRight, TOut> : OperatorEx
             }
 
             TKey key = KeyCheck.NotNull(_node.LeftKeySelector(l), Node);
-            ref var sides = ref CollectionsMarshal.GetValueRefOrAddDefault(_state, key, out _);
-            sides ??= new Sides();
+            var sides = SidesOf(key);
             if (sides.Right is { } rights) foreach (var r in rights) Emit(l, r);
             AppendLeft(key, sides, l);
             _appendedLefts.Add((key, l));
@@ -799,8 +798,7 @@ internal sealed class StreamJoinExecutor<TKey, TLeft, TRight, TOut> : OperatorEx
             }
 
             TKey key = KeyCheck.NotNull(_node.RightKeySelector(r), Node);
-            ref var sides = ref CollectionsMarshal.GetValueRefOrAddDefault(_state, key, out _);
-            sides ??= new Sides();
+            var sides = SidesOf(key);
             if (sides.Left is { } lefts) foreach (var l in lefts) Emit(l, r);
             AppendRight(key, sides, r);
             _appendedRights.Add((key, r));
