@@ -880,27 +880,24 @@ internal sealed class StreamJoinExecutor<TKey, TLeft, TRight, TOut> : OperatorEx
     public void WriteDelta(MessagePackWriter writer, long batchId)
     {
         writer.WriteMapHeader(_bounds is null ? 2 : 3);
-        writer.Write(AppendedLefts);
-        writer.WriteArrayHeader(_appendedLefts.Count);
-        foreach (var (key, l) in _appendedLefts)
-        {
-            writer.WriteArrayHeader(2);
-            _node.KeyFormatter.Serialize(writer, key);
-            _node.LeftFormatter.Serialize(writer, l);
-        }
-
-        writer.Write(AppendedRights);
-        writer.WriteArrayHeader(_appendedRights.Count);
-        foreach (var (key, r) in _appendedRights)
-        {
-            writer.WriteArrayHeader(2);
-            _node.KeyFormatter.Serialize(writer, key);
-            _node.RightFormatter.Serialize(writer, r);
-        }
-
+        WriteAppended(writer, AppendedLefts, _appendedLefts, _node.LeftFormatter);
+        WriteAppended(writer, AppendedRights, _appendedRights, _node.RightFormatter);
         if (_bounds is null) return;
         writer.Write(ExpiredAt);
         writer.Write(_expiredAt);
+    }
+
+    /// <summary>One side's field of a delta: <paramref name="field"/>, then its appended records as [key, record] pairs.</summary>
+    private void WriteAppended<TRecord>(MessagePackWriter writer, long field, List<(TKey Key, TRecord Record)> appended, IMessagePackFormatter<TRecord> formatter)
+    {
+        writer.Write(field);
+        writer.WriteArrayHeader(appended.Count);
+        foreach (var (key, record) in appended)
+        {
+            writer.WriteArrayHeader(2);
+            _node.KeyFormatter.Serialize(writer, key);
+            formatter.Serialize(writer, record);
+        }
     }
 
     public void RestoreSnapshot(ref MessagePackReader reader, long storedVersion)
