@@ -281,6 +281,38 @@ public class CheckpointTests
     }
 
     [Fact]
+    public async Task Keys_a_batch_leaves_unchanged_stay_out_of_its_delta_and_a_restore_from_deltas_is_exact()
+    {
+        using var dir = new TempDir();
+        var source = new MemorySource<Event>();
+        var sink = new CollectingSink<Total?>();
+        var users = Enumerable.Range(0, 50).Select(i => $"user-{i:D2}").ToList();
+        async Task<RunSummary> Batch(Func<int, long> value)
+        {
+            source.Add(0, users.Select((u, i) => new Event(u, value(i))).ToList());
+            // Restore from the state deltas alone: drop the snapshot each run writes when it ends.
+            string state = Path.Combine(dir.Sub("checkpoint"), "state");
+            if (Directory.Exists(state)) Directory.Delete(state, recursive: true);
+            return await new PipelineRunner(RunningMax.Definition, new PipelineRunnerOptions { CheckpointDirectory = dir.Sub("checkpoint"), Trigger = TriggerMode.AvailableNow })
+                .BindSource(RunningMax.Events(), source)
+                .BindSink(RunningMax.Out(), sink)
+                .RunAsync();
+        }
+
+        await Batch(_ => 10);                          // batch 0: 50 new keys
+        await Batch(_ => 5);                           // batch 1: no key changes
+        await Batch(i => i % 2 == 0 ? 20 : 7);        // batch 2: half the keys change
+        long CommitSize(long batch) => new FileInfo(CheckpointFile(dir, "commits", batch)).Length;
+        Assert.True(CommitSize(1) + 400 < CommitSize(0), $"batch 1 changed nothing but its commit has {CommitSize(1)} bytes (batch 0: {CommitSize(0)})");
+        Assert.True(CommitSize(2) > CommitSize(1) + 200, $"batch 2 changed 25 keys but its commit has {CommitSize(2)} bytes (batch 1: {CommitSize(1)})");
+
+        // Restored from the deltas of batches 0-2, the maxima are 20 (even users) and 10 (odd): 15 raises only the odd ones.
+        var summary = await Batch(_ => 15);
+        Assert.Equal(3, summary.BatchesFromDeltas);
+        Assert.Equal(users.Where((_, i) => i % 2 == 1).Select(u => new Total(u, 15, 0)), sink.Batches[3]);
+    }
+
+    [Fact]
     public async Task A_second_runner_on_the_same_checkpoint_is_refused()
     {
         using var dir = new TempDir();

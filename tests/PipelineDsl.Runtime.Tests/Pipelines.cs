@@ -41,6 +41,25 @@ public static partial class RunningTotals
     public static partial Sink<Total?> Out();
 }
 
+/// <summary>Keyed state that most records leave unchanged: the running maximum per user, emitted when it rises.</summary>
+[Pipeline("running-max")]
+public static partial class RunningMax
+{
+    [Source("events")]
+    public static partial Source<Event> Events();
+
+    [UpdateState("max", From = "events", Key = nameof(Event.User))]
+    public static Total? Max(string user, Event e, KeyedState<long> max)
+    {
+        if (max.Exists && e.Value <= max.Value) return null;
+        max.Update(e.Value);
+        return new Total(user, e.Value, 0);
+    }
+
+    [Sink("out", From = "max")]
+    public static partial Sink<Total?> Out();
+}
+
 public sealed record Line(string Text);
 [StateContract]
 public sealed partial record WordCount([property: Field(0)] string Word, [property: Field(1)] long Count);
