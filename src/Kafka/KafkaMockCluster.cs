@@ -10,7 +10,8 @@ namespace PipelineDsl.Kafka;
 /// librdkafka's mock cluster: real Kafka protocol on loopback TCP, in this process, for tests, samples and
 /// development. It is not a production broker: it keeps about 5 MiB per partition, does not hide aborted or
 /// open transactions from read_committed consumers, does not apply offsets sent within a transaction, and
-/// cannot create topics through the admin API (use <see cref="CreateTopic"/>). Needs librdkafka 2.1 or later.
+/// cannot create topics through the admin API (use <see cref="CreateTopic"/>). It runs on the librdkafka that
+/// Confluent.Kafka loaded from the librdkafka.redist package, never on another copy found on the system.
 /// </summary>
 public sealed class KafkaMockCluster : IDisposable
 {
@@ -21,7 +22,7 @@ public sealed class KafkaMockCluster : IDisposable
     public KafkaMockCluster(int brokers = 1)
     {
         if (brokers < 1) throw new ArgumentOutOfRangeException(nameof(brokers), "A mock cluster needs at least one broker.");
-        KafkaNative.EnsureResolver();
+        KafkaNative.EnsureLoaded();
         var errors = new StringBuilder(512);
         IntPtr conf = Native.rd_kafka_conf_new();
         // The mock cluster needs a client handle to live in; a producer with no bootstrap servers never connects anywhere.
@@ -32,7 +33,7 @@ public sealed class KafkaMockCluster : IDisposable
         if (_cluster == IntPtr.Zero)
         {
             Native.rd_kafka_destroy(_handle);
-            throw new InvalidOperationException("librdkafka could not start a mock cluster (is librdkafka 2.1 or later installed? see scripts/install-librdkafka.sh).");
+            throw new InvalidOperationException($"librdkafka could not start a mock cluster (the library loaded from {KafkaNative.LoadedPath ?? "the system"} lacks it; it needs librdkafka 2.1 or later).");
         }
 
         BootstrapServers = Marshal.PtrToStringAnsi(Native.rd_kafka_mock_cluster_bootstraps(_cluster))!;
@@ -84,6 +85,16 @@ public sealed class KafkaMockCluster : IDisposable
         }
     }
 
+    /// <summary>The version string of the librdkafka the mock cluster's functions are bound to.</summary>
+    internal static string NativeVersion
+    {
+        get
+        {
+            KafkaNative.EnsureLoaded();
+            return Marshal.PtrToStringAnsi(Native.rd_kafka_version_str())!;
+        }
+    }
+
     private IntPtr Cluster => _cluster != IntPtr.Zero ? _cluster : throw new ObjectDisposedException(nameof(KafkaMockCluster));
 
     private static void Check(int error, string what)
@@ -94,6 +105,8 @@ public sealed class KafkaMockCluster : IDisposable
     private static class Native
     {
         private const string Lib = KafkaNative.LibraryName;
+
+        [DllImport(Lib)] public static extern IntPtr rd_kafka_version_str();
 
         [DllImport(Lib)] public static extern IntPtr rd_kafka_conf_new();
 
