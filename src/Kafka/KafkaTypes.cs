@@ -111,12 +111,15 @@ public sealed class KafkaSinkOptions<T>
 }
 
 /// <summary>A Kafka error the connector cannot retry, with what it was doing and what to do.</summary>
-public sealed class KafkaConnectorException : Exception
+public sealed class KafkaConnectorException : PipelineDslException
 {
     /// <summary>Creates the exception.</summary>
     public KafkaConnectorException(string message, Exception? inner = null) : base(message, inner)
     {
     }
+
+    /// <inheritdoc />
+    public override bool IsTransient => false;
 }
 
 internal static class KafkaErrors

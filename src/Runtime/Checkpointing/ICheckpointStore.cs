@@ -40,22 +40,31 @@ public interface ICheckpointStore
 }
 
 /// <summary>Thrown when another process already runs a pipeline on the same checkpoint.</summary>
-public sealed class CheckpointLockedException : Exception
+public sealed class CheckpointLockedException : CheckpointException
 {
     /// <summary>Creates the exception.</summary>
     public CheckpointLockedException(string message, Exception? inner = null) : base(message, inner) { }
+
+    /// <inheritdoc />
+    public override bool IsTransient => true;
 }
 
 /// <summary>Thrown when a checkpoint cannot be used by this pipeline (another pipeline's, or unreadable beyond recovery).</summary>
-public sealed class CheckpointMismatchException : Exception
+public sealed class CheckpointMismatchException : CheckpointException
 {
     /// <summary>Creates the exception.</summary>
-    public CheckpointMismatchException(string message) : base(message) { }
+    public CheckpointMismatchException(string message, Exception? inner = null) : base(message, inner) { }
+
+    /// <inheritdoc />
+    public override bool IsTransient => false;
 }
 
 /// <summary>Thrown when a checkpoint file fails its checksum or does not decode; the runtime falls back to older files.</summary>
-public sealed class CheckpointCorruptException : Exception
+public sealed class CheckpointCorruptException : CheckpointException
 {
     /// <summary>Creates the exception.</summary>
     public CheckpointCorruptException(string message, Exception? inner = null) : base(message, inner) { }
+
+    /// <inheritdoc />
+    public override bool IsTransient => false;
 }

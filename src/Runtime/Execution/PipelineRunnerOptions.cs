@@ -112,11 +112,15 @@ public sealed record BatchProgress(long BatchId, long InputRecords, long OutputR
 /// <param name="RecoveryTime">Time from start until the first new batch could run.</param>
 /// <param name="Elapsed">Total time.</param>
 /// <param name="StateKeys">Keys held by stateful operators at the end.</param>
-public sealed record RunSummary(bool Restored, long? RestoredFromBatch, long BatchesFromDeltas, long BatchesReplayed, long BatchesRun, long InputRecords, long LastCommittedBatch, TimeSpan RecoveryTime, TimeSpan Elapsed, long StateKeys);
+/// <param name="FinalSnapshotBatch">The batch whose state snapshot the run wrote as it stopped (so that the next start restores without deltas), or null when none was needed.</param>
+public sealed record RunSummary(bool Restored, long? RestoredFromBatch, long BatchesFromDeltas, long BatchesReplayed, long BatchesRun, long InputRecords, long LastCommittedBatch, TimeSpan RecoveryTime, TimeSpan Elapsed, long StateKeys, long? FinalSnapshotBatch = null);
 
 /// <summary>Thrown when an operator's method throws; names the operator and the batch.</summary>
-public sealed class PipelineExecutionException : Exception
+public sealed class PipelineExecutionException : PipelineDslException
 {
     /// <summary>Creates the exception.</summary>
     public PipelineExecutionException(string message, Exception inner) : base(message, inner) { }
+
+    /// <inheritdoc />
+    public override bool IsTransient => false;
 }

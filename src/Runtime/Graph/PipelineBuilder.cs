@@ -10,10 +10,13 @@ namespace PipelineDsl.Graph;
 /// Thrown when a pipeline definition is inconsistent: a duplicate id, an input from another pipeline,
 /// or wiring that disagrees with the manifest (a generator/runtime version mismatch).
 /// </summary>
-public sealed class PipelineDefinitionException : Exception
+public sealed class PipelineDefinitionException : PipelineDslException
 {
     /// <summary>Creates the exception.</summary>
     public PipelineDefinitionException(string message) : base(message) { }
+
+    /// <inheritdoc />
+    public override bool IsTransient => false;
 }
 
 /// <summary>

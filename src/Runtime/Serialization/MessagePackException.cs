@@ -6,10 +6,13 @@ namespace PipelineDsl.Serialization;
 /// Thrown when bytes are not the MessagePack a reader expected: truncated, malformed, of another
 /// type, or larger than the input can justify. The message names the byte offset.
 /// </summary>
-public sealed class MessagePackException : Exception
+public sealed class MessagePackException : PipelineDslException
 {
+    /// <inheritdoc />
+    public override bool IsTransient => false;
+
     /// <summary>Creates the exception.</summary>
-    public MessagePackException(string message) : base(message) { }
+    public MessagePackException(string message) : base(message, null) { }
 
     /// <summary>Creates the exception with an inner cause.</summary>
     public MessagePackException(string message, Exception inner) : base(message, inner) { }

@@ -60,8 +60,11 @@ public interface ISourceOutput<in T>
 }
 
 /// <summary>Thrown when a source yields a record it cannot decode and the policy is to fail.</summary>
-public sealed class BadRecordException : Exception
+public sealed class BadRecordException : PipelineDslException
 {
+    /// <inheritdoc />
+    public override bool IsTransient => false;
+
     /// <summary>Creates the exception.</summary>
     public BadRecordException(string sourceId, string partition, long position, string raw, Exception inner)
         : base($"Source '{sourceId}', partition '{partition}', position {position}: cannot decode the record \"{Truncate(raw)}\": {inner.Message} "
