@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.CommandLine;
 using System.Diagnostics;
 using System.Diagnostics.Tracing;
 using System.Globalization;
@@ -16,37 +17,45 @@ using PipelineDsl.Samples.Nexmark;
 // slows a run down, so the fastest of a few is the steadiest figure (peak memory is the largest of the runs).
 //   dotnet run -c Release --project bench/Nexmark -- [--events N] [--warmup-events N] [--queries q0,q5] [--batch-events N] [--state-deltas off] [--parallelism N] [--repeat N]
 var culture = CultureInfo.InvariantCulture;
-var argList = args.ToList();
-string? Option(string name)
-{
-    int i = argList.IndexOf("--" + name);
-    return i >= 0 && i + 1 < argList.Count ? argList[i + 1] : null;
-}
-
-long events = long.Parse(Option("events") ?? "2000000", culture);
-long batchEvents = long.Parse(Option("batch-events") ?? "10000", culture);
+var eventsOption = new Option<long>("--events") { Description = "Timed events per run", DefaultValueFactory = _ => 2_000_000 }.Positive();
+var batchEventsOption = new Option<long>("--batch-events") { Description = "Events per batch", DefaultValueFactory = _ => 10_000 }.Positive();
 // Per-batch state deltas are on by default (exact recovery without re-running batches); off, state is
 // checkpointed only by the snapshot every 10 batches, as in Flink and Spark Streaming (see README.md#checkpoints-and-recovery).
-bool stateDeltas = Option("state-deltas") != "off";
+var stateDeltasOption = new Option<string>("--state-deltas") { Description = "Write a state delta with every commit", DefaultValueFactory = _ => "on" };
+stateDeltasOption.AcceptOnlyFromAmong("on", "off");
 // One core by default, like the single-threaded reference: "per core" is then measured, not divided. Handing
 // batches of 10,000 cheap records to more threads costs CPU time (thread wake-ups) that this 2-core machine
 // does not win back, so on it a parallel run does fewer events per CPU-second (about 10 % fewer for q0 and q5).
-int parallelism = int.Parse(Option("parallelism") ?? "1", culture);
-int repeat = int.Parse(Option("repeat") ?? "3", culture);
+var parallelismOption = new Option<int>("--parallelism") { Description = "Pipeline parallelism", DefaultValueFactory = _ => 1 }.Positive();
+var repeatOption = new Option<int>("--repeat") { Description = "Runs of each mode; the best counts", DefaultValueFactory = _ => 3 }.Positive();
 // Each run first processes this many events untimed, in the same process and on the same settings, so the
 // timed part measures the steady state a streaming job runs in, not the one-time JIT compilation of the code
 // it runs (tiered compilation is off, so every method is compiled fully optimized at its first call). The
 // default covers 20 batches, so that snapshots, window firings and state expiry have all run once. Flink's
 // Nexmark likewise starts measuring only after nexmark.metric.monitor.delay. --warmup-events 0: cold figures.
-long warmupEvents = long.Parse(Option("warmup-events") ?? "200000", culture);
-
-if (Option("run") is { } mode)
+var warmupOption = new Option<long>("--warmup-events") { Description = "Untimed warm-up events per run (0: cold figures)", DefaultValueFactory = _ => 200_000 }.NotNegative();
+var queriesOption = new Option<string?>("--queries") { Description = "Comma-separated queries (default: all)" };
+var runOption = new Option<string?>("--run") { Description = "Internal: run one mode (generate, reference, pipeline) in this process", Hidden = true };
+var queryOption = new Option<string>("--query") { Description = "Internal: the query of --run", DefaultValueFactory = _ => "q0", Hidden = true };
+var root = new RootCommand("Nexmark benchmark: every query as pipeline, plain C# reference and generation alone, in one run.")
 {
-    Console.WriteLine(RunOne(mode, Option("query") ?? "q0", events, warmupEvents, batchEvents, stateDeltas, parallelism).ToString());
+    eventsOption, batchEventsOption, stateDeltasOption, parallelismOption, repeatOption, warmupOption, queriesOption, runOption, queryOption,
+};
+if (CommandLineProgram.Parse(root, args, out var parsed) is int exit) return exit;
+long events = parsed.GetValue(eventsOption);
+long batchEvents = parsed.GetValue(batchEventsOption);
+bool stateDeltas = parsed.GetValue(stateDeltasOption) != "off";
+int parallelism = parsed.GetValue(parallelismOption);
+int repeat = parsed.GetValue(repeatOption);
+long warmupEvents = parsed.GetValue(warmupOption);
+
+if (parsed.GetValue(runOption) is { } mode)
+{
+    Console.WriteLine(RunOne(mode, parsed.GetValue(queryOption)!, events, warmupEvents, batchEvents, stateDeltas, parallelism).ToString());
     return 0;
 }
 
-var queries = (Option("queries") ?? string.Join(",", QueryCatalog.All.Select(q => q.Name))).Split(',');
+var queries = (parsed.GetValue(queriesOption) ?? string.Join(",", QueryCatalog.All.Select(q => q.Name))).Split(',');
 var flink = new Dictionary<string, double> { ["q0"] = 155.02, ["q1"] = 157.94, ["q2"] = 175.21, ["q3"] = 152.12, ["q4"] = 34.33, ["q5"] = 22.14, ["q7"] = 12.33, ["q8"] = 146.14, ["q9"] = 14.24, ["q11"] = 39.7, ["q13"] = 130.73, ["q14"] = 161.23, ["q15"] = 72.42, ["q17"] = 116.8, ["q18"] = 53.7, ["q21"] = 98.49, ["q22"] = 129.96 };
 Console.WriteLine($"Nexmark, {events:N0} canonical events per run (after {warmupEvents:N0} untimed warm-up events), {Environment.ProcessorCount} cores, pipeline parallelism {parallelism}, batches of {batchEvents:N0} events, snapshot every 10 batches, state deltas {(stateDeltas ? "on" : "off")}, best of {repeat} runs");
 Console.WriteLine("k ev/s = thousand events per second of wall time; per core = events per CPU-second (the process's user+system time, as Flink's figures count cores used)");

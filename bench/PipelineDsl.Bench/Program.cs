@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.InteropServices;
@@ -10,11 +11,21 @@ using PipelineDsl.Sources;
 // every batch, every 10 batches, off) against a plain C# loop doing the same work, all in one run on
 // the same in-memory data; then the time a restart with 1,000,000 keys of state takes to resume.
 //   dotnet run -c Release --project bench/PipelineDsl.Bench [-- --records N --keys K --repeat R]
-var arguments = args.Select((a, i) => (a, i)).Where(x => x.a.StartsWith("--")).ToDictionary(x => x.a[2..], x => args[x.i + 1]);
-long records = arguments.TryGetValue("records", out var r) ? long.Parse(r, CultureInfo.InvariantCulture) : 4_000_000;
-int keys = arguments.TryGetValue("keys", out var k) ? int.Parse(k, CultureInfo.InvariantCulture) : 100_000;
-int repeat = arguments.TryGetValue("repeat", out var rp) ? int.Parse(rp, CultureInfo.InvariantCulture) : 5;
-int parallelism = arguments.TryGetValue("parallelism", out var pl) ? int.Parse(pl, CultureInfo.InvariantCulture) : Environment.ProcessorCount;
+var recordsOption = new Option<long>("--records") { Description = "Records per run", DefaultValueFactory = _ => 4_000_000 }.Positive();
+var keysOption = new Option<int>("--keys") { Description = "Distinct keys", DefaultValueFactory = _ => 100_000 }.Positive();
+var repeatOption = new Option<int>("--repeat") { Description = "Runs of each scenario; the best counts", DefaultValueFactory = _ => 5 }.Positive();
+var parallelismOption = new Option<int>("--parallelism") { Description = "Pipeline parallelism (default: the number of cores)", DefaultValueFactory = _ => Environment.ProcessorCount }.Positive();
+var profileOption = new Option<string?>("--profile") { Description = "Run one scenario repeatedly for a profiler: keyed or map-filter" };
+profileOption.AcceptOnlyFromAmong("keyed", "map-filter");
+var root = new RootCommand("Runtime benchmark: map+filter and keyed count through the runner against a plain C# loop, in one run; then restart time.")
+{
+    recordsOption, keysOption, repeatOption, parallelismOption, profileOption,
+};
+if (CommandLineProgram.Parse(root, args, out var parsed) is int exit) return exit;
+long records = parsed.GetValue(recordsOption);
+int keys = parsed.GetValue(keysOption);
+int repeat = parsed.GetValue(repeatOption);
+int parallelism = parsed.GetValue(parallelismOption);
 const int partitions = 4;
 const int batches = 20;
 long perPartitionPerBatch = records / partitions / batches;
@@ -139,7 +150,7 @@ TimeSpan PlainKeyedCount()
     return watch.Elapsed;
 }
 
-if (arguments.TryGetValue("profile", out var profile))
+if (parsed.GetValue(profileOption) is { } profile)
 {
     // For a profiler (dotnet-trace) or a quick look at GC: run one scenario (keyed or map-filter) repeatedly.
     var until = Stopwatch.StartNew();
@@ -152,7 +163,7 @@ if (arguments.TryGetValue("profile", out var profile))
     pause0 = GC.GetTotalPauseDuration(); g0 = GC.CollectionCount(0); g1 = GC.CollectionCount(1); g2 = GC.CollectionCount(2);
     var t = PlainKeyedCount();
     Console.WriteLine($"plain {t.TotalMilliseconds:F0} ms; GC pause {(GC.GetTotalPauseDuration()-pause0).TotalMilliseconds:F0} ms, gen0 {GC.CollectionCount(0)-g0} gen1 {GC.CollectionCount(1)-g1} gen2 {GC.CollectionCount(2)-g2}");
-    return;
+    return 0;
 }
 
 var rows = new List<(string Name, double Rate, double Baseline)>();
@@ -203,3 +214,4 @@ try
 catch (IOException)
 {
 }
+return 0;

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
@@ -10,9 +11,12 @@ using PipelineDsl.Kafka;
 // transactional sink, checkpoint every 10 batches) -> topic, against a plain Confluent.Kafka consume -> produce
 // loop doing the same per-record work.
 //   dotnet run -c Release --project bench/PipelineDsl.Kafka.Bench [-- --records N --repeat R]
-var arguments = args.Select((a, i) => (a, i)).Where(x => x.a.StartsWith("--")).ToDictionary(x => x.a[2..], x => args[x.i + 1]);
-int records = arguments.TryGetValue("records", out var r) ? int.Parse(r, CultureInfo.InvariantCulture) : 300_000;
-int repeat = arguments.TryGetValue("repeat", out var rp) ? int.Parse(rp, CultureInfo.InvariantCulture) : 3;
+var recordsOption = new Option<int>("--records") { Description = "Records per run", DefaultValueFactory = _ => 300_000 }.Positive();
+var repeatOption = new Option<int>("--repeat") { Description = "Runs of each scenario; the best counts", DefaultValueFactory = _ => 3 }.Positive();
+var root = new RootCommand("Kafka benchmark on librdkafka's mock cluster: the pipeline against a plain consume-produce loop, in one run.") { recordsOption, repeatOption };
+if (CommandLineProgram.Parse(root, args, out var parsed) is int exit) return exit;
+int records = parsed.GetValue(recordsOption);
+int repeat = parsed.GetValue(repeatOption);
 const int partitions = 4;
 
 using var cluster = new KafkaMockCluster(brokers: 1);
@@ -141,3 +145,4 @@ try
 catch (IOException)
 {
 }
+return 0;

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Globalization;
 using System.Runtime.InteropServices;
 using ClicksPerUser;
@@ -12,55 +13,87 @@ using PipelineDsl.Sources;
 //   ... -- --input DIR --checkpoint DIR --output DIR [--bounded | --continuous] [--max-records-per-partition N]
 //   ... -- generate --records N --files F --output DIR            (make a larger input)
 //   ... -- describe                                                (print the graph and manifest)
+//   ... -- --help                                                  (every option)
 return await Cli.RunAsync(args);
 
 internal static class Cli
 {
-    private static readonly string[] Flags = { "bounded", "continuous", "quiet", "dead-letter" };
+    public static Task<int> RunAsync(string[] args)
+    {
+        var input = new Option<DirectoryInfo>("--input") { Description = "Directory of input files (default: the bundled clicks, processed once)" };
+        var checkpoint = new Option<DirectoryInfo>("--checkpoint") { Description = "Checkpoint directory (default: ./clicks-per-user-work/checkpoint)" };
+        var output = new Option<DirectoryInfo>("--output") { Description = "Output directory, one file per batch (default: ./clicks-per-user-work/output)" };
+        var bounded = new Option<bool>("--bounded") { Description = "Stop when the input present at start is processed (the default for the bundled input)" };
+        var continuous = new Option<bool>("--continuous") { Description = "Keep watching the input for new data until Ctrl+C or SIGTERM (the default for --input)" };
+        var maxRecords = new Option<long>("--max-records-per-partition") { Description = "Records read per input file per batch", DefaultValueFactory = _ => 1000 }.Positive();
+        var interval = new Option<int>("--checkpoint-interval") { Description = "A state snapshot every K batches", DefaultValueFactory = _ => 10 }.Positive();
+        var batchInterval = new Option<long>("--batch-interval-ms") { Description = "Milliseconds between batch starts in continuous mode", DefaultValueFactory = _ => 1000 }.Positive();
+        var deadLetter = new Option<bool>("--dead-letter") { Description = "Write unparsable records to dead letters instead of failing" };
+        var quiet = new Option<bool>("--quiet") { Description = "Print only the summary" };
+        var root = new RootCommand("Clicks per user over the files of a directory, exactly once, restartable at any instant (kill -9 it and run it again).")
+        {
+            input, checkpoint, output, bounded, continuous, maxRecords, interval, batchInterval, deadLetter, quiet,
+        };
+        root.Validators.Add(r =>
+        {
+            if (r.GetValue(bounded) && r.GetValue(continuous)) r.AddError("--bounded and --continuous exclude each other.");
+        });
+        root.SetAction((r, _) => Guarded(() => RunJobAsync(new JobSettings(
+            r.GetValue(input)?.FullName, r.GetValue(checkpoint)?.FullName, r.GetValue(output)?.FullName,
+            r.GetValue(bounded), r.GetValue(continuous), r.GetValue(maxRecords), r.GetValue(interval),
+            r.GetValue(batchInterval), r.GetValue(deadLetter), r.GetValue(quiet)))));
 
-    public static async Task<int> RunAsync(string[] args)
+        var records = new Option<long>("--records") { Description = "Number of clicks", DefaultValueFactory = _ => 100_000 }.NotNegative();
+        var files = new Option<int>("--files") { Description = "Number of files", DefaultValueFactory = _ => 4 }.Positive();
+        var users = new Option<int>("--users") { Description = "Number of distinct users", DefaultValueFactory = _ => 10_000 }.Positive();
+        var generateOutput = new Option<DirectoryInfo>("--output") { Description = "Directory to write the files to", Required = true };
+        var generate = new Command("generate", "Write a deterministic input: the same arguments always give the same files.") { records, files, users, generateOutput };
+        generate.SetAction((r, _) => Guarded(() => Task.FromResult(Generate(r.GetValue(records), r.GetValue(files), r.GetValue(users), r.GetValue(generateOutput)!.FullName))));
+        root.Subcommands.Add(generate);
+
+        var describe = new Command("describe", "Print the operator graph and the manifest that every checkpoint carries.");
+        describe.SetAction(_ => Describe());
+        root.Subcommands.Add(describe);
+
+        return CommandLineProgram.RunAsync(root, args);
+    }
+
+    private sealed record JobSettings(string? Input, string? Checkpoint, string? Output, bool Bounded, bool Continuous, long MaxRecordsPerPartition,
+                                      int CheckpointInterval, long BatchIntervalMs, bool DeadLetter, bool Quiet);
+
+    /// <summary>A failed run is one "error:" line and exit code 1, never a stack trace.</summary>
+    private static async Task<int> Guarded(Func<Task<int>> run)
     {
         try
         {
-            if (args.Length > 0 && args[0] == "generate") return Generate(Arguments.Parse(args[1..], Flags));
-            if (args.Length > 0 && args[0] == "describe") return Describe();
-            return await RunJobAsync(Arguments.Parse(args, Flags));
+            return await run();
         }
-        catch (UsageException e)
-        {
-            Console.Error.WriteLine($"error: {e.Message}");
-            Console.Error.WriteLine("usage: ClicksPerUser [--input DIR] [--checkpoint DIR] [--output DIR] [--bounded|--continuous] [--max-records-per-partition N] [--checkpoint-interval K] [--batch-interval-ms MS] [--dead-letter] [--quiet]");
-            Console.Error.WriteLine("       ClicksPerUser generate --records N [--files F] [--users U] --output DIR");
-            Console.Error.WriteLine("       ClicksPerUser describe");
-            return 2;
-        }
-        catch (Exception e) when (e is BadRecordException or CheckpointLockedException or CheckpointMismatchException or CheckpointIncompatibleException
-                                      or PipelineExecutionException or IOException or UnauthorizedAccessException or ArgumentException)
+        catch (Exception e) when (e is PipelineDslException or IOException or UnauthorizedAccessException or ArgumentException)
         {
             Console.Error.WriteLine($"error: {e.Message}");
             return 1;
         }
     }
 
-    private static async Task<int> RunJobAsync(Arguments a)
+    private static async Task<int> RunJobAsync(JobSettings a)
     {
-        bool bundled = a.Value("input") is null;
+        bool bundled = a.Input is null;
         string work = Path.GetFullPath("clicks-per-user-work");
-        string input = a.Value("input") ?? Path.Combine(AppContext.BaseDirectory, "data");
-        string checkpoint = a.Value("checkpoint") ?? Path.Combine(work, "checkpoint");
-        string output = a.Value("output") ?? Path.Combine(work, "output");
+        string input = a.Input ?? Path.Combine(AppContext.BaseDirectory, "data");
+        string checkpoint = a.Checkpoint ?? Path.Combine(work, "checkpoint");
+        string output = a.Output ?? Path.Combine(work, "output");
         // With the bundled input the job processes it and stops; with your own input it keeps watching.
-        bool bounded = a.Flag("bounded") || (bundled && !a.Flag("continuous"));
-        bool quiet = a.Flag("quiet");
+        bool bounded = a.Bounded || (bundled && !a.Continuous);
+        bool quiet = a.Quiet;
 
         var options = new PipelineRunnerOptions
         {
             CheckpointDirectory = checkpoint,
             Trigger = bounded ? TriggerMode.AvailableNow : TriggerMode.Continuous,
-            MaxRecordsPerPartition = a.Long("max-records-per-partition", 1000),
-            CheckpointInterval = (int)a.Long("checkpoint-interval", 10),
-            BatchInterval = TimeSpan.FromMilliseconds(a.Long("batch-interval-ms", 1000)),
-            BadRecordPolicy = a.Flag("dead-letter") ? BadRecordPolicy.DeadLetter : BadRecordPolicy.Fail,
+            MaxRecordsPerPartition = a.MaxRecordsPerPartition,
+            CheckpointInterval = a.CheckpointInterval,
+            BatchInterval = TimeSpan.FromMilliseconds(a.BatchIntervalMs),
+            BadRecordPolicy = a.DeadLetter ? BadRecordPolicy.DeadLetter : BadRecordPolicy.Fail,
         };
 
         var runner = new PipelineRunner(ClicksPerUserPipeline.Definition, options)
@@ -69,14 +102,21 @@ internal static class Cli
 
         if (!quiet)
         {
-            Console.WriteLine($"clicks-per-user: input {input}");
+            // The process id, so that "kill -9" reaches this process and not a "dotnet run" wrapper around it.
+            Console.WriteLine($"clicks-per-user: process {Environment.ProcessId}");
+            Console.WriteLine($"                 input {input}{(bundled ? " (the bundled clicks, copied beside the built program)" : "")}");
             Console.WriteLine($"                 checkpoint {checkpoint}");
             Console.WriteLine($"                 output {output} ({(bounded ? "bounded: stops when the input is processed" : "continuous: Ctrl+C to stop")})");
-            runner.BatchCompleted += p => Console.WriteLine(
-                $"batch {p.BatchId,5}: {p.InputRecords,7:N0} records -> {p.OutputRecords,7:N0} out in {p.Duration.TotalMilliseconds,6:F0} ms, state {p.StateKeys,7:N0} keys"
-                + (p.Replayed ? "  (replayed to rebuild state)" : "")
-                + (p.SnapshotWritten ? "  [snapshot]" : "")
-                + (p.DeadLetters > 0 ? $"  {p.DeadLetters} dead letters" : ""));
+            var idle = new IdleReporter();
+            runner.BatchCompleted += p =>
+            {
+                if (idle.Skip(p)) return;
+                Console.WriteLine(
+                    $"batch {p.BatchId,5}: {p.InputRecords,7:N0} records -> {p.OutputRecords,7:N0} out in {p.Duration.TotalMilliseconds,6:F0} ms, state {p.StateKeys,7:N0} keys"
+                    + (p.Replayed ? "  (replayed to rebuild state)" : "")
+                    + (p.SnapshotWritten ? "  [snapshot]" : "")
+                    + (p.DeadLetters > 0 ? $"  {p.DeadLetters} dead letters" : ""));
+            };
         }
 
         using var stop = new CancellationTokenSource();
@@ -110,7 +150,8 @@ internal static class Cli
         Console.WriteLine(
             $"done: {(summary.Restored ? $"restored from {(summary.RestoredFromBatch is long s ? $"snapshot {s}" : "the start")} + {summary.BatchesFromDeltas} batch deltas, replayed {summary.BatchesReplayed} batches, in {summary.RecoveryTime.TotalMilliseconds:F0} ms; " : "new checkpoint; ")}"
             + $"ran {summary.BatchesRun} batches, {summary.InputRecords:N0} records in {summary.Elapsed.TotalSeconds:F2} s; "
-            + $"last committed batch {summary.LastCommittedBatch}; {summary.StateKeys:N0} users in state");
+            + $"last committed batch {summary.LastCommittedBatch}; {summary.StateKeys:N0} users in state"
+            + (summary.FinalSnapshotBatch is long f ? $"; final snapshot of batch {f}" : ""));
         return 0;
     }
 
@@ -131,13 +172,8 @@ internal static class Cli
     }
 
     /// <summary>Writes a deterministic input: the same arguments always give the same files.</summary>
-    private static int Generate(Arguments a)
+    private static int Generate(long records, int files, int users, string output)
     {
-        long records = a.Long("records", 100_000);
-        int files = (int)a.Long("files", 4);
-        int users = (int)a.Long("users", 10_000);
-        string output = a.Value("output") ?? throw new UsageException("generate needs --output DIR");
-        if (records < 0 || files < 1 || users < 1) throw new UsageException("--records must be 0 or more, --files and --users 1 or more");
         Directory.CreateDirectory(output);
         string[] pages = { "/", "/home", "/search", "/cart", "/checkout", "/help", "/item/1", "/item/2", "/item/3" };
         for (int f = 0; f < files; f++)

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.InteropServices;
@@ -16,54 +17,75 @@ using PipelineDsl.Sources;
 //          [--bounded | --continuous] [--max-records-per-partition N] [--checkpoint-interval K]
 //          [--batch-interval-ms MS] [--dead-letter] [--produce-bundled] [--quiet]
 //   ... -- dev-broker [--brokers N] [--topic NAME:PARTITIONS]...   (the development broker on its own)
+//   ... -- --help                                                  (every option)
 return await Cli.RunAsync(args);
 
 internal static class Cli
 {
-    private static readonly string[] Flags = { "bounded", "continuous", "quiet", "dead-letter", "produce-bundled" };
-
-    public static async Task<int> RunAsync(string[] args)
+    public static Task<int> RunAsync(string[] args)
     {
-        try
+        var servers = new Option<string?>("--bootstrap-servers") { Description = "Kafka brokers (default: start the embedded dev broker, load the bundled clicks)" };
+        var inputTopic = new Option<string>("--input-topic") { Description = "Topic to read clicks from", DefaultValueFactory = _ => "clicks" };
+        var outputTopic = new Option<string>("--output-topic") { Description = "Topic to write per-user totals to", DefaultValueFactory = _ => "user-totals" };
+        var checkpoint = new Option<DirectoryInfo>("--checkpoint") { Description = "Checkpoint directory (default: ./kafka-clicks-work/checkpoint)" };
+        var bounded = new Option<bool>("--bounded") { Description = "Stop when the topic's end at start is reached (the default with the embedded broker)" };
+        var continuous = new Option<bool>("--continuous") { Description = "Keep reading until Ctrl+C or SIGTERM (the default with --bootstrap-servers)" };
+        var maxRecords = new Option<long>("--max-records-per-partition") { Description = "Records read per partition per batch", DefaultValueFactory = _ => 2000 }.Positive();
+        var interval = new Option<int>("--checkpoint-interval") { Description = "A state snapshot every K batches", DefaultValueFactory = _ => 10 }.Positive();
+        var batchInterval = new Option<long>("--batch-interval-ms") { Description = "Milliseconds between batch starts in continuous mode", DefaultValueFactory = _ => 500 }.Positive();
+        var deadLetter = new Option<bool>("--dead-letter") { Description = "Write unparsable records to dead letters instead of failing" };
+        var produceBundled = new Option<bool>("--produce-bundled") { Description = "Load the bundled clicks into the input topic first" };
+        var quiet = new Option<bool>("--quiet") { Description = "Print only the summary" };
+        var root = new RootCommand("Clicks per user from Kafka to Kafka, exactly once.")
         {
-            if (args.Length > 0 && args[0] == "dev-broker") return KafkaDevBroker.Run(args[1..], Console.In, Console.Out);
-            return await RunJobAsync(Arguments.Parse(args, Flags));
-        }
-        catch (UsageException e)
+            servers, inputTopic, outputTopic, checkpoint, bounded, continuous, maxRecords, interval, batchInterval, deadLetter, produceBundled, quiet,
+        };
+        root.Validators.Add(r =>
         {
-            Console.Error.WriteLine($"error: {e.Message}");
-            Console.Error.WriteLine("usage: KafkaClicks [--bootstrap-servers HOST:PORT] [--input-topic T] [--output-topic T] [--checkpoint DIR] [--bounded|--continuous]");
-            Console.Error.WriteLine("                   [--max-records-per-partition N] [--checkpoint-interval K] [--batch-interval-ms MS] [--dead-letter] [--produce-bundled] [--quiet]");
-            Console.Error.WriteLine("       KafkaClicks dev-broker [--brokers N] [--topic NAME:PARTITIONS]...");
-            return 2;
-        }
-        catch (Exception e) when (e is BadRecordException or CheckpointLockedException or CheckpointMismatchException or CheckpointIncompatibleException
-                                      or PipelineExecutionException or KafkaConnectorException or IOException or ArgumentException)
+            if (r.GetValue(bounded) && r.GetValue(continuous)) r.AddError("--bounded and --continuous exclude each other.");
+        });
+        root.SetAction(async (r, _) =>
         {
-            Console.Error.WriteLine($"error: {e.Message}");
-            return 1;
-        }
+            try
+            {
+                return await RunJobAsync(new JobSettings(r.GetValue(servers), r.GetValue(inputTopic)!, r.GetValue(outputTopic)!, r.GetValue(checkpoint)?.FullName,
+                    r.GetValue(bounded), r.GetValue(continuous), r.GetValue(maxRecords), r.GetValue(interval), r.GetValue(batchInterval),
+                    r.GetValue(deadLetter), r.GetValue(produceBundled), r.GetValue(quiet)));
+            }
+            catch (Exception e) when (e is PipelineDslException or IOException or ArgumentException or InvalidOperationException)
+            {
+                Console.Error.WriteLine($"error: {e.Message}");
+                return 1;
+            }
+        });
+        root.Subcommands.Add(DevBrokerCommand.Create(new Command("dev-broker", "Run the development broker on its own (librdkafka's mock cluster on loopback).")));
+        return CommandLineProgram.RunAsync(root, args);
     }
 
-    private static async Task<int> RunJobAsync(Arguments a)
+    private sealed record JobSettings(string? Servers, string InputTopic, string OutputTopic, string? Checkpoint, bool Bounded, bool Continuous,
+                                      long MaxRecordsPerPartition, int CheckpointInterval, long BatchIntervalMs, bool DeadLetter, bool ProduceBundled, bool Quiet);
+
+    private static async Task<int> RunJobAsync(JobSettings a)
     {
-        string inputTopic = a.Value("input-topic") ?? "clicks";
-        string outputTopic = a.Value("output-topic") ?? "user-totals";
-        bool quiet = a.Flag("quiet");
+        // One clear line, instead of a stack trace from deep inside the first Kafka call, when librdkafka cannot load.
+        KafkaLibrary.Load();
+        string inputTopic = a.InputTopic;
+        string outputTopic = a.OutputTopic;
+        bool quiet = a.Quiet;
         string work = Path.GetFullPath("kafka-clicks-work");
-        using var broker = a.Value("bootstrap-servers") is null ? DevBrokerProcess.Start(inputTopic, outputTopic) : null;
-        string servers = a.Value("bootstrap-servers") ?? broker!.BootstrapServers;
+        using var broker = a.Servers is null ? DevBrokerProcess.Start(inputTopic, outputTopic) : null;
+        string servers = a.Servers ?? broker!.BootstrapServers;
         bool embedded = broker is not null;
-        string checkpoint = a.Value("checkpoint") ?? Path.Combine(work, "checkpoint");
-        if (embedded && a.Value("checkpoint") is null && Directory.Exists(checkpoint))
+        string checkpoint = a.Checkpoint ?? Path.Combine(work, "checkpoint");
+        if (embedded && a.Checkpoint is null && Directory.Exists(checkpoint))
         {
             // The embedded broker starts empty every time, so offsets from an earlier run mean nothing to it.
             Directory.Delete(checkpoint, recursive: true);
         }
 
-        bool bounded = a.Flag("bounded") || (embedded && !a.Flag("continuous"));
+        bool bounded = a.Bounded || (embedded && !a.Continuous);
         Dictionary<string, long>? expected = null;
-        if (embedded || a.Flag("produce-bundled"))
+        if (embedded || a.ProduceBundled)
         {
             expected = ProduceBundled(servers, inputTopic);
             if (!quiet) Console.WriteLine($"kafka-clicks: loaded {expected.Values.Sum():N0} human clicks (and the bots) of the bundled data into '{inputTopic}'");
@@ -73,10 +95,10 @@ internal static class Cli
         {
             CheckpointDirectory = checkpoint,
             Trigger = bounded ? TriggerMode.AvailableNow : TriggerMode.Continuous,
-            MaxRecordsPerPartition = a.Long("max-records-per-partition", 2000),
-            CheckpointInterval = (int)a.Long("checkpoint-interval", 10),
-            BatchInterval = TimeSpan.FromMilliseconds(a.Long("batch-interval-ms", 500)),
-            BadRecordPolicy = a.Flag("dead-letter") ? BadRecordPolicy.DeadLetter : BadRecordPolicy.Fail,
+            MaxRecordsPerPartition = a.MaxRecordsPerPartition,
+            CheckpointInterval = a.CheckpointInterval,
+            BatchInterval = TimeSpan.FromMilliseconds(a.BatchIntervalMs),
+            BadRecordPolicy = a.DeadLetter ? BadRecordPolicy.DeadLetter : BadRecordPolicy.Fail,
         };
 
         using var source = new KafkaSource<ClickEvent>(new KafkaSourceOptions<ClickEvent>
@@ -226,8 +248,9 @@ internal sealed class DevBrokerProcess : IDisposable
         string? first = process.StandardOutput.ReadLine();
         if (first is null || !first.StartsWith("bootstrap.servers=", StringComparison.Ordinal))
         {
+            // Its error went to the same standard error as ours; it says what failed.
             process.Kill();
-            throw new IOException($"the embedded dev broker did not start (it said: {first ?? "nothing"}); is librdkafka 2.1+ installed? See scripts/install-librdkafka.sh.");
+            throw new IOException("the embedded dev broker did not start" + (first is null ? " (see its error above)." : $": it said '{first}'."));
         }
 
         return new DevBrokerProcess(process, first["bootstrap.servers=".Length..]);

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using PipelineDsl.Checkpointing;
@@ -11,62 +12,75 @@ using PipelineDsl.Sources;
 //   dotnet run --project samples/Nexmark -- --query q5                 (1,000,000 canonical events)
 //   ... -- --query q7 --events 10000000 --checkpoint DIR --output DIR [--batch-events N] [--generators G]
 //   ... -- list                                                        (the queries)
+//   ... -- --help                                                      (every option)
 return await NexmarkCli.RunAsync(args);
 
 internal static class NexmarkCli
 {
-    private static readonly string[] Flags = { "quiet" };
-
-    public static async Task<int> RunAsync(string[] args)
+    public static Task<int> RunAsync(string[] args)
     {
-        try
+        var query = new Option<string>("--query") { Description = "The query, q0..q22 (see 'list')", DefaultValueFactory = _ => "q5" };
+        query.AcceptOnlyFromAmong(QueryCatalog.All.Select(q => q.Name).ToArray());
+        var events = new Option<long>("--events") { Description = "Canonical events to generate", DefaultValueFactory = _ => 1_000_000 }.Positive();
+        var generators = new Option<int>("--generators") { Description = "Event generators (the spec's num-event-generators)", DefaultValueFactory = _ => 1 }.Positive();
+        var batchEvents = new Option<long>("--batch-events") { Description = "Events per batch per generator", DefaultValueFactory = _ => 10_000 }.Positive();
+        var checkpoint = new Option<DirectoryInfo>("--checkpoint") { Description = "Checkpoint directory (default: ./nexmark-work/QUERY/checkpoint)" };
+        var output = new Option<DirectoryInfo>("--output") { Description = "Output directory (default: ./nexmark-work/QUERY/output)" };
+        var interval = new Option<int>("--checkpoint-interval") { Description = "A state snapshot every K batches", DefaultValueFactory = _ => 10 }.Positive();
+        var pause = new Option<int>("--pause-ms") { Description = "Pause after each committed batch (throttles a run)", DefaultValueFactory = _ => 0 }.NotNegative();
+        var quiet = new Option<bool>("--quiet") { Description = "Print nothing but errors" };
+        var root = new RootCommand("Nexmark queries on the embedded generator, exactly once, restartable at any instant.")
         {
-            if (args.Length > 0 && args[0] == "list")
+            query, events, generators, batchEvents, checkpoint, output, interval, pause, quiet,
+        };
+        root.SetAction(async (r, _) =>
+        {
+            try
             {
-                foreach (var q in QueryCatalog.All) Console.WriteLine($"{q.Name,-4} {q.Description}");
-                return 0;
+                return await RunQueryAsync(new Settings(r.GetValue(query)!, r.GetValue(events), r.GetValue(generators), r.GetValue(batchEvents),
+                    r.GetValue(checkpoint)?.FullName, r.GetValue(output)?.FullName, r.GetValue(interval), r.GetValue(pause), r.GetValue(quiet)));
             }
-
-            return await RunQueryAsync(Arguments.Parse(args, Flags));
-        }
-        catch (UsageException e)
+            catch (Exception e) when (e is PipelineDslException or IOException or UnauthorizedAccessException or ArgumentException)
+            {
+                Console.Error.WriteLine($"error: {e.Message}");
+                return 1;
+            }
+        });
+        var list = new Command("list", "List the queries.");
+        list.SetAction(_ =>
         {
-            Console.Error.WriteLine($"error: {e.Message}");
-            Console.Error.WriteLine("usage: Nexmark [--query q0..q22] [--events N] [--generators G] [--batch-events N] [--checkpoint DIR] [--output DIR] [--checkpoint-interval K] [--pause-ms N] [--quiet]");
-            Console.Error.WriteLine("       Nexmark list");
-            return 2;
-        }
-        catch (Exception e) when (e is CheckpointLockedException or CheckpointMismatchException or CheckpointIncompatibleException
-                                      or PipelineExecutionException or IOException or UnauthorizedAccessException or ArgumentException)
-        {
-            Console.Error.WriteLine($"error: {e.Message}");
-            return 1;
-        }
+            foreach (var q in QueryCatalog.All) Console.WriteLine($"{q.Name,-4} {q.Description}");
+            return 0;
+        });
+        root.Subcommands.Add(list);
+        return CommandLineProgram.RunAsync(root, args);
     }
 
-    private static async Task<int> RunQueryAsync(Arguments a)
+    private sealed record Settings(string Query, long Events, int Generators, long BatchEvents, string? Checkpoint, string? Output, int CheckpointInterval, int PauseMs, bool Quiet);
+
+    private static async Task<int> RunQueryAsync(Settings a)
     {
-        var query = QueryCatalog.Get(a.Value("query") ?? "q5");
+        var query = QueryCatalog.Get(a.Query);
         string work = Path.GetFullPath(Path.Combine("nexmark-work", query.Name));
-        string checkpoint = a.Value("checkpoint") ?? Path.Combine(work, "checkpoint");
-        string output = a.Value("output") ?? Path.Combine(work, "output");
-        bool quiet = a.Flag("quiet");
+        string checkpoint = a.Checkpoint ?? Path.Combine(work, "checkpoint");
+        string output = a.Output ?? Path.Combine(work, "output");
+        bool quiet = a.Quiet;
         var config = new NexmarkConfiguration
         {
-            NumEvents = a.Long("events", 1_000_000),
-            NumEventGenerators = (int)a.Long("generators", 1),
+            NumEvents = a.Events,
+            NumEventGenerators = a.Generators,
         };
         var options = new PipelineRunnerOptions
         {
             CheckpointDirectory = checkpoint,
             Trigger = TriggerMode.AvailableNow,
-            MaxRecordsPerPartition = a.Long("batch-events", 10_000),
-            CheckpointInterval = (int)a.Long("checkpoint-interval", 10),
+            MaxRecordsPerPartition = a.BatchEvents,
+            CheckpointInterval = a.CheckpointInterval,
         };
 
         var (runner, sink) = query.CreateRunner(options, new NexmarkSource(config), output);
         // A pause after each committed batch: throttles a run, e.g. so that a test's kill lands mid-run.
-        int pauseMs = (int)a.Long("pause-ms", 0);
+        int pauseMs = a.PauseMs;
         if (pauseMs > 0) runner.BatchCompleted += _ => Thread.Sleep(pauseMs);
         if (!quiet)
         {

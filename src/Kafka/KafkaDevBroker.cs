@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.Globalization;
 using System.IO;
 using System.Runtime.InteropServices;
@@ -16,37 +17,18 @@ namespace PipelineDsl.Kafka;
 public static class KafkaDevBroker
 {
     /// <summary>
-    /// Runs the broker until told to stop. Arguments: <c>[--brokers N] [--topic NAME:PARTITIONS]…</c>.
-    /// Returns the process exit code.
+    /// Runs the broker until told to stop: <paramref name="brokers"/> brokers, with <paramref name="topics"/>
+    /// created first. Returns the process exit code.
     /// </summary>
-    public static int Run(string[] args, TextReader input, TextWriter output)
+    public static int Run(int brokers, IReadOnlyList<(string Name, int Partitions)> topics, TextReader input, TextWriter output)
     {
-        int brokers = 1;
-        var topics = new System.Collections.Generic.List<(string Name, int Partitions)>();
-        for (int i = 0; i < args.Length; i++)
-        {
-            string Value() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value.");
-            switch (args[i])
-            {
-                case "--brokers":
-                    brokers = int.Parse(Value(), CultureInfo.InvariantCulture);
-                    break;
-                case "--topic":
-                    string spec = Value();
-                    int colon = spec.LastIndexOf(':');
-                    if (colon <= 0 || !int.TryParse(spec.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out int partitions))
-                        throw new ArgumentException($"--topic takes NAME:PARTITIONS, not '{spec}'.");
-                    topics.Add((spec[..colon], partitions));
-                    break;
-                default:
-                    throw new ArgumentException($"Unknown option '{args[i]}'. Options: --brokers N, --topic NAME:PARTITIONS (repeatable).");
-            }
-        }
-
+        if (brokers < 1) throw new ArgumentOutOfRangeException(nameof(brokers), "A broker count must be 1 or more.");
+        KafkaNative.EnsureLoaded();
         using var cluster = CreateWithSignalsBlocked(brokers);
         foreach (var (name, partitions) in topics) cluster.CreateTopic(name, partitions);
         output.WriteLine("bootstrap.servers=" + cluster.BootstrapServers);
         output.Flush();
+        Console.Error.WriteLine($"dev broker: librdkafka {KafkaMockCluster.NativeVersion} from {KafkaNative.LoadedPath ?? "the system's search path"}, process {Environment.ProcessId}");
 
         using var stop = new CancellationTokenSource();
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
@@ -84,6 +66,15 @@ public static class KafkaDevBroker
         reader.Start();
         stop.Token.WaitHandle.WaitOne();
         return 0;
+    }
+
+    /// <summary>Parses a topic given as <c>NAME:PARTITIONS</c> (the dev broker's --topic format).</summary>
+    public static (string Name, int Partitions) ParseTopic(string spec)
+    {
+        int colon = spec.LastIndexOf(':');
+        if (colon <= 0 || !int.TryParse(spec.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out int partitions) || partitions < 1)
+            throw new FormatException($"A topic is NAME:PARTITIONS with 1 or more partitions, for example clicks:4, not '{spec}'.");
+        return (spec[..colon], partitions);
     }
 
     /// <summary>

@@ -14,10 +14,11 @@ internal sealed class SampleProcess : IDisposable
     private readonly StringBuilder _stdout = new();
     private readonly StringBuilder _stderr = new();
 
-    private SampleProcess(string assembly, IEnumerable<string> args, IDictionary<string, string>? environment)
+    private SampleProcess(string assembly, IEnumerable<string> args, IDictionary<string, string>? environment, string? workingDirectory = null)
     {
         Assert.True(File.Exists(assembly), $"the program is not built at {assembly}");
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        if (workingDirectory is not null) start.WorkingDirectory = workingDirectory;
         start.ArgumentList.Add(assembly);
         foreach (var a in args) start.ArgumentList.Add(a);
         if (environment is not null) foreach (var (k, v) in environment) start.Environment[k] = v;
@@ -32,7 +33,7 @@ internal sealed class SampleProcess : IDisposable
     public static SampleProcess Start(IEnumerable<string> args, IDictionary<string, string>? environment = null) => new(Assembly, args, environment);
 
     /// <summary>Starts another .NET program (a test-built app) the same way.</summary>
-    public static SampleProcess StartAssembly(string assembly, IEnumerable<string> args) => new(assembly, args, null);
+    public static SampleProcess StartAssembly(string assembly, IEnumerable<string> args, string? workingDirectory = null) => new(assembly, args, null, workingDirectory);
 
     public int Id => _process.Id;
 

@@ -1,0 +1,94 @@
+using System.Reflection;
+
+namespace PipelineDsl.IntegrationTests;
+
+/// <summary>
+/// Every program of the repository (samples, dev broker, benchmarks) as a user runs it: --help prints usage and
+/// exits 0, a misspelt option or a bad value is an "error:" line naming it and exit code 2, and nothing runs.
+/// </summary>
+[Trait(ProcessLane.Trait, ProcessLane.Value)]
+[Collection(ProcessLane.Name)]
+public sealed class CommandLineTests : IDisposable
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromMinutes(2);
+    private readonly TempDir _dir = new();
+
+    public void Dispose() => _dir.Dispose();
+
+    /// <summary>Each program, an option its help must list, and a value it must refuse (option, value).</summary>
+    public static IEnumerable<object[]> Programs => new[]
+    {
+        new object[] { "ClicksPerUser", "--checkpoint", "--checkpoint-interval", "0" },
+        new object[] { "KafkaClicks", "--bootstrap-servers", "--max-records-per-partition", "many" },
+        new object[] { "Nexmark", "--query", "--query", "q99" },
+        new object[] { "pipelinedsl-dev-broker", "--topic", "--topic", "clicks" },
+        new object[] { "bench-runtime", "--records", "--records", "-5" },
+        new object[] { "bench-nexmark", "--events", "--events", "2M" },
+        new object[] { "bench-kafka", "--repeat", "--repeat", "0" },
+    };
+
+    private static string Program(string name) => typeof(CommandLineTests).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
+        .Single(a => a.Key == "Program:" + name).Value!;
+
+    private (int Code, string Out, string Err) Run(string program, params string[] args)
+    {
+        using var p = SampleProcess.StartAssembly(Program(program), args, workingDirectory: _dir.Path);
+        int code = p.WaitForExit(Timeout);
+        return (code, p.Stdout, p.Stderr);
+    }
+
+    [Theory]
+    [MemberData(nameof(Programs))]
+    public void Help_prints_usage_and_exits_0(string program, string listedOption, string badOption, string badValue)
+    {
+        _ = (badOption, badValue);
+        foreach (var help in new[] { "--help", "-h" })
+        {
+            var (code, output, error) = Run(program, help);
+            Assert.True(code == 0, $"{program} {help}: exit {code}\n{output}\n{error}");
+            Assert.Contains("Usage:", output);
+            Assert.Contains(listedOption, output);
+            Assert.Equal("", error);
+        }
+
+        Assert.Empty(Directory.EnumerateFileSystemEntries(_dir.Path)); // help ran nothing
+    }
+
+    [Theory]
+    [MemberData(nameof(Programs))]
+    public void A_misspelt_option_is_an_error_naming_it_with_exit_code_2(string program, string listedOption, string badOption, string badValue)
+    {
+        _ = (badOption, badValue);
+        string misspelt = listedOption[..^1] + "x" + listedOption[^1]; // for example --checkpoinxt
+        var (code, output, error) = Run(program, misspelt, "value");
+        Assert.True(code == 2, $"{program} {misspelt}: exit {code}\n{output}\n{error}");
+        Assert.Contains("error:", error);
+        Assert.Contains(misspelt, error);
+        Assert.Contains("--help", error);
+        Assert.Empty(Directory.EnumerateFileSystemEntries(_dir.Path)); // nothing ran: no work directory was created
+    }
+
+    [Theory]
+    [MemberData(nameof(Programs))]
+    public void A_bad_value_is_an_error_naming_the_option_with_exit_code_2(string program, string listedOption, string badOption, string badValue)
+    {
+        _ = listedOption;
+        var (code, output, error) = Run(program, badOption, badValue);
+        Assert.True(code == 2, $"{program} {badOption} {badValue}: exit {code}\n{output}\n{error}");
+        Assert.Contains("error:", error);
+        Assert.True(error.Contains(badOption, StringComparison.Ordinal) || error.Contains(badValue, StringComparison.Ordinal), error);
+        Assert.Empty(Directory.EnumerateFileSystemEntries(_dir.Path));
+    }
+
+    [Fact]
+    public void A_missing_input_directory_fails_before_the_checkpoint_directory_is_created()
+    {
+        string checkpoint = _dir.Sub("checkpoint");
+        var (code, _, error) = Run("ClicksPerUser", "--input", _dir.Sub("no-such-input"), "--checkpoint", checkpoint, "--output", _dir.Sub("output"), "--bounded");
+        Assert.Equal(1, code);
+        Assert.Contains("no-such-input", error);
+        Assert.StartsWith("error:", error);
+        Assert.Single(error.Trim().Split('\n')); // one line, no stack trace
+        Assert.False(Directory.Exists(checkpoint), "the checkpoint directory was created for a run that could not start");
+    }
+}
