@@ -86,6 +86,12 @@ public sealed class PipelineRunner
         if (unbound.Count > 0)
             throw new InvalidOperationException($"Pipeline '{_definition.PipelineId}' has unbound {string.Join(", ", unbound)}: bind each with BindSource/BindSink before running.");
 
+        // Every source answers once before the checkpoint is touched, so that a wrong input (a missing directory,
+        // an unknown topic) fails without creating a checkpoint directory for a run that never started.
+        var probes = new ExecutorFactory(_sources, _sinks, parallelism: 1);
+        foreach (var node in _definition.Operators.Where(o => o.Kind == OperatorKind.Source))
+            await ((ISourceExecutor)probes.Build(node)).ListAsync(stopToken).ConfigureAwait(false);
+
         var store = _options.CheckpointStore ?? new LocalDirectoryCheckpointStore(_options.CheckpointDirectory!);
         using var checkpointLock = store.AcquireLock($"pipeline '{_definition.PipelineId}'");
         (store as LocalDirectoryCheckpointStore)?.RemoveAbandonedTemporaryFiles();
@@ -191,13 +197,18 @@ public sealed class PipelineRunner
             }
 
             long lastCommitted = next - 1;
+            long? finalSnapshot = null;
             if (lastCommitted >= 0 && _lastSnapshotBatch != lastCommitted && _stateful.Length > 0)
+            {
                 StartSnapshot(lastCommitted);
+                finalSnapshot = lastCommitted;
+            }
+
             await FinishCommitAsync().ConfigureAwait(false);
             await FinishSnapshotAsync().ConfigureAwait(false);
 
             return new RunSummary(recovery.Restored, recovery.SnapshotBatch, recovery.FromDeltas, recovery.Replayed, batchesRun, inputRecords, lastCommitted,
-                recoveryTime, _clock.Elapsed, _stateful.Sum(s => s.KeyCount));
+                recoveryTime, _clock.Elapsed, _stateful.Sum(s => s.KeyCount), finalSnapshot);
         }
 
         private async Task DelayAsync(TimeSpan started)
@@ -830,10 +841,13 @@ public sealed class PipelineRunner
 }
 
 /// <summary>Thrown when a checkpoint was written by a build whose state this build cannot read; lists each operator and why.</summary>
-public sealed class CheckpointIncompatibleException : Exception
+public sealed class CheckpointIncompatibleException : CheckpointException
 {
     /// <summary>Creates the exception.</summary>
     public CheckpointIncompatibleException(string message, IReadOnlyList<string> operators) : base(message) => Operators = operators;
+
+    /// <inheritdoc />
+    public override bool IsTransient => false;
 
     /// <summary>One line per operator that blocks the restore.</summary>
     public IReadOnlyList<string> Operators { get; }
