@@ -5,6 +5,8 @@ using PipelineDsl.Cli;
 namespace PipelineDsl.IntegrationTests;
 
 /// <summary>The pipelinedsl tool on a checkpoint written by the real sample job.</summary>
+[Trait(ProcessLane.Trait, ProcessLane.Value)]
+[Collection(ProcessLane.Name)]
 public sealed class CliTests : IDisposable
 {
     private static readonly TimeSpan Long = TimeSpan.FromMinutes(5);

@@ -6,6 +6,8 @@ namespace PipelineDsl.IntegrationTests;
 /// The main job, killed with SIGKILL at random moments and at the narrow points of the checkpoint protocol,
 /// restarted each time, must produce exactly the output of an uninterrupted run: no record lost, none twice.
 /// </summary>
+[Trait(ProcessLane.Trait, ProcessLane.Value)]
+[Collection(ProcessLane.Name)]
 public class CrashTests(Xunit.Abstractions.ITestOutputHelper log)
 {
     private static readonly TimeSpan Long = TimeSpan.FromMinutes(5);
@@ -52,7 +54,7 @@ public class CrashTests(Xunit.Abstractions.ITestOutputHelper log)
             "checkpoint-write-before-rename@commits/", "after-offsets", "after-commit", "checkpoint-write-before-fsync@state/",
             "checkpoint-write-before-rename@part-",
         });
-        var random = new Random(20261121);
+        var random = TestRandom.Create(20261121, log);
         int kills = 0, randomKills = 0, pointKills = 0, runs = 0;
         string checkpoint = dir.Sub("checkpoint"), output = dir.Sub("output");
         while (kills < 24 && runs < 80)

@@ -10,7 +10,9 @@ namespace PipelineDsl.IntegrationTests;
 /// assembly) and restores the same checkpoint. The final output must equal an uninterrupted run of v1 then
 /// v2 (then v3) switching at the same batch boundaries.
 /// </summary>
-public sealed class UpgradeProcessTests : IDisposable
+[Trait(ProcessLane.Trait, ProcessLane.Value)]
+[Collection(ProcessLane.Name)]
+public sealed class UpgradeProcessTests(Xunit.Abstractions.ITestOutputHelper log) : IDisposable
 {
     private static readonly TimeSpan Long = TimeSpan.FromMinutes(5);
     private static readonly string Repo = Path.GetFullPath(typeof(UpgradeProcessTests).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "RepositoryRoot").Value!);
@@ -220,7 +222,7 @@ public sealed class UpgradeProcessTests : IDisposable
     private void WriteInput()
     {
         Directory.CreateDirectory(Input);
-        var random = new Random(7);
+        var random = TestRandom.Create(7, log);
         // 120 batches of 2,000 records: with --slow's 40 ms per batch the killed runs have about 5 s left after
         // the batches a test waits for, so a busy host that reads the app's output late still kills it mid-stream.
         for (int f = 0; f < 4; f++)

@@ -9,7 +9,9 @@ namespace PipelineDsl.Kafka.Tests;
 /// Real processes: the dev broker in one, the Kafka sample in another, killed with SIGKILL at random moments
 /// while this test produces input, and restarted on the same checkpoint.
 /// </summary>
-public sealed class ProcessKillTests
+[Trait(ProcessLane.Trait, ProcessLane.Value)]
+[Collection(ProcessLane.Name)]
+public sealed class ProcessKillTests(Xunit.Abstractions.ITestOutputHelper log)
 {
     private static readonly string Sample = typeof(ProcessKillTests).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "SampleAssembly").Value!;
 
@@ -33,7 +35,7 @@ public sealed class ProcessKillTests
         });
 
         string[] run = { "--bootstrap-servers", servers, "--checkpoint", checkpoint, "--continuous", "--batch-interval-ms", "100", "--max-records-per-partition", "300", "--checkpoint-interval", "3" };
-        var random = new Random(7);
+        var random = TestRandom.Create(7, log);
         int kills = 0;
         while (!producer.IsCompleted || kills < 6)
         {

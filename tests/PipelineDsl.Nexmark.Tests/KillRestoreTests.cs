@@ -8,7 +8,9 @@ namespace PipelineDsl.Nexmark.Tests;
 /// with SIGKILL in the middle of the run, starts it again on the same checkpoint and output, and compares the
 /// output with the plain reference: nothing lost, nothing twice, windows and joins restored exactly.
 /// </summary>
-public class KillRestoreTests
+[Trait(ProcessLane.Trait, ProcessLane.Value)]
+[Collection(ProcessLane.Name)]
+public class KillRestoreTests(Xunit.Abstractions.ITestOutputHelper log)
 {
     private static readonly string Sample = typeof(KillRestoreTests).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "SampleAssembly").Value!;
 
@@ -31,7 +33,7 @@ public class KillRestoreTests
         };
 
         // Kill after a random number of committed batches (so sometimes after a snapshot, sometimes between).
-        int killAfter = Random.Shared.Next(5, batches / 2);
+        int killAfter = TestRandom.Create(20261130 + int.Parse(query[1..], System.Globalization.CultureInfo.InvariantCulture), log, "the kill point").Next(5, batches / 2);
         var first = Start(args.Concat(new[] { "--pause-ms", "10" }).ToArray());
         string commits = Path.Combine(dir.Path, "checkpoint", "commits");
         var waited = Stopwatch.StartNew();

@@ -95,7 +95,7 @@ public static partial class HoppingPipeline
 /// Watermarks, event-time windows, sessions and interval joins, batch by batch: each RunAsync below is one
 /// batch on a new runner restored from the checkpoint, so every step also proves the state survives a restart.
 /// </summary>
-public class EventTimeTests
+public class EventTimeTests(Xunit.Abstractions.ITestOutputHelper log)
 {
     private sealed class Harness : IDisposable
     {
@@ -289,7 +289,7 @@ public class EventTimeTests
         var out500 = new CollectingSink<EventWindow<string, Reading>>();
         var out400 = new CollectingSink<EventWindow<string, Reading>>();
         var progress = new List<BatchProgress>();
-        var random = new Random(20261121);
+        var random = TestRandom.Create(20261121, log);
         var model500 = new WindowModel(1500, 500);
         var model400 = new WindowModel(1000, 400);
         long maxTime = long.MinValue, watermark = long.MinValue, lateInModel = 0;

@@ -3,7 +3,7 @@ using PipelineDsl.Sources;
 namespace PipelineDsl.Runtime.Tests;
 
 /// <summary>Every operator kind, run by the real runner, compared with a plain computation of the same thing.</summary>
-public class OperatorTests
+public class OperatorTests(Xunit.Abstractions.ITestOutputHelper log)
 {
     private static PipelineRunnerOptions Bounded(TempDir dir, long? perPartition = null, int parallelism = 2) => new()
     {
@@ -107,7 +107,7 @@ public class OperatorTests
         var a = new MemorySource<Line>();
         var b = new MemorySource<Line>();
         string[] vocabulary = { "x", "y", "z", "w" };
-        var random = new Random(3);
+        var random = TestRandom.Create(3, log);
         const int batchCount = 7;
         for (int batch = 0; batch < batchCount; batch++)
         {
