@@ -180,6 +180,12 @@ public class CrashTests(Xunit.Abstractions.ITestOutputHelper log)
 
         using var usage = SampleProcess.Start(new[] { "--max-records-per-partition", "zero" });
         Assert.Equal(2, usage.WaitForExit(Long));
-        Assert.Contains("--max-records-per-partition must be a positive whole number, not 'zero'", usage.Stderr);
+        Assert.Contains("error: Cannot parse argument 'zero' for option '--max-records-per-partition'", usage.Stderr);
+        Assert.False(Directory.Exists(dir.Sub("c4")));
+
+        using var zero = SampleProcess.Start(new[] { "--max-records-per-partition", "0", "--checkpoint", dir.Sub("c4") });
+        Assert.Equal(2, zero.WaitForExit(Long));
+        Assert.Contains("error: --max-records-per-partition must be 1 or more, not 0.", zero.Stderr);
+        Assert.False(Directory.Exists(dir.Sub("c4")), "a refused command line must not create the checkpoint");
     }
 }
