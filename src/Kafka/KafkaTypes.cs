@@ -134,8 +134,16 @@ internal static class KafkaErrors
             or ErrorCode.NotEnoughReplicasAfterAppend or ErrorCode.ConcurrentTransactions or ErrorCode.FencedLeaderEpoch
             or ErrorCode.UnknownLeaderEpoch or ErrorCode.OffsetNotAvailable or ErrorCode.KafkaStorageError;
 
+    /// <summary>The settings every client of the connectors gets, then the user's extra settings (which win).</summary>
     public static void Apply(ClientConfig config, IDictionary<string, string>? extra)
     {
+        // librdkafka 2.10+ "re-bootstraps" when every broker it knows is down (KIP-899): it decommissions the
+        // brokers and starts over from bootstrap.servers. In 2.16.0 a transactional producer's decommissioned
+        // coordinator handle never terminates, and every transactional call after that blocks past its timeout
+        // (seen on the mock cluster: a 4 s outage of its only broker hung SendOffsetsToTransaction for minutes).
+        // Without re-bootstrap the clients reconnect to the same brokers when they return, which is what this
+        // connector needs; a cluster whose every address changes needs new bootstrap servers anyway.
+        config.Set("metadata.recovery.strategy", "none");
         if (extra is null) return;
         foreach (var (key, value) in extra) config.Set(key, value);
     }
