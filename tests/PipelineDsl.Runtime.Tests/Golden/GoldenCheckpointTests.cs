@@ -1,0 +1,94 @@
+namespace PipelineDsl.Runtime.Tests.Golden;
+
+/// <summary>
+/// A checkpoint written by any released build restores in this one, forever: every golden checkpoint (one
+/// folder per checkpoint format under Golden/, written once by tools/GoldenWriter on the build that introduced
+/// the format) is restored, the remaining batches run, and their output must equal the output the writing
+/// build produced in an uninterrupted run.
+/// </summary>
+public sealed class GoldenCheckpointTests
+{
+    private static readonly string Root = Path.Combine(AppContext.BaseDirectory, "Golden");
+
+    /// <summary>Every (format folder, scenario, restore path).</summary>
+    public static IEnumerable<object[]> Cases =>
+        from version in Directory.GetDirectories(Root).Select(Path.GetFileName).Order(StringComparer.Ordinal)
+        from scenario in GoldenScenario.All
+        where Directory.Exists(Path.Combine(Root, version!, scenario.Name))
+        from path in new[] { "snapshot", "snapshot+deltas" }
+        where path == "snapshot" || Directory.Exists(Path.Combine(Root, version!, scenario.Name, "checkpoint", "state")) // a stateless pipeline has no snapshots
+        select new object[] { version!, scenario.Name, path };
+
+    [Fact]
+    public void Golden_checkpoints_of_every_released_format_are_present()
+    {
+        // Formats are never deleted: a missing folder would silently drop a format from the test.
+        Assert.Contains("v2", Directory.GetDirectories(Root).Select(Path.GetFileName));
+        foreach (var version in Directory.GetDirectories(Root))
+        foreach (var scenario in GoldenScenario.All)
+            Assert.True(File.Exists(Path.Combine(version, scenario.Name, "expected.txt")), $"{version}/{scenario.Name} is incomplete");
+    }
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public async Task A_golden_checkpoint_restores_and_the_remaining_batches_equal_the_writing_builds_output(string version, string scenarioName, string restorePath)
+    {
+        string golden = Path.Combine(Root, version, scenarioName);
+        using var dir = new TempDir();
+        string checkpoint = dir.Sub("checkpoint");
+        CopyDirectory(Path.Combine(golden, "checkpoint"), checkpoint);
+        var scenario = GoldenScenario.All.Single(s => s.Name == scenarioName).Fresh();
+        if (restorePath == "snapshot+deltas")
+        {
+            // Keep only the oldest snapshot: the batches after it are restored from their commit files' state deltas.
+            var snapshots = Directory.GetFiles(Path.Combine(checkpoint, "state")).Order(StringComparer.Ordinal).ToList();
+            Assert.True(snapshots.Count >= 2, "the golden checkpoint has a single snapshot, so no delta would be applied");
+            foreach (var newer in snapshots.Skip(1)) File.Delete(newer);
+        }
+
+        var input = File.ReadAllLines(Path.Combine(golden, "input.txt")).Select(line =>
+        {
+            var f = line.Split('\t');
+            return (int.Parse(f[0], System.Globalization.CultureInfo.InvariantCulture), f[1], int.Parse(f[2], System.Globalization.CultureInfo.InvariantCulture), f[3]);
+        }).ToList();
+        var expected = File.ReadAllLines(Path.Combine(golden, "expected.txt"))
+            .Where(l => int.Parse(l[..l.IndexOf('\t')], System.Globalization.CultureInfo.InvariantCulture) >= scenario.StoredBatches).ToList();
+        Assert.NotEmpty(expected);
+
+        for (int b = 0; b < scenario.StoredBatches; b++) await scenario.RunBatchAsync(checkpoint, b, input, run: false);
+        var actual = new List<string>();
+        for (int b = scenario.StoredBatches; b < scenario.Batches; b++) actual.AddRange(await scenario.RunBatchAsync(checkpoint, b, input));
+
+        Assert.Equal(expected, actual);
+    }
+
+    [Fact]
+    public void Every_golden_checkpoint_file_is_plain_messagepack_that_an_independent_decoder_reads()
+    {
+        // The README promises any msgpack tool reads checkpoint files: the MessagePack package (a test-only
+        // dependency, not PipelineDsl's own codec) decodes every file whole, envelope and body.
+        int files = 0;
+        foreach (var file in Directory.EnumerateFiles(Root, "*", SearchOption.AllDirectories).Where(f => f.Contains($"{Path.DirectorySeparatorChar}checkpoint{Path.DirectorySeparatorChar}", StringComparison.Ordinal)))
+        {
+            byte[] bytes = File.ReadAllBytes(file);
+            var reader = new MessagePack.MessagePackReader(bytes);
+            var envelope = MessagePack.MessagePackSerializer.Deserialize<Dictionary<object, object>>(ref reader, MessagePack.MessagePackSerializerOptions.Standard);
+            Assert.True(reader.End, $"{file}: bytes after the envelope");
+            Assert.Equal("pipelinedsl-checkpoint", envelope["format"]);
+            Assert.Contains("body", envelope.Keys);
+            Assert.StartsWith("{", MessagePack.MessagePackSerializer.ConvertToJson(bytes), StringComparison.Ordinal);
+            files++;
+        }
+
+        Assert.True(files >= 5 * 10, $"only {files} golden checkpoint files were found");
+    }
+
+    private static void CopyDirectory(string from, string to)
+    {
+        foreach (var directory in Directory.GetDirectories(from, "*", SearchOption.AllDirectories))
+            Directory.CreateDirectory(Path.Combine(to, Path.GetRelativePath(from, directory)));
+        Directory.CreateDirectory(to);
+        foreach (var file in Directory.GetFiles(from, "*", SearchOption.AllDirectories))
+            File.Copy(file, Path.Combine(to, Path.GetRelativePath(from, file)));
+    }
+}
