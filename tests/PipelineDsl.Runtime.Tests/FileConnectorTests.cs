@@ -104,8 +104,10 @@ public class FileConnectorTests
         Assert.Contains($"The input directory '{dir.Sub("nope")}' does not exist", e.Message);
     }
 
-    [Fact]
-    public async Task A_truncated_input_file_is_reported_not_misread()
+    [Theory]
+    [InlineData(TriggerMode.Continuous)]
+    [InlineData(TriggerMode.AvailableNow)] // bounded runs ignored a shrunk file, then resumed at the stale position when it grew again
+    public async Task A_truncated_input_file_is_reported_not_misread(TriggerMode trigger)
     {
         using var dir = new TempDir();
         string input = dir.Sub("in");
@@ -113,9 +115,100 @@ public class FileConnectorTests
         File.WriteAllText(Path.Combine(input, "a.csv"), "u1,1\nu1,2\n");
         await Runner(dir, input, new CollectingSink<Total?>()).RunAsync();
         File.WriteAllText(Path.Combine(input, "a.csv"), "u1,1\n");
-        var runner = Runner(dir, input, new CollectingSink<Total?>(), trigger: TriggerMode.Continuous);
+        var runner = Runner(dir, input, new CollectingSink<Total?>(), trigger: trigger);
         var e = await Assert.ThrowsAsync<InvalidDataException>(() => runner.RunAsync());
-        Assert.Contains("partition 'a.csv': the data ends at position 5, before the position 10 already processed", e.Message);
+        Assert.Contains("partition 'a.csv': the data now ends at position 5, before position 10, which earlier batches already processed", e.Message);
+    }
+
+    [Fact]
+    public async Task A_file_rewritten_with_more_data_than_was_read_is_reported_not_misread()
+    {
+        using var dir = new TempDir();
+        string input = dir.Sub("in");
+        Directory.CreateDirectory(input);
+        File.WriteAllText(Path.Combine(input, "a.csv"), "u1,1\nu1,2\n");
+        var first = new CollectingSink<Total?>();
+        await Runner(dir, input, first).RunAsync();
+        // Shrunk and grown again between runs: longer than what was read, so its size alone looks fine.
+        File.WriteAllText(Path.Combine(input, "a.csv"), "u2,10\nu2,20\nu2,30\n");
+        var e = await Assert.ThrowsAsync<InvalidDataException>(() => Runner(dir, input, new CollectingSink<Total?>()).RunAsync());
+        Assert.Contains("a.csv' was rewritten: position 10, where the checkpoint says the next record starts, is not the start of a line", e.Message);
+    }
+
+    [Fact]
+    public async Task A_file_replaced_while_the_source_reads_it_is_detected_by_its_first_bytes()
+    {
+        using var dir = new TempDir();
+        var source = new FileDirectorySource<string>(dir.Path, line => line);
+        string file = dir.Sub("a.csv");
+        File.WriteAllText(file, "aaaa\nbbbb\n");
+        await source.ReadAsync("a.csv", 0, 5, new ListOutput(), default);
+        File.WriteAllText(file, "cccc\ndddd\neeee\n"); // same line lengths: every position is still a line start
+        var e = await Assert.ThrowsAsync<InvalidDataException>(() => source.ReadAsync("a.csv", 5, 10, new ListOutput(), default));
+        Assert.Contains("was rewritten while the pipeline ran: its first bytes differ", e.Message);
+
+        // Appending is how files grow: reading on after an append is fine.
+        File.WriteAllText(dir.Sub("b.csv"), "aaaa\n");
+        await source.ReadAsync("b.csv", 0, 5, new ListOutput(), default);
+        File.AppendAllText(dir.Sub("b.csv"), "bbbb\n");
+        var output = new ListOutput();
+        await source.ReadAsync("b.csv", 5, 10, output, default);
+        Assert.Equal(new[] { "bbbb" }, output.Lines);
+    }
+
+    [Theory]
+    [InlineData("/etc/passwd")]
+    [InlineData("../outside.csv")]
+    [InlineData("sub/inner.csv")]
+    [InlineData("..")]
+    public async Task A_partition_name_outside_the_input_directory_is_refused_and_never_opened(string partition)
+    {
+        using var dir = new TempDir();
+        File.WriteAllText(dir.Sub("outside.csv"), "secret\n");
+        Directory.CreateDirectory(dir.Sub("in"));
+        var source = new FileDirectorySource<string>(dir.Sub("in"), line => line);
+        var output = new ListOutput();
+        var e = await Assert.ThrowsAsync<InvalidDataException>(() => source.ReadAsync(partition, 0, 7, output, default));
+        Assert.Contains($"'{partition}' is not the name of a file in the input directory", e.Message);
+        Assert.Empty(output.Lines);
+        await Assert.ThrowsAsync<InvalidDataException>(() => source.GetEndPositionAsync(partition, default));
+    }
+
+    [Fact]
+    public async Task A_fifo_in_the_input_directory_is_skipped_with_a_warning_and_never_blocks_the_run()
+    {
+        Assert.True(OperatingSystem.IsLinux(), "FIFOs are made with mkfifo(3) here");
+        using var dir = new TempDir();
+        string input = dir.Sub("in");
+        Directory.CreateDirectory(input);
+        File.WriteAllText(Path.Combine(input, "a.csv"), "u1,1\nu1,2\n");
+        Assert.Equal(0, NativeFifo.mkfifo(Path.Combine(input, "b.pipe"), 0b110_110_110));
+        var warnings = new List<string>();
+        var sink = new CollectingSink<Total?>();
+        var runner = new PipelineRunner(RunningTotals.Definition, new PipelineRunnerOptions { CheckpointDirectory = dir.Sub("checkpoint"), Trigger = TriggerMode.AvailableNow })
+            .BindSource(RunningTotals.Events(), new FileDirectorySource<Event>(input, Parse, new FileDirectorySourceOptions { OnWarning = warnings.Add }))
+            .BindSink(RunningTotals.Out(), sink);
+        var run = runner.RunAsync();
+        Assert.Same(run, await Task.WhenAny(run, Task.Delay(TimeSpan.FromSeconds(60))));
+        await run;
+        Assert.Equal(2, sink.All.Count);
+        var warning = Assert.Single(warnings);
+        Assert.Contains("'b.pipe', which is not a regular file", warning);
+    }
+
+    private static class NativeFifo
+    {
+        [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
+        public static extern int mkfifo(string path, int mode);
+    }
+
+    private sealed class ListOutput : ISourceOutput<string>
+    {
+        public List<string> Lines { get; } = new();
+
+        public void Emit(long position, string record) => Lines.Add(record);
+
+        public void Reject(long position, string raw, Exception error) => throw error;
     }
 
     [Fact]

@@ -22,6 +22,12 @@ public sealed class FileDirectorySource<T> : ISourceConnector<T>
     private readonly string _directory;
     private readonly Func<string, T> _parse;
     private readonly FileDirectorySourceOptions _options;
+    private readonly HashSet<string> _skipped = new(StringComparer.Ordinal);
+
+    // The first bytes of each file as this process first read them: a file rewritten while the job runs (same
+    // name, other content) is detected even when it is not shorter than what was read.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, byte[]> _heads = new(StringComparer.Ordinal);
+    private const int HeadBytes = 64;
 
     /// <summary>Reads <paramref name="directory"/>, decoding each line with <paramref name="parse"/>.</summary>
     public FileDirectorySource(string directory, Func<string, T> parse, FileDirectorySourceOptions? options = null)
@@ -41,12 +47,25 @@ public sealed class FileDirectorySource<T> : ISourceConnector<T>
     {
         if (!Directory.Exists(_directory))
             throw new DirectoryNotFoundException($"The input directory '{_directory}' does not exist. Create it, or point the source at the directory that holds the input files.");
-        IReadOnlyList<string> files = Directory.EnumerateFiles(_directory, _options.SearchPattern)
-            .Select(Path.GetFileName)
-            .Where(n => n is not null && !n.StartsWith('.'))
-            .OrderBy(n => n, StringComparer.Ordinal)
-            .ToList()!;
-        return Task.FromResult(files);
+        var files = new List<string>();
+        foreach (var path in Directory.EnumerateFiles(_directory, _options.SearchPattern))
+        {
+            string name = Path.GetFileName(path);
+            if (name.StartsWith('.')) continue;
+            if (!PipelineDsl.IO.FileKind.IsRegularFile(path))
+            {
+                // A FIFO, socket or device: reading it would block or never end. Said once per name.
+                bool first;
+                lock (_skipped) first = _skipped.Add(name);
+                if (first) _options.OnWarning?.Invoke($"The input directory '{_directory}' holds '{name}', which is not a regular file (a FIFO, socket or device): it is skipped.");
+                continue;
+            }
+
+            files.Add(name);
+        }
+
+        files.Sort(StringComparer.Ordinal);
+        return Task.FromResult<IReadOnlyList<string>>(files);
     }
 
     /// <inheritdoc />
@@ -122,8 +141,10 @@ public sealed class FileDirectorySource<T> : ISourceConnector<T>
     {
         if (to <= from) return;
         using var file = Open(partition);
+        string path = Path.Combine(_directory, partition);
         if (file.Length < to)
-            throw new InvalidDataException($"The input file '{Path.Combine(_directory, partition)}' is {file.Length} bytes but the checkpoint recorded data up to byte {to}: input files must only grow. Restore the file, or start a new checkpoint.");
+            throw new InvalidDataException($"The input file '{path}' is {file.Length} bytes but the checkpoint recorded data up to byte {to}: input files must only grow. Restore the file, or start a new checkpoint.");
+        await CheckUnchangedAsync(file, partition, path, from, cancellationToken).ConfigureAwait(false);
         file.Position = from;
         var bytes = new byte[to - from];
         await file.ReadExactlyAsync(bytes, cancellationToken).ConfigureAwait(false);
@@ -170,8 +191,43 @@ public sealed class FileDirectorySource<T> : ISourceConnector<T>
         }
     }
 
+    /// <summary>
+    /// Positions are line starts, so the byte before a range is a newline; and the head of a file does not change.
+    /// Either failing means the file was rewritten or replaced after the pipeline read it: reading on would skip
+    /// or repeat records without a word.
+    /// </summary>
+    private async Task CheckUnchangedAsync(FileStream file, string partition, string path, long from, CancellationToken ct)
+    {
+        int headLength = (int)Math.Min(HeadBytes, file.Length);
+        var head = new byte[headLength];
+        file.Position = 0;
+        await file.ReadExactlyAsync(head, ct).ConfigureAwait(false);
+        if (from > 0)
+        {
+            var before = new byte[1];
+            file.Position = from - 1;
+            await file.ReadExactlyAsync(before, ct).ConfigureAwait(false);
+            if (before[0] != (byte)'\n')
+                throw new InvalidDataException(
+                    $"The input file '{path}' was rewritten: position {from}, where the checkpoint says the next record starts, is not the start of a line. "
+                    + "Input files must only grow (append, or write a new file and rename it in). Restore the file, or start a new checkpoint.");
+        }
+
+        var seen = _heads.GetOrAdd(partition, head);
+        int common = Math.Min(seen.Length, head.Length);
+        if (!seen.AsSpan(0, common).SequenceEqual(head.AsSpan(0, common)))
+            throw new InvalidDataException(
+                $"The input file '{path}' was rewritten while the pipeline ran: its first bytes differ from what was read before. "
+                + "Input files must only grow (append, or write a new file and rename it in). Restore the file, or start a new checkpoint.");
+        if (head.Length > seen.Length) _heads[partition] = head;
+    }
+
     private FileStream Open(string partition)
     {
+        // A partition is a file name of this directory, nothing else: a name from a (damaged or foreign)
+        // checkpoint must not open a file elsewhere.
+        if (partition.Length == 0 || partition is "." or ".." || partition.IndexOfAny(new[] { '/', '\\', '\0' }) >= 0 || Path.IsPathRooted(partition))
+            throw new InvalidDataException($"'{partition}' is not the name of a file in the input directory '{_directory}': a checkpoint named it, so it is damaged or foreign. Restore it from a backup, or start a new checkpoint.");
         string path = Path.Combine(_directory, partition);
         try
         {
@@ -199,6 +255,9 @@ public sealed class FileDirectorySourceOptions
 
     /// <summary>Whether empty lines are skipped rather than parsed (default true).</summary>
     public bool SkipEmptyLines { get; set; } = true;
+
+    /// <summary>Called with a message when the source skips something (a file that is not a regular file); null to ignore.</summary>
+    public Action<string>? OnWarning { get; set; }
 
     internal void Validate()
     {
