@@ -70,10 +70,9 @@ public static class CliApp
         if (!Directory.Exists(directory)) throw new CliException($"'{directory}' does not exist: give the checkpoint directory of a pipeline.");
         var store = new LocalDirectoryCheckpointStore(directory);
         var metadata = await store.ReadAsync("metadata", default) ?? throw new CliException($"'{directory}' has no metadata file: it is not a PipelineDsl checkpoint.");
-        var body = CheckpointFile.Unwrap(metadata, "metadata", "metadata", out string pipelineId);
+        string pipelineId = CheckpointFile.Open(metadata, "metadata", "metadata").PipelineId;
         var log = new CheckpointLog(store, pipelineId);
-        var manifest = PipelineManifest.Parse(await log.ReadMetadataManifestAsync(default) ?? throw new CliException("The checkpoint's metadata holds no manifest."));
-        _ = body;
+        var manifest = PipelineManifest.Parse((await log.ReadMetadataAsync(default))?.Manifest ?? throw new CliException("The checkpoint's metadata holds no manifest."));
         var offsets = (await log.ListAsync("offsets", default)).Select(o => o.Batch).ToList();
         var commits = (await log.ListAsync("commits", default)).Select(o => o.Batch).ToList();
         var snapshots = await log.ListAsync("state", default);

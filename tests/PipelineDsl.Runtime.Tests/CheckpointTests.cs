@@ -344,11 +344,12 @@ public class CheckpointTests
         source.Add(0, Events(0, 30));
         await Runner(dir, source, new CollectingSink<Total?>()).RunAsync();
         var newest = Directory.GetFiles(Path.Combine(dir.Sub("checkpoint"), "state")).OrderBy(f => f).Last();
-        var body = PipelineDsl.Checkpointing.CheckpointFile.Unwrap(File.ReadAllBytes(newest), "snapshot", "test", out _).ToArray();
+        var envelope = PipelineDsl.Checkpointing.CheckpointFile.Open(File.ReadAllBytes(newest), "snapshot", "test");
+        var body = envelope.Body.ToArray();
         // The snapshot carries the manifest it was written with: pretend field 0 was written as another type.
         Assert.Equal("{0:int64,1:int64}", RunningTotals.Definition.Manifest.Find("totals")!.StateSchema!.ValueSchema);
         var altered = ReplaceAscii(body, "{0:int64,1:int64}", "{0:float,1:int64}");
-        File.WriteAllBytes(newest, PipelineDsl.Checkpointing.CheckpointFile.Wrap("snapshot", "running-totals", altered));
+        File.WriteAllBytes(newest, PipelineDsl.Checkpointing.CheckpointFile.Wrap("snapshot", "running-totals", envelope.CheckpointId!, envelope.Batch!.Value, altered));
 
         var e = await Assert.ThrowsAsync<CheckpointIncompatibleException>(() => Runner(dir, source, new CollectingSink<Total?>()).RunAsync());
         Assert.Single(e.Operators);
@@ -373,7 +374,7 @@ public class CheckpointTests
         }
 
         Assert.True(reader.End);
-        Assert.Equal(new[] { "format", "version", "kind", "pipeline", "body", "crc32c" }, keys);
+        Assert.Equal(new[] { "format", "version", "kind", "pipeline", "checkpoint", "batch", "body", "crc32c" }, keys);
     }
 
     [Fact]
@@ -409,11 +410,12 @@ public class CheckpointTests
         }
 
         byte[] sha = System.Security.Cryptography.SHA256.HashData(bodyBytes)[..8];
-        var unwrapped = PipelineDsl.Checkpointing.CheckpointFile.Unwrap(V1(sha), "snapshot", "old", out string pipeline);
-        Assert.Equal("p", pipeline);
-        Assert.Equal(bodyBytes, unwrapped.ToArray());
+        var unwrapped = PipelineDsl.Checkpointing.CheckpointFile.Open(V1(sha), "snapshot", "old");
+        Assert.Equal("p", unwrapped.PipelineId);
+        Assert.Null(unwrapped.CheckpointId);
+        Assert.Equal(bodyBytes, unwrapped.Body.ToArray());
         sha[0] ^= 1;
-        var e = Assert.Throws<PipelineDsl.Checkpointing.CheckpointCorruptException>(() => PipelineDsl.Checkpointing.CheckpointFile.Unwrap(V1(sha), "snapshot", "old", out _));
+        var e = Assert.Throws<PipelineDsl.Checkpointing.CheckpointCorruptException>(() => PipelineDsl.Checkpointing.CheckpointFile.Open(V1(sha), "snapshot", "old"));
         Assert.Contains("fails its checksum", e.Message);
     }
 

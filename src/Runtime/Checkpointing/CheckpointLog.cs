@@ -31,15 +31,33 @@ internal sealed class CommitBuffers
     public MessagePackWriter File { get; } = new(1 << 12);
 }
 
+/// <summary>What the metadata file says: the manifest the checkpoint was created with, and its identity.</summary>
+/// <param name="Manifest">The manifest JSON stored when the checkpoint was created.</param>
+/// <param name="CheckpointId">The checkpoint's identity, or null for a checkpoint created before identities existed (envelope version 1 or 2).</param>
+/// <param name="LegacyThroughBatch">The newest batch whose files may still carry an older envelope without the identity (-1: none).</param>
+internal sealed record CheckpointMetadata(string? Manifest, string? CheckpointId, long LegacyThroughBatch);
+
 /// <summary>
-/// The checkpoint's files and their formats. Layout: <c>metadata</c>; <c>offsets/N</c> written before batch
-/// N runs; <c>commits/N</c> after its sinks succeed; <c>state/N</c>, a snapshot of all state after batch N
-/// (every K batches). N is zero-padded to 19 digits so that names sort in batch order.
+/// The checkpoint's files and their formats, and the one place that decides whether a file belongs to this
+/// checkpoint. Layout: <c>metadata</c>; <c>offsets/N</c> written before batch N runs; <c>commits/N</c> after
+/// its sinks succeed; <c>state/N</c>, a snapshot of all state after batch N (every K batches). N is
+/// zero-padded to 19 digits so that names sort in batch order.
 /// </summary>
+/// <remarks>
+/// Every file carries the pipeline id, the checkpoint's random identity (from <c>metadata</c>) and its batch
+/// number in its envelope, under the checksum. A file whose pipeline, identity or batch disagrees with where
+/// it lies is foreign (copied from another checkpoint or renamed from another batch) and is treated exactly
+/// like a damaged file: never trusted, and recovery falls back as it does for damage. A checkpoint created
+/// by an older build (no identity) gets one the first time a newer build opens it; the files it already
+/// holds (up to <see cref="CheckpointMetadata.LegacyThroughBatch"/>) are read with their older envelopes,
+/// and every file after that must carry the identity.
+/// </remarks>
 internal sealed class CheckpointLog
 {
     private readonly ICheckpointStore _store;
     private readonly string _pipelineId;
+    private string? _checkpointId;
+    private long _legacyThroughBatch = -1;
 
     public CheckpointLog(ICheckpointStore store, string pipelineId)
     {
@@ -48,6 +66,9 @@ internal sealed class CheckpointLog
     }
 
     public ICheckpointStore Store => _store;
+
+    /// <summary>The checkpoint's identity; known once the metadata was read or written.</summary>
+    public string CheckpointId => _checkpointId ?? throw new InvalidOperationException("The checkpoint's metadata has not been read yet.");
 
     public static string Name(string folder, long batchId) => folder + "/" + batchId.ToString("D19", CultureInfo.InvariantCulture);
 
@@ -59,35 +80,120 @@ internal sealed class CheckpointLog
 
     // ---- metadata ------------------------------------------------------------------------------
 
-    public async Task<string?> ReadMetadataManifestAsync(CancellationToken ct)
+    /// <summary>Reads <c>metadata</c> (null when there is none) and takes the checkpoint's identity from it.</summary>
+    public async Task<CheckpointMetadata?> ReadMetadataAsync(CancellationToken ct)
     {
         var bytes = await _store.ReadAsync("metadata", ct).ConfigureAwait(false);
         if (bytes is null) return null;
-        var body = CheckpointFile.Unwrap(bytes, "metadata", "metadata", out string pipeline);
-        if (pipeline != _pipelineId)
+        var envelope = CheckpointFile.Open(bytes, "metadata", "metadata");
+        if (envelope.PipelineId != _pipelineId)
             throw new CheckpointMismatchException(
-                $"The checkpoint '{_store.Location}' belongs to pipeline '{pipeline}', not '{_pipelineId}'. Use another checkpoint directory for this pipeline, or run '{pipeline}' on it.");
-        var reader = new MessagePackReader(body.Span);
-        string? manifest = null;
-        int fields = reader.ReadMapHeader();
-        for (int i = 0; i < fields; i++)
+                $"The checkpoint '{_store.Location}' belongs to pipeline '{envelope.PipelineId}', not '{_pipelineId}'. Use another checkpoint directory for this pipeline, or run '{envelope.PipelineId}' on it.");
+        try
         {
-            if (reader.ReadString() == "manifest") manifest = reader.ReadString();
-            else reader.Skip();
-        }
+            var reader = new MessagePackReader(envelope.Body.Span);
+            string? manifest = null;
+            long legacyThrough = -1;
+            int fields = reader.ReadMapHeader();
+            for (int i = 0; i < fields; i++)
+            {
+                switch (reader.ReadString())
+                {
+                    case "manifest": manifest = reader.ReadString(); break;
+                    case "legacyThroughBatch": legacyThrough = reader.ReadInt64(); break;
+                    default: reader.Skip(); break;
+                }
+            }
 
-        return manifest;
+            if (envelope.CheckpointId is null)
+            {
+                // Created by a build before identities: every file there now is legacy (until it is adopted).
+                legacyThrough = await NewestBatchAsync(ct).ConfigureAwait(false);
+            }
+            else if (envelope.CheckpointId.Length == 0)
+            {
+                throw new CheckpointCorruptException("The metadata file has an empty checkpoint identity.");
+            }
+
+            _checkpointId = envelope.CheckpointId;
+            _legacyThroughBatch = legacyThrough;
+            return new CheckpointMetadata(manifest, envelope.CheckpointId, legacyThrough);
+        }
+        catch (MessagePackException e)
+        {
+            throw new CheckpointCorruptException($"Checkpoint file 'metadata' does not decode: {e.Message}", e);
+        }
     }
 
-    public Task WriteMetadataAsync(string manifestJson, CancellationToken ct)
+    /// <summary>Writes the metadata of a new checkpoint, with a new random identity.</summary>
+    public Task CreateMetadataAsync(string manifestJson, CancellationToken ct) => WriteMetadataAsync(manifestJson, NewIdentity(), legacyThroughBatch: -1, ct);
+
+    /// <summary>
+    /// Gives a checkpoint created by an older build its identity: rewrites <c>metadata</c> (atomically, with the
+    /// same manifest) and records the newest batch of the files already there, which keep their older envelopes.
+    /// </summary>
+    public Task AdoptLegacyAsync(string manifestJson, CancellationToken ct) => WriteMetadataAsync(manifestJson, NewIdentity(), _legacyThroughBatch, ct);
+
+    private async Task WriteMetadataAsync(string manifestJson, string checkpointId, long legacyThroughBatch, CancellationToken ct)
     {
         var w = new MessagePackWriter();
-        w.WriteMapHeader(2);
+        w.WriteMapHeader(legacyThroughBatch >= 0 ? 3 : 2);
         w.Write("createdAt");
         w.Write(DateTime.UtcNow);
         w.Write("manifest");
         w.Write(manifestJson);
-        return _store.WriteAsync("metadata", CheckpointFile.Wrap("metadata", _pipelineId, w.WrittenSpan), durable: true, ct);
+        if (legacyThroughBatch >= 0)
+        {
+            w.Write("legacyThroughBatch");
+            w.Write(legacyThroughBatch);
+        }
+
+        await _store.WriteAsync("metadata", CheckpointFile.Wrap("metadata", _pipelineId, checkpointId, -1, w.WrittenSpan), durable: true, ct).ConfigureAwait(false);
+        _checkpointId = checkpointId;
+        _legacyThroughBatch = legacyThroughBatch;
+    }
+
+    private static string NewIdentity() => Guid.NewGuid().ToString("N");
+
+    private async Task<long> NewestBatchAsync(CancellationToken ct)
+    {
+        long newest = -1;
+        foreach (var folder in new[] { "offsets", "commits", "state" })
+        {
+            var files = await ListAsync(folder, ct).ConfigureAwait(false);
+            if (files.Count > 0) newest = Math.Max(newest, files[^1].Batch);
+        }
+
+        return newest;
+    }
+
+    /// <summary>
+    /// Opens a file of this checkpoint: checks its envelope (<see cref="CheckpointFile.Open"/>) and that it
+    /// belongs here: this pipeline, this checkpoint's identity, the batch its name says.
+    /// </summary>
+    /// <exception cref="CheckpointCorruptException">The file is damaged or foreign; the message names it and says which.</exception>
+    private CheckpointEnvelope OpenFile(byte[] bytes, string kind, string name)
+    {
+        var envelope = CheckpointFile.Open(bytes, kind, name);
+        if (envelope.PipelineId != _pipelineId)
+            throw new CheckpointCorruptException($"Checkpoint file '{name}' belongs to pipeline '{envelope.PipelineId}', not '{_pipelineId}': it was copied from another checkpoint and is not used.");
+        long batch = BatchOf(name) ?? -1;
+        if (envelope.CheckpointId is not null)
+        {
+            if (envelope.CheckpointId != _checkpointId)
+                throw new CheckpointCorruptException(
+                    $"Checkpoint file '{name}' belongs to another checkpoint (identity {envelope.CheckpointId}; this one is {_checkpointId ?? "from an older build"}): it was copied in and is not used.");
+            if (envelope.Batch != batch)
+                throw new CheckpointCorruptException($"Checkpoint file '{name}' holds batch {envelope.Batch}: it was copied or renamed from another batch's file and is not used.");
+        }
+        else if (batch > _legacyThroughBatch)
+        {
+            throw new CheckpointCorruptException(
+                $"Checkpoint file '{name}' has the older envelope version {envelope.Version} without a checkpoint identity, but this checkpoint writes identities "
+                + (_legacyThroughBatch >= 0 ? $"since batch {_legacyThroughBatch + 1}" : "for every batch") + ": it is a stale or foreign file and is not used.");
+        }
+
+        return envelope;
     }
 
     // ---- offsets ---------------------------------------------------------------------------------
@@ -117,13 +223,13 @@ internal sealed class CheckpointLog
 
         string name = Name("offsets", record.BatchId);
         // Durable before the batch runs: a replay must read exactly these ranges.
-        return _store.WriteAsync(name, CheckpointFile.Wrap("offsets", _pipelineId, w.WrittenSpan), durable: true, ct);
+        return _store.WriteAsync(name, CheckpointFile.Wrap("offsets", _pipelineId, CheckpointId, record.BatchId, w.WrittenSpan), durable: true, ct);
     }
 
     public async Task<OffsetRecord> ReadOffsetsAsync(string name, CancellationToken ct)
     {
         var bytes = await _store.ReadAsync(name, ct).ConfigureAwait(false) ?? throw new CheckpointCorruptException($"Checkpoint file '{name}' is missing.");
-        var body = CheckpointFile.Unwrap(bytes, "offsets", name, out _);
+        var body = OpenFile(bytes, "offsets", name).Body;
         try
         {
             var r = new MessagePackReader(body.Span);
@@ -141,6 +247,7 @@ internal sealed class CheckpointLog
                         for (int s = 0; s < count; s++)
                         {
                             string source = r.ReadString() ?? throw new CheckpointCorruptException($"'{name}' has a null source id.");
+                            if (sources.ContainsKey(source)) throw new CheckpointCorruptException($"'{name}' lists source '{source}' twice.");
                             var partitions = new SortedDictionary<string, PartitionRange>(StringComparer.Ordinal);
                             int pc = r.ReadMapHeader();
                             for (int p = 0; p < pc; p++)
@@ -160,7 +267,7 @@ internal sealed class CheckpointLog
                 }
             }
 
-            if (batch != BatchOf(name)) throw new CheckpointCorruptException($"'{name}' records batch {batch}.");
+            if (batch != BatchOf(name)) throw new CheckpointCorruptException($"'{name}' records batch {batch}: it was copied or renamed from another batch's file and is not used.");
             return new OffsetRecord(batch, planned, sources);
         }
         catch (Exception e) when (e is MessagePackException or ArgumentException)
@@ -193,80 +300,90 @@ internal sealed class CheckpointLog
             writeStateDelta(w);
         }
 
-        CheckpointFile.WrapInto(buffers.File, "commit", _pipelineId, w.WrittenSpan);
+        CheckpointFile.WrapInto(buffers.File, "commit", _pipelineId, CheckpointId, record.BatchId, w.WrittenSpan);
 
         // Atomic but not fsynced: if a power loss takes the commit of batch N away, either offsets/N+1 (durable,
         // and written only after N committed) proves it, or batch N simply runs again, which sinks absorb.
         return _store.WriteAsync(Name("commits", record.BatchId), buffers.File.WrittenMemory, durable: false, ct);
     }
 
-    /// <summary>The state delta stored in an intact commit file, or null when the file is missing, damaged or holds none.</summary>
-    public async Task<byte[]?> ReadCommitDeltaAsync(string name, CancellationToken ct)
+    /// <summary>
+    /// What an intact commit file of batch N says. A commit whose file is missing, damaged or foreign is not
+    /// proved by the file (the runner may still prove it by a later offsets file or a snapshot).
+    /// </summary>
+    /// <param name="Intact">The file is an intact commit file of its batch, of this checkpoint.</param>
+    /// <param name="Delta">Its state delta (null when it holds none).</param>
+    /// <param name="Problem">Why it is not intact, naming the file.</param>
+    internal sealed record CommitFile(bool Intact, byte[]? Delta, string? Problem);
+
+    /// <summary>Reads <c>commits/N</c>: never throws for a missing, damaged or foreign file, but says why.</summary>
+    public async Task<CommitFile> ReadCommitAsync(string name, CancellationToken ct)
     {
-        var bytes = await _store.ReadAsync(name, ct).ConfigureAwait(false);
-        if (bytes is null) return null;
+        byte[]? bytes;
         try
         {
-            var body = CheckpointFile.Unwrap(bytes, "commit", name, out _);
+            bytes = await _store.ReadAsync(name, ct).ConfigureAwait(false);
+        }
+        catch (CheckpointCorruptException e)
+        {
+            return new CommitFile(false, null, e.Message);
+        }
+
+        if (bytes is null) return new CommitFile(false, null, $"Checkpoint file '{name}' is missing.");
+        try
+        {
+            var body = OpenFile(bytes, "commit", name).Body;
             var r = new MessagePackReader(body.Span);
             int fields = r.ReadMapHeader();
             long batch = -1;
             byte[]? delta = null;
+            bool hasState = false;
             for (int i = 0; i < fields; i++)
             {
                 switch (r.ReadString())
                 {
                     case "batch": batch = r.ReadInt64(); break;
-                    case "state": delta = r.ReadRaw().ToArray(); break;
+                    case "state":
+                        hasState = true;
+                        delta = r.ReadRaw().ToArray();
+                        break;
                     default: r.Skip(); break;
                 }
             }
 
-            return batch == BatchOf(name) ? delta : null;
+            if (batch != BatchOf(name))
+                return new CommitFile(false, null, $"Checkpoint file '{name}' records batch {batch}: it was copied or renamed from another batch's file and is not used.");
+            return new CommitFile(true, hasState ? delta : null, null);
         }
-        catch (Exception e) when (e is CheckpointCorruptException or MessagePackException)
+        catch (CheckpointCorruptException e)
         {
-            return null;
+            return new CommitFile(false, null, e.Message);
+        }
+        catch (MessagePackException e)
+        {
+            return new CommitFile(false, null, $"Checkpoint file '{name}' does not decode: {e.Message}");
         }
     }
 
-    /// <summary>True when <paramref name="name"/> is an intact commit file of its batch.</summary>
-    public async Task<bool> IsValidCommitAsync(string name, CancellationToken ct)
-    {
-        var bytes = await _store.ReadAsync(name, ct).ConfigureAwait(false);
-        if (bytes is null) return false;
-        try
-        {
-            var body = CheckpointFile.Unwrap(bytes, "commit", name, out _);
-            var r = new MessagePackReader(body.Span);
-            int fields = r.ReadMapHeader();
-            for (int i = 0; i < fields; i++)
-            {
-                if (r.ReadString() == "batch") return r.ReadInt64() == BatchOf(name);
-                r.Skip();
-            }
+    /// <summary>The state delta stored in an intact commit file, or null when the file is missing, damaged, foreign or holds none.</summary>
+    public async Task<byte[]?> ReadCommitDeltaAsync(string name, CancellationToken ct) => (await ReadCommitAsync(name, ct).ConfigureAwait(false)).Delta;
 
-            return false;
-        }
-        catch (Exception e) when (e is CheckpointCorruptException or MessagePackException)
-        {
-            return false;
-        }
-    }
+    /// <summary>True when <paramref name="name"/> is an intact commit file of its batch, of this checkpoint.</summary>
+    public async Task<bool> IsValidCommitAsync(string name, CancellationToken ct) => (await ReadCommitAsync(name, ct).ConfigureAwait(false)).Intact;
 
     // ---- snapshots -------------------------------------------------------------------------------
 
     /// <summary>Writes <c>state/N</c> around the body in <c>buffers.Body</c>, using <c>buffers.File</c> for the file's bytes.</summary>
     public Task WriteSnapshotAsync(long batchId, CommitBuffers buffers, CancellationToken ct)
     {
-        CheckpointFile.WrapInto(buffers.File, "snapshot", _pipelineId, buffers.Body.WrittenSpan);
+        CheckpointFile.WrapInto(buffers.File, "snapshot", _pipelineId, CheckpointId, batchId, buffers.Body.WrittenSpan);
         return _store.WriteAsync(Name("state", batchId), buffers.File.WrittenMemory, durable: true, ct);
     }
 
     public async Task<ReadOnlyMemory<byte>> ReadSnapshotAsync(string name, CancellationToken ct)
     {
         var bytes = await _store.ReadAsync(name, ct).ConfigureAwait(false) ?? throw new CheckpointCorruptException($"Checkpoint file '{name}' is missing.");
-        return CheckpointFile.Unwrap(bytes, "snapshot", name, out _);
+        return OpenFile(bytes, "snapshot", name).Body;
     }
 
     public async Task<List<(long Batch, string Name)>> ListAsync(string folder, CancellationToken ct) =>

@@ -68,6 +68,11 @@ public sealed class LocalDirectoryCheckpointStore : ICheckpointStore
         string path = PathOf(name);
         try
         {
+            var info = new FileInfo(path);
+            if (info.Exists && info.Length > CheckpointFile.MaxFileBytes)
+                throw new CheckpointCorruptException($"Checkpoint file '{name}' is {info.Length} bytes, larger than any checkpoint file can be: it is damaged and is not used.");
+            if (info.Exists && !PipelineDsl.IO.FileKind.IsRegularFile(path))
+                throw new CheckpointCorruptException($"Checkpoint entry '{name}' is not a regular file (a FIFO, socket or device, which could block a read): it is not used.");
             return await File.ReadAllBytesAsync(path, cancellationToken).ConfigureAwait(false);
         }
         catch (FileNotFoundException)
@@ -113,6 +118,7 @@ public sealed class LocalDirectoryCheckpointStore : ICheckpointStore
             var file = new FileInfo(path);
             if (!file.Exists) return true;
             if (file.Length > MaxRecycledBytes) return false;
+            if (!PipelineDsl.IO.FileKind.IsRegularFile(path)) return false; // a FIFO reused as a write's temporary file would block it
             string spare = Path.Combine(file.DirectoryName!, "." + DurableFile.SpareName + Guid.NewGuid().ToString("N"));
             File.Move(path, spare, overwrite: true); // a fresh name: a plain rename(2), which .NET uses when overwriting is allowed
             spares.Enqueue(spare);
@@ -139,20 +145,56 @@ public sealed class LocalDirectoryCheckpointStore : ICheckpointStore
     {
         string lockPath = Path.Combine(_root, "lock");
         string infoPath = Path.Combine(_root, "lock.owner");
+        FileStream stream;
         try
         {
             // On Unix, FileShare.None makes .NET take an exclusive, non-blocking flock on the file.
-            var stream = new FileStream(lockPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
-            File.WriteAllText(infoPath, $"{owner}, process {Environment.ProcessId} on {Environment.MachineName}, since {DateTime.UtcNow:O}");
-            return new Lease(this, stream);
+            stream = new FileStream(lockPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
         }
-        catch (IOException e)
+        catch (IOException e) when (e.HResult == EWouldBlock || e.HResult == unchecked((int)0x80070020) /* sharing violation (Windows) */)
         {
-            string holder = File.Exists(infoPath) ? File.ReadAllText(infoPath) : "another process";
+            string holder = "another process";
+            try
+            {
+                if (File.Exists(infoPath)) holder = File.ReadAllText(infoPath);
+            }
+            catch (Exception readError) when (readError is IOException or UnauthorizedAccessException)
+            {
+            }
+
             throw new CheckpointLockedException(
                 $"The checkpoint '{_root}' is in use by {holder}. Only one process may run a pipeline on a checkpoint: stop the other process, or give this one another checkpoint directory.", e);
         }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new IOException($"Cannot open the checkpoint '{_root}': {DescribeIoFailure(e, lockPath)}", e);
+        }
+
+        try
+        {
+            File.WriteAllText(infoPath, $"{owner}, process {Environment.ProcessId} on {Environment.MachineName}, since {DateTime.UtcNow:O}");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Release at once: a lock held by a stream nobody owns would refuse a retry in this process until a GC.
+            stream.Dispose();
+            throw new IOException($"Cannot write to the checkpoint '{_root}': {DescribeIoFailure(e, infoPath)}", e);
+        }
+
+        return new Lease(this, stream);
     }
+
+    private const int EWouldBlock = 11; // .NET on Unix reports the errno as the IOException's HResult
+
+    /// <summary>Says what an I/O failure on the checkpoint is, in the terms an operator acts on.</summary>
+    internal static string DescribeIoFailure(Exception e, string path) => e switch
+    {
+        UnauthorizedAccessException => $"permission denied on '{path}'. Give this process write access to the checkpoint directory.",
+        IOException { HResult: 28 or unchecked((int)0x80070070) } => $"no space left on the device that holds '{path}'. Free space there (nothing was written), then start again.",
+        IOException { HResult: 30 } => $"'{path}' is on a read-only file system. Mount it read-write, or choose a checkpoint directory on a writable disk.",
+        IOException { HResult: 122 } => $"the disk quota is exceeded for '{path}'. Free space or raise the quota, then start again.",
+        _ => $"{e.Message} ('{path}').",
+    };
 
     /// <summary>The lock: releasing it first removes the spares, which only the owner could reuse.</summary>
     private sealed class Lease(LocalDirectoryCheckpointStore store, FileStream lockFile) : IDisposable

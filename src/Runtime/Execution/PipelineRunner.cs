@@ -231,24 +231,32 @@ public sealed class PipelineRunner
         private async Task<Recovery> RecoverAsync()
         {
             var ct = CancellationToken.None;
-            string? manifest;
+            CheckpointMetadata? metadata;
             try
             {
-                manifest = await _log.ReadMetadataManifestAsync(ct).ConfigureAwait(false);
+                metadata = await _log.ReadMetadataAsync(ct).ConfigureAwait(false);
             }
             catch (CheckpointCorruptException e)
             {
-                throw new CheckpointMismatchException($"The checkpoint '{_log.Store.Location}' has a damaged metadata file ({e.Message}). It cannot be trusted: restore the directory from a backup, or start a new checkpoint in an empty directory.");
+                throw new CheckpointMismatchException($"The checkpoint '{_log.Store.Location}' has a damaged metadata file ({e.Message}). It cannot be trusted: restore the directory from a backup, or start a new checkpoint in an empty directory.", e);
             }
 
             var offsets = await _log.ListAsync("offsets", ct).ConfigureAwait(false);
-            if (manifest is null)
+            if (metadata is null)
             {
                 if (offsets.Count > 0)
                     throw new CheckpointMismatchException($"The checkpoint '{_log.Store.Location}' has batch logs but no metadata file, so it cannot be trusted. Restore it from a backup, or start a new checkpoint in an empty directory.");
-                await _log.WriteMetadataAsync(Definition.Manifest.Json, ct).ConfigureAwait(false);
+                await _log.CreateMetadataAsync(Definition.Manifest.Json, ct).ConfigureAwait(false);
                 _freshCheckpoint = true;
                 return new Recovery(false, null, 0, 0, -1, null);
+            }
+
+            if (metadata.Manifest is null)
+                throw new CheckpointMismatchException($"The checkpoint '{_log.Store.Location}' has a metadata file without its manifest, so it cannot be trusted. Restore it from a backup, or start a new checkpoint in an empty directory.");
+            if (metadata.CheckpointId is null)
+            {
+                // A checkpoint of an older build: it gets its identity now, before this build writes anything.
+                await _log.AdoptLegacyAsync(metadata.Manifest, ct).ConfigureAwait(false);
             }
 
             long lastCommitted = -1;
@@ -283,7 +291,18 @@ public sealed class PipelineRunner
                 try
                 {
                     var body = await _log.ReadSnapshotAsync(name, ct).ConfigureAwait(false);
-                    RestoreSnapshot(body.Span, name);
+                    OffsetRecord? plannedThere = null;
+                    try
+                    {
+                        plannedThere = await _log.ReadOffsetsAsync(CheckpointLog.Name("offsets", batch), ct).ConfigureAwait(false);
+                    }
+                    catch (CheckpointCorruptException)
+                    {
+                        // Without the batch's own plan the snapshot's positions are checked against nothing; the
+                        // snapshot is still intact and of this checkpoint and batch.
+                    }
+
+                    RestoreSnapshot(body.Span, name, batch, plannedThere);
                     snapshotBatch = batch;
                     _lastSnapshotBatch = batch;
                     // A snapshot is written only after its batch committed, so it proves the commit even
@@ -293,7 +312,7 @@ public sealed class PipelineRunner
                 }
                 catch (Exception e) when (e is CheckpointCorruptException or MessagePackException)
                 {
-                    // A damaged snapshot is never trusted: fall back to the previous one and replay more batches.
+                    // A damaged or foreign snapshot is never trusted: fall back to the previous one and replay more batches.
                     ClearState();
                 }
             }
@@ -306,12 +325,16 @@ public sealed class PipelineRunner
                 try
                 {
                     plan = await _log.ReadOffsetsAsync(CheckpointLog.Name("offsets", b), ct).ConfigureAwait(false);
+                    CheckContinuity(plan, CheckpointLog.Name("offsets", b));
                 }
                 catch (CheckpointCorruptException e)
                 {
+                    var commit = await _log.ReadCommitAsync(CheckpointLog.Name("commits", b), ct).ConfigureAwait(false);
                     throw new CheckpointMismatchException(
-                        $"Cannot recover the checkpoint '{_log.Store.Location}': committed batch {b} must be replayed to rebuild state, but its offsets log is unusable ({e.Message}). "
-                        + "Restore the checkpoint from a backup, or start a new checkpoint.");
+                        $"Cannot recover the checkpoint '{_log.Store.Location}': batch {b} is committed"
+                        + (commit.Intact ? " (its commit file is intact)" : "")
+                        + $", but its offsets file, which holds the input positions that batch read up to, is unusable: {e.Message} "
+                        + $"Without it neither the positions nor the state after batch {b} can be rebuilt. Restore the checkpoint from a backup, or start a new checkpoint.", e);
                 }
 
                 var delta = await _log.ReadCommitDeltaAsync(CheckpointLog.Name("commits", b), ct).ConfigureAwait(false);
@@ -321,10 +344,10 @@ public sealed class PipelineRunner
                     {
                         ApplyDelta(delta, plan);
                     }
-                    catch (MessagePackException e)
+                    catch (Exception e) when (e is MessagePackException or ArgumentException or InvalidOperationException)
                     {
                         // The file passed its checksum, so this is not damage: never fall back to a silent replay.
-                        throw new CheckpointCorruptException($"The state delta of batch {b} passed its checksum but does not decode with this build ({e.Message}). Run the build that wrote it, or start a new checkpoint.", e);
+                        throw new CheckpointCorruptException($"The state delta in '{CheckpointLog.Name("commits", b)}' passed its checksum but does not decode with this build ({e.Message}). Run the build that wrote it, or start a new checkpoint.", e);
                     }
 
                     fromDeltas++;
@@ -346,11 +369,13 @@ public sealed class PipelineRunner
                     try
                     {
                         pending = await _log.ReadOffsetsAsync(name, ct).ConfigureAwait(false);
+                        CheckContinuity(pending, name);
                         continue;
                     }
                     catch (CheckpointCorruptException)
                     {
                         // Never committed, so nothing downstream depends on its ranges: plan it again.
+                        pending = null;
                     }
                 }
 
@@ -358,6 +383,25 @@ public sealed class PipelineRunner
             }
 
             return new Recovery(true, snapshotBatch, replayed, fromDeltas, lastCommitted, pending);
+        }
+
+        /// <summary>
+        /// A batch's ranges start where the previous batch ended: a range of a known partition that starts
+        /// anywhere else comes from another checkpoint (or another run of this one), and would skip or repeat input.
+        /// </summary>
+        private void CheckContinuity(OffsetRecord plan, string name)
+        {
+            foreach (var (source, ranges) in plan.Sources)
+            {
+                if (!_positions.TryGetValue(source, out var known)) continue; // a retired source
+                foreach (var (partition, range) in ranges)
+                {
+                    if (known.TryGetValue(partition, out long position) && position != range.From)
+                        throw new CheckpointCorruptException(
+                            $"Checkpoint file '{name}' plans source '{source}', partition '{partition}' from position {range.From}, but the batch before it ended at {position}: "
+                            + "it does not continue this checkpoint (a file from another checkpoint or an older run) and is not used.");
+                }
+            }
         }
 
         private void ClearState()
@@ -465,6 +509,10 @@ public sealed class PipelineRunner
                     }
                 }
 
+                if (start < 0)
+                    throw new CheckpointCorruptException(
+                        $"Checkpoint file '{CheckpointLog.Name("commits", plan.BatchId)}' passed its checksum, but its state delta for operator '{id}' has no 'delta' entry: "
+                        + "it was not written by PipelineDsl. Restore the checkpoint from a backup, or start a new checkpoint.");
                 var decision = RestoreCompatibility.DecideOperator(id, version, null, keySchema, valueSchema, null, Definition.Manifest);
                 switch (decision.Action)
                 {
@@ -578,13 +626,15 @@ public sealed class PipelineRunner
             }
         }
 
-        private void RestoreSnapshot(ReadOnlySpan<byte> body, string name)
+        private void RestoreSnapshot(ReadOnlySpan<byte> body, string name, long batch, OffsetRecord? plannedThere)
         {
             // First read what the snapshot holds, then decide for every operator, then decode: nothing is
             // restored unless everything can be.
             var r = new MessagePackReader(body);
             int fields = r.ReadMapHeader();
             string? manifestJson = null;
+            long? storedBatch = null;
+            bool hasPositions = false, hasOperators = false;
             var positions = new Dictionary<string, Dictionary<string, long>>(StringComparer.Ordinal);
             var operators = new Dictionary<string, (long Version, string Fingerprint, int Start, int Length)>(StringComparer.Ordinal);
             for (int i = 0; i < fields; i++)
@@ -594,7 +644,11 @@ public sealed class PipelineRunner
                     case "manifest":
                         manifestJson = r.ReadString();
                         break;
+                    case "batch":
+                        storedBatch = r.ReadInt64();
+                        break;
                     case "positions":
+                        hasPositions = true;
                         int sources = r.ReadMapHeader();
                         for (int s = 0; s < sources; s++)
                         {
@@ -606,6 +660,7 @@ public sealed class PipelineRunner
 
                         break;
                     case "operators":
+                        hasOperators = true;
                         int ops = r.ReadMapHeader();
                         for (int o = 0; o < ops; o++)
                         {
@@ -636,6 +691,26 @@ public sealed class PipelineRunner
                     default:
                         r.Skip();
                         break;
+                }
+            }
+
+            // Structure: a snapshot that passed its checksum but lacks what a restore needs is not trusted
+            // (restoring it would silently reset state or re-read all input).
+            if (!hasPositions) throw new CheckpointCorruptException($"Checkpoint file '{name}' has no source positions: it is not used.");
+            if (!hasOperators) throw new CheckpointCorruptException($"Checkpoint file '{name}' has no operator state: it is not used.");
+            if (storedBatch is long b && b != batch)
+                throw new CheckpointCorruptException($"Checkpoint file '{name}' holds the state after batch {b}: it was copied or renamed from another batch's snapshot and is not used.");
+            if (plannedThere is not null)
+            {
+                foreach (var (source, ranges) in plannedThere.Sources)
+                {
+                    if (!positions.TryGetValue(source, out var stored0)) throw new CheckpointCorruptException($"Checkpoint file '{name}' has no positions of source '{source}', which batch {batch} read: it is not used.");
+                    foreach (var (partition, range) in ranges)
+                    {
+                        if (!stored0.TryGetValue(partition, out long position) || position != range.To)
+                            throw new CheckpointCorruptException(
+                                $"Checkpoint file '{name}' says source '{source}', partition '{partition}' was read up to {(stored0.TryGetValue(partition, out long p0) ? p0.ToString(System.Globalization.CultureInfo.InvariantCulture) : "nothing")}, but batch {batch} read up to {range.To}: it does not belong to this checkpoint's batch {batch} and is not used.");
+                    }
                 }
             }
 
@@ -715,14 +790,13 @@ public sealed class PipelineRunner
                     long to = from;
                     if (listed.Contains(partition))
                     {
-                        long available = await executor.EndAsync(partition, CancellationToken.None).ConfigureAwait(false);
-                        if (targets is not null) available = targets[id].TryGetValue(partition, out long target) ? Math.Min(available, target) : from;
-                        if (available < from)
-                        {
-                            if (targets is null)
-                                throw new InvalidDataException($"Source '{id}', partition '{partition}': the data ends at position {available}, before the position {from} already processed. A source must only grow: restore the input, or start a new checkpoint.");
-                            available = from;
-                        }
+                        long end = await executor.EndAsync(partition, CancellationToken.None).ConfigureAwait(false);
+                        // In every mode, bounded too: data that shrank below what was processed was rewritten or
+                        // truncated, and reading on from the old position would skip or repeat records silently.
+                        if (end < from)
+                            throw new InvalidDataException($"Source '{id}', partition '{partition}': the data now ends at position {end}, before position {from}, which earlier batches already processed. A source must only grow: restore the input, or start a new checkpoint.");
+                        long available = end;
+                        if (targets is not null) available = targets[id].TryGetValue(partition, out long target) ? Math.Min(end, Math.Max(target, from)) : from;
 
                         to = _options.MaxRecordsPerPartition is long cap
                             ? await executor.AdvanceAsync(partition, from, available, cap, CancellationToken.None).ConfigureAwait(false)
