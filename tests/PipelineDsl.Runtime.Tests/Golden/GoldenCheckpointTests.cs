@@ -23,7 +23,9 @@ public sealed class GoldenCheckpointTests
     public void Golden_checkpoints_of_every_released_format_are_present()
     {
         // Formats are never deleted: a missing folder would silently drop a format from the test.
-        Assert.Contains("v2", Directory.GetDirectories(Root).Select(Path.GetFileName));
+        var versions = Directory.GetDirectories(Root).Select(Path.GetFileName).ToList();
+        Assert.Contains("v2", versions);
+        Assert.Contains("v3", versions);
         foreach (var version in Directory.GetDirectories(Root))
         foreach (var scenario in GoldenScenario.All)
             Assert.True(File.Exists(Path.Combine(version, scenario.Name, "expected.txt")), $"{version}/{scenario.Name} is incomplete");
