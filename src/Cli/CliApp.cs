@@ -51,9 +51,14 @@ public static class CliApp
             error.Write(Help);
             return Usage;
         }
-        catch (Exception e) when (e is CliException or IOException or CheckpointCorruptException or CheckpointMismatchException or FormatException or UnauthorizedAccessException or BadImageFormatException)
+        catch (Exception e) when (e is not OutOfMemoryException)
         {
-            error.WriteLine($"error: {e.Message}");
+            // Every failure is one line and exit code 1: a damaged or foreign file, a checkpoint this build cannot
+            // read, a bad assembly. Never a stack trace: the message names the file and what to do.
+            string message = e is CliException or PipelineDslException or IOException or UnauthorizedAccessException or FormatException or BadImageFormatException or JsonException
+                ? e.Message
+                : $"{e.Message} ({e.GetType().Name})";
+            error.WriteLine("error: " + string.Join("; ", message.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)));
             return Failed;
         }
     }
@@ -162,14 +167,29 @@ public static class CliApp
 
         // Positions: from the newest committed offsets file, else from the snapshot.
         var positions = new List<string[]>();
-        long? committed = c.Commits.Count == 0 ? null : c.Commits.Max();
-        if (committed is long b && c.Offsets.Contains(b))
+        // The newest committed batch whose offsets file is intact (the runtime restores around a damaged one too).
+        OffsetRecord? plan = null;
+        var damaged = new List<string>();
+        foreach (long batch in c.Commits.Where(c.Offsets.Contains).OrderDescending())
         {
-            var plan = await c.Log.ReadOffsetsAsync(CheckpointLog.Name("offsets", b), default);
+            try
+            {
+                plan = await c.Log.ReadOffsetsAsync(CheckpointLog.Name("offsets", batch), default);
+                break;
+            }
+            catch (CheckpointCorruptException e)
+            {
+                damaged.Add(e.Message);
+            }
+        }
+
+        foreach (var problem in damaged) o.WriteLine($"damaged     {problem}");
+        if (plan is not null)
+        {
             foreach (var (source, partitions) in plan.Sources)
                 foreach (var (partition, range) in partitions) positions.Add(new[] { source, partition, range.To.ToString(CultureInfo.InvariantCulture) });
             o.WriteLine();
-            o.WriteLine($"committed positions (after batch {b})");
+            o.WriteLine($"committed positions (after batch {plan.BatchId})");
         }
         else if (c.Newest is not null)
         {
@@ -299,6 +319,8 @@ public static class CliApp
         if (!snapshot.Operators.TryGetValue(operatorId, out var op))
             throw new CliException($"Snapshot {snapshot.Batch} holds no state for '{operatorId}'; it holds: {string.Join(", ", snapshot.Operators.Keys.Order(StringComparer.Ordinal))}.");
         var entry = (snapshot.Manifest ?? c.Manifest).Find(operatorId);
+        if (entry is not null && entry.Kind is not ("update-state" or "reduce" or "window"))
+            throw new CliException($"dump-state does not decode the state of '{operatorId}' (kind {entry.Kind}) yet: its layout is the operator's own. 'inspect' shows its keys and size.");
         var names = entry?.StateSchema?.Fields.ToDictionary(f => (long)f.Key, f => f.Name) ?? new Dictionary<long, string>();
         bool window = entry?.Kind == "window";
         var r = new MessagePackReader(op.Entries);
@@ -356,7 +378,12 @@ public static class CliApp
                 try { json.WriteNumberValue(r.ReadInt64()); }
                 catch (MessagePackException) { r = peek; json.WriteNumberValue(r.ReadUInt64()); }
                 break;
-            case MessagePackType.Float: json.WriteNumberValue(r.ReadDouble()); break;
+            case MessagePackType.Float:
+                double d = r.ReadDouble();
+                // JSON has no NaN or infinities: written as the strings JSON tools (Json.NET, Jackson, jq) use for them.
+                if (double.IsFinite(d)) json.WriteNumberValue(d);
+                else json.WriteStringValue(double.IsNaN(d) ? "NaN" : d > 0 ? "Infinity" : "-Infinity");
+                break;
             case MessagePackType.String: json.WriteStringValue(r.ReadString()); break;
             case MessagePackType.Binary: json.WriteBase64StringValue(r.ReadBinarySpan()); break;
             case MessagePackType.Array:
