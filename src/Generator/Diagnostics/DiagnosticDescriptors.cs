@@ -223,6 +223,14 @@ namespace PipelineDsl.Generator.Diagnostics
             "Lock file unreadable",
             "The lock file '{0}' cannot be read ({1}), so checkpoint compatibility is not checked: regenerate it with 'pipelinedsl lock'");
 
+        public static readonly DiagnosticDescriptor StatePropertyChanged = Error("PDSL209", Compatibility,
+            "A property that shapes checkpointed state changed without a version bump",
+            "'{0}': {1}. Checkpoints of the locked build would restore into the wrong windows or join bounds without a word. Set Version = {2} and declare [DiscardState(\"{0}\", FromVersion = {3})] to start its state empty, or give the operator a new id and declare [RetiredOperator(\"{0}\")].");
+
+        public static readonly DiagnosticDescriptor StateRekeyed = Error("PDSL210", Compatibility,
+            "Keyed state re-keyed by another member",
+            "'{0}': {1}. Keyed state cannot be migrated to another key: set Version = {2} and declare [DiscardState(\"{0}\", FromVersion = {3})], or give the operator a new id and declare [RetiredOperator(\"{0}\")].");
+
         private static readonly Dictionary<string, DiagnosticDescriptor> s_byId = typeof(DiagnosticDescriptors)
             .GetFields()
             .Where(f => f.FieldType == typeof(DiagnosticDescriptor))

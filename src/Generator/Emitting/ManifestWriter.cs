@@ -50,40 +50,7 @@ namespace PipelineDsl.Generator.Emitting
                 Property(sb, "outputType", Json(op.OutputTypeDisplay));
             if (op.KeyTypeDisplay is not null) Property(sb, "keyType", Json(op.KeyTypeDisplay));
             if (op.StateTypeDisplay is not null) Property(sb, "stateType", Json(op.StateTypeDisplay));
-            if (op.Kind == OperatorKindSpec.UpdateState) Property(sb, "idleTimeoutBatches", op.IdleTimeoutBatches.ToString(CultureInfo.InvariantCulture));
-            if (op.Kind == OperatorKindSpec.Window)
-            {
-                Property(sb, "lengthBatches", op.LengthBatches.ToString(CultureInfo.InvariantCulture));
-                Property(sb, "slideBatches", op.SlideBatches.ToString(CultureInfo.InvariantCulture));
-            }
-
-            if (op.EventTime is { } time)
-            {
-                string L(long v) => v.ToString(CultureInfo.InvariantCulture);
-                switch (op.Kind)
-                {
-                    case OperatorKindSpec.Watermark:
-                        Property(sb, "time", Json(time.TimeMember!));
-                        Property(sb, "maxOutOfOrdernessMs", L(time.MaxOutOfOrdernessMs));
-                        break;
-                    case OperatorKindSpec.EventTimeWindow:
-                        Property(sb, "time", Json(time.TimeMember!));
-                        Property(sb, "sizeMs", L(time.SizeMs));
-                        Property(sb, "slideMs", L(time.SlideMs));
-                        break;
-                    case OperatorKindSpec.SessionWindow:
-                        Property(sb, "time", Json(time.TimeMember!));
-                        Property(sb, "gapMs", L(time.GapMs));
-                        break;
-                    case OperatorKindSpec.StreamJoin when time.TimeMember is not null:
-                        Property(sb, "leftTime", Json(time.TimeMember));
-                        if (time.EndTimeMember is not null) Property(sb, "leftEndTime", Json(time.EndTimeMember));
-                        Property(sb, "rightTime", Json(time.RightTimeMember!));
-                        Property(sb, "lowerBoundMs", L(time.LowerBoundMs));
-                        Property(sb, "upperBoundMs", L(time.UpperBoundMs));
-                        break;
-                }
-            }
+            foreach (var (name, value, quoted) in StateProperties(op)) Property(sb, name, quoted ? Json(value) : value);
 
             if (op.Migrations.Count > 0)
                 Property(sb, "migratesFrom", "[" + string.Join(", ", op.Migrations.Select(m => m.FromVersion.ToString(CultureInfo.InvariantCulture))) + "]");
@@ -109,6 +76,51 @@ namespace PipelineDsl.Generator.Emitting
             }
 
             sb.Append("\n    }");
+        }
+
+        /// <summary>
+        /// The properties that say how a stateful operator's state is keyed, laid out and expired, in manifest
+        /// order, as (name, canonical text, written as a JSON string?). One list for writing the manifest and for
+        /// comparing a build with its lock file (<see cref="PipelineDsl.Graph.OperatorCompatibility"/> has the rules).
+        /// </summary>
+        public static System.Collections.Generic.IEnumerable<(string Name, string Value, bool Quoted)> StateProperties(OperatorSpec op)
+        {
+            string L(long v) => v.ToString(CultureInfo.InvariantCulture);
+            bool keyedState = op.Kind is OperatorKindSpec.UpdateState or OperatorKindSpec.Window or OperatorKindSpec.EventTimeWindow
+                or OperatorKindSpec.SessionWindow or OperatorKindSpec.StreamJoin;
+            if (keyedState && op.KeyMember is not null) yield return ("keyMember", op.KeyMember, true);
+            if (op.Kind == OperatorKindSpec.StreamJoin && op.RightKeyMember is not null) yield return ("rightKeyMember", op.RightKeyMember, true);
+            if (op.Kind == OperatorKindSpec.UpdateState) yield return ("idleTimeoutBatches", L(op.IdleTimeoutBatches), false);
+            if (op.Kind == OperatorKindSpec.Window)
+            {
+                yield return ("lengthBatches", L(op.LengthBatches), false);
+                yield return ("slideBatches", L(op.SlideBatches), false);
+            }
+
+            if (op.EventTime is not { } time) yield break;
+            switch (op.Kind)
+            {
+                case OperatorKindSpec.Watermark:
+                    yield return ("time", time.TimeMember!, true);
+                    yield return ("maxOutOfOrdernessMs", L(time.MaxOutOfOrdernessMs), false);
+                    break;
+                case OperatorKindSpec.EventTimeWindow:
+                    yield return ("time", time.TimeMember!, true);
+                    yield return ("sizeMs", L(time.SizeMs), false);
+                    yield return ("slideMs", L(time.SlideMs), false);
+                    break;
+                case OperatorKindSpec.SessionWindow:
+                    yield return ("time", time.TimeMember!, true);
+                    yield return ("gapMs", L(time.GapMs), false);
+                    break;
+                case OperatorKindSpec.StreamJoin when time.TimeMember is not null:
+                    yield return ("leftTime", time.TimeMember, true);
+                    if (time.EndTimeMember is not null) yield return ("leftEndTime", time.EndTimeMember, true);
+                    yield return ("rightTime", time.RightTimeMember!, true);
+                    yield return ("lowerBoundMs", L(time.LowerBoundMs), false);
+                    yield return ("upperBoundMs", L(time.UpperBoundMs), false);
+                    break;
+            }
         }
 
         private static void Property(StringBuilder sb, string name, string jsonValue) =>

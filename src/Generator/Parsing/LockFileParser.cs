@@ -6,12 +6,20 @@ using System.Threading;
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.Text;
 using PipelineDsl.Generator.Diagnostics;
+using PipelineDsl.Generator.Emitting;
 using PipelineDsl.Generator.Model;
 
 namespace PipelineDsl.Generator.Parsing
 {
     /// <summary>One operator as the lock file records it: what its checkpoints hold.</summary>
-    internal sealed record LockedOperatorSpec(string Id, int Version, string Kind, string? KeySchema, string? ValueSchema);
+    internal sealed record LockedOperatorSpec(string Id, int Version, string Kind, string? KeySchema, string? ValueSchema, EquatableArray<LockedProperty> Properties)
+    {
+        /// <summary>A recorded property's canonical text, or null when the lock file (an older build's) does not record it.</summary>
+        public string? Property(string name) => Properties.FirstOrDefault(p => p.Name == name)?.Value;
+    }
+
+    /// <summary>A property of a locked operator that a compatibility rule compares (<see cref="PipelineDsl.Graph.OperatorCompatibility"/>).</summary>
+    internal sealed record LockedProperty(string Name, string Value);
 
     internal sealed record LockedPipelineSpec(string PipelineId, EquatableArray<LockedOperatorSpec> Operators);
 
@@ -54,7 +62,20 @@ namespace PipelineDsl.Generator.Parsing
                                 valueSchema = sc.TryGetValue("value", out var value) ? value as string : null;
                             }
 
-                            operators.Add(new LockedOperatorSpec(opId, version, kind, keySchema, valueSchema));
+                            var properties = new List<LockedProperty>();
+                            foreach (var pair in op)
+                            {
+                                string? canonical = pair.Value switch
+                                {
+                                    string str => str,
+                                    double number => ((long)number).ToString(CultureInfo.InvariantCulture),
+                                    List<object?> items2 when pair.Key == "inputs" => PipelineDsl.Graph.OperatorCompatibility.Canonical(items2.OfType<string>()),
+                                    _ => null,
+                                };
+                                if (canonical is not null) properties.Add(new LockedProperty(pair.Key, canonical));
+                            }
+
+                            operators.Add(new LockedOperatorSpec(opId, version, kind, keySchema, valueSchema, properties.ToEquatableArray()));
                         }
                     }
 
@@ -131,13 +152,30 @@ namespace PipelineDsl.Generator.Parsing
                     continue;
                 }
 
-                if (!IsStateful(old.Kind) || now.StateSchema is null) continue;
+                if (!IsStateful(old.Kind)) continue;
                 bool discarded = now.DiscardsStateFrom.Contains(old.Version);
-                if (old.KeySchema is not null && old.KeySchema != now.StateSchema.KeySchema && !discarded)
+                var current = ManifestWriter.StateProperties(now).ToDictionary(p => p.Name, p => p.Value);
+                current["inputs"] = PipelineDsl.Graph.OperatorCompatibility.Canonical(now.Inputs);
+                string? Current(string name) => current.TryGetValue(name, out var value) ? value : null;
+                if (old.KeySchema is not null && now.StateSchema is not null && old.KeySchema != now.StateSchema.KeySchema && !discarded)
                 {
                     yield return DiagnosticInfo.Create(DiagnosticDescriptors.KeyTypeChanged, At(old.Id), old.Id, old.KeySchema, now.StateSchema.KeySchema);
                     continue;
                 }
+
+                if (!discarded && PipelineDsl.Graph.OperatorCompatibility.KeyMemberChange(old.Property, Current) is { } rekeyed)
+                {
+                    yield return DiagnosticInfo.Create(DiagnosticDescriptors.StateRekeyed, At(old.Id), old.Id, rekeyed, V(now.Version + (now.Version == old.Version ? 1 : 0)), V(old.Version));
+                    continue;
+                }
+
+                if (now.Version == old.Version && PipelineDsl.Graph.OperatorCompatibility.PropertyChange(old.Kind, old.Property, Current) is { } changed)
+                {
+                    yield return DiagnosticInfo.Create(DiagnosticDescriptors.StatePropertyChanged, At(old.Id), old.Id, changed, V(old.Version + 1), V(old.Version));
+                    continue;
+                }
+
+                if (now.StateSchema is null) continue;
 
                 if (now.Version == old.Version)
                 {

@@ -128,6 +128,10 @@ public sealed class PipelineRunner
         private readonly List<string> _deadLetters = new();
         private readonly Stopwatch _clock = Stopwatch.StartNew();
         private bool _freshCheckpoint;
+
+        // The newest manifest the checkpoint holds (its metadata's, then the restored snapshot's): what the
+        // state deltas after it were written under, for the compatibility rules of each operator's properties.
+        private PipelineManifest? _storedManifest;
         private long _lastSnapshotBatch = -1;
 
         public Run(PipelineRunner runner, ICheckpointStore store, CancellationToken stop)
@@ -253,6 +257,15 @@ public sealed class PipelineRunner
 
             if (metadata.Manifest is null)
                 throw new CheckpointMismatchException($"The checkpoint '{_log.Store.Location}' has a metadata file without its manifest, so it cannot be trusted. Restore it from a backup, or start a new checkpoint in an empty directory.");
+            try
+            {
+                _storedManifest = PipelineManifest.Parse(metadata.Manifest);
+            }
+            catch (FormatException e)
+            {
+                throw new CheckpointMismatchException($"The checkpoint '{_log.Store.Location}' has a metadata file whose manifest does not parse ({e.Message}). Restore it from a backup, or start a new checkpoint in an empty directory.", e);
+            }
+
             if (metadata.CheckpointId is null)
             {
                 // A checkpoint of an older build: it gets its identity now, before this build writes anything.
@@ -513,7 +526,7 @@ public sealed class PipelineRunner
                     throw new CheckpointCorruptException(
                         $"Checkpoint file '{CheckpointLog.Name("commits", plan.BatchId)}' passed its checksum, but its state delta for operator '{id}' has no 'delta' entry: "
                         + "it was not written by PipelineDsl. Restore the checkpoint from a backup, or start a new checkpoint.");
-                var decision = RestoreCompatibility.DecideOperator(id, version, null, keySchema, valueSchema, null, Definition.Manifest);
+                var decision = RestoreCompatibility.DecideOperator(id, version, null, keySchema, valueSchema, null, Definition.Manifest, _storedManifest?.Find(id));
                 switch (decision.Action)
                 {
                     case StateAction.Keep or StateAction.Migrate:
@@ -752,6 +765,7 @@ public sealed class PipelineRunner
             }
 
             LastRestoreDecisions = decisions;
+            if (stored is not null) _storedManifest = stored;
         }
 
         /// <summary>What the last restore did with each operator's state.</summary>

@@ -39,7 +39,7 @@ internal static class RestoreCompatibility
         foreach (var (id, (version, fingerprint)) in storedState.OrderBy(p => p.Key, StringComparer.Ordinal))
         {
             var old = stored?.Find(id);
-            decisions.Add(DecideOperator(id, version, old?.Kind, old?.StateSchema?.KeySchema, old?.StateSchema?.ValueSchema, fingerprint, current));
+            decisions.Add(DecideOperator(id, version, old?.Kind, old?.StateSchema?.KeySchema, old?.StateSchema?.ValueSchema, fingerprint, current, old));
         }
 
         var retired = new HashSet<string>(current.Retired, StringComparer.Ordinal);
@@ -59,8 +59,11 @@ internal static class RestoreCompatibility
     /// says about it (version, and where known its kind, key schema and value schema) against this build.
     /// </summary>
     public static StateDecision DecideOperator(
-        string id, long version, string? storedKind, string? storedKeySchema, string? storedValueSchema, string? storedFingerprint, PipelineManifest current)
+        string id, long version, string? storedKind, string? storedKeySchema, string? storedValueSchema, string? storedFingerprint, PipelineManifest current,
+        OperatorManifest? storedEntry = null)
     {
+        // The stored entry's properties describe this state only if they were recorded at the state's version.
+        if (storedEntry is not null && storedEntry.Version != version) storedEntry = null;
         var entry = current.Find(id);
         if (entry is null || entry.StateSchema is null)
         {
@@ -77,10 +80,14 @@ internal static class RestoreCompatibility
         string? keyChange = storedKeySchema is not null && storedKeySchema != entry.StateSchema.KeySchema
             ? $"its key type changed from {storedKeySchema} to {entry.StateSchema.KeySchema}; keys cannot be migrated. Use a new operator id and declare [RetiredOperator(\"{id}\")]."
             : null;
+        if (keyChange is null && storedEntry is not null && OperatorCompatibility.KeyMemberChange(storedEntry.Property, entry.Property) is { } rekeyed)
+            keyChange = $"{rekeyed}. Keyed state cannot be migrated to another key: bump its Version and declare [DiscardState(\"{id}\", FromVersion = {version})], or use a new operator id and declare [RetiredOperator(\"{id}\")].";
 
         if (version == entry.Version)
         {
             string? change = keyChange;
+            if (change is null && storedEntry is not null && OperatorCompatibility.PropertyChange(entry.Kind, storedEntry.Property, entry.Property) is { } property)
+                change = $"{property}. Bump its Version and declare [DiscardState(\"{id}\", FromVersion = {version})] to start its state empty, or use a new operator id and declare [RetiredOperator(\"{id}\")].";
             if (change is null && storedValueSchema is not null)
             {
                 string? reason = SchemaCompatibility.Check(storedValueSchema, entry.StateSchema.ValueSchema);

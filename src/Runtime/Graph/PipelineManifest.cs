@@ -90,8 +90,9 @@ public sealed class OperatorManifest
     private OperatorManifest(
         string id, int version, string kind, IReadOnlyList<string> inputs,
         string? inputType, string? outputType, string? keyType, string? stateType, StateSchema? stateSchema,
-        IReadOnlyList<int> migratesFrom, IReadOnlyList<int> discardsStateFrom)
+        IReadOnlyList<int> migratesFrom, IReadOnlyList<int> discardsStateFrom, IReadOnlyDictionary<string, string> properties)
     {
+        Properties = properties;
         MigratesFrom = migratesFrom;
         DiscardsStateFrom = discardsStateFrom;
         Id = id;
@@ -107,6 +108,15 @@ public sealed class OperatorManifest
 
     /// <summary>The stable id.</summary>
     public string Id { get; }
+
+    /// <summary>
+    /// Every scalar property of the entry as canonical text (numbers in invariant digits, <c>inputs</c> joined by
+    /// commas), for the compatibility rules of <see cref="OperatorCompatibility"/>.
+    /// </summary>
+    internal IReadOnlyDictionary<string, string> Properties { get; }
+
+    /// <summary>A property's canonical text, or null when the entry does not record it.</summary>
+    internal string? Property(string name) => Properties.TryGetValue(name, out var value) ? value : null;
 
     /// <summary>The version.</summary>
     public int Version { get; }
@@ -167,8 +177,15 @@ public sealed class OperatorManifest
         string kind = PipelineManifest.Required(e, "kind", where).GetString() ?? throw new FormatException($"The {where} has a null 'kind'.");
         var inputs = PipelineManifest.Required(e, "inputs", where).EnumerateArray().Select(i => i.GetString() ?? "").ToArray();
         StateSchema? schema = e.TryGetProperty("stateSchema", out var s) ? StateSchema.FromJson(s, where) : null;
+        var properties = new Dictionary<string, string>(StringComparer.Ordinal) { ["inputs"] = OperatorCompatibility.Canonical(inputs) };
+        foreach (var p in e.EnumerateObject())
+        {
+            if (p.Value.ValueKind == JsonValueKind.String) properties[p.Name] = p.Value.GetString() ?? "";
+            else if (p.Value.ValueKind == JsonValueKind.Number) properties[p.Name] = p.Value.GetRawText();
+        }
+
         return new OperatorManifest(id, version, kind, inputs, Optional(e, "inputType"), Optional(e, "outputType"), Optional(e, "keyType"), Optional(e, "stateType"), schema,
-            Ints(e, "migratesFrom"), Ints(e, "discardsStateFrom"));
+            Ints(e, "migratesFrom"), Ints(e, "discardsStateFrom"), properties);
     }
 
     private static int[] Ints(JsonElement e, string name) =>

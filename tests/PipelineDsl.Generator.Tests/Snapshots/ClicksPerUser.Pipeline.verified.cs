@@ -54,6 +54,7 @@ namespace Demo
       ""outputType"": ""Demo.UserTotals"",
       ""keyType"": ""string"",
       ""stateType"": ""Demo.UserState"",
+      ""keyMember"": ""UserId"",
       ""idleTimeoutBatches"": 0,
       ""stateSchema"": {
         ""fingerprint"": ""1c9eed5b4ea5dd95"",

@@ -141,6 +141,7 @@ namespace Demo.Everything
       ""outputType"": ""Demo.Everything.Alert"",
       ""keyType"": ""string"",
       ""stateType"": ""Demo.Everything.WordState"",
+      ""keyMember"": ""Text"",
       ""idleTimeoutBatches"": 10,
       ""stateSchema"": {
         ""fingerprint"": ""a9bdf2bc85356f35"",
@@ -167,6 +168,7 @@ namespace Demo.Everything
       ""outputType"": ""PipelineDsl.Windowed<string, Demo.Everything.Summary>"",
       ""keyType"": ""string"",
       ""stateType"": ""Demo.Everything.Summary"",
+      ""keyMember"": ""Word"",
       ""lengthBatches"": 6,
       ""slideBatches"": 2,
       ""stateSchema"": {

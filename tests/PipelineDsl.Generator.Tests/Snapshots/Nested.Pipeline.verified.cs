@@ -53,6 +53,7 @@ partial class Outer
       ""outputType"": ""long"",
       ""keyType"": ""int"",
       ""stateType"": ""long"",
+      ""keyMember"": ""Sensor"",
       ""idleTimeoutBatches"": 0,
       ""stateSchema"": {
         ""fingerprint"": ""bc2229666b96007e"",

@@ -48,6 +48,7 @@ namespace Upgrades
       ""outputType"": ""PipelineDsl.Windowed<string, Upgrades.Seen>"",
       ""keyType"": ""string"",
       ""stateType"": ""Upgrades.Seen"",
+      ""keyMember"": ""User"",
       ""lengthBatches"": 4,
       ""slideBatches"": 1,
       ""discardsStateFrom"": [1],
@@ -85,6 +86,7 @@ namespace Upgrades
       ""outputType"": ""double"",
       ""keyType"": ""string"",
       ""stateType"": ""Upgrades.Tally"",
+      ""keyMember"": ""User"",
       ""idleTimeoutBatches"": 0,
       ""migratesFrom"": [1, 2],
       ""stateSchema"": {
