@@ -25,7 +25,10 @@ public class SchemaCompatibilityTests
     [InlineData("{0:nullable<int64>}", "{0:int64}", "field 0 was nullable<int64> and is now int64")]
     [InlineData("{0:{0:int32}}", "{0:{0:string}}", "field 0.0 was int32 and is now string")]
     [InlineData("{0:array<int32>}", "{0:map<int32,int32>}", "field 0 was array<int32> and is now map<int32,int32>")]
-    [InlineData("{0:int32}", "int32", "the value was a state contract and is now int32")]
+    [InlineData("{0:int32}", "int32", "the value was {0:int32} and is now int32")]
+    // A type argument that changed names both whole types: a dictionary of longs that became a dictionary of contracts.
+    [InlineData("{1:map<string,int64>}", "{1:map<string,{0:int64,1:string}>}", "field 1 was map<string,int64> and is now map<string,{0:int64,1:string}>")]
+    [InlineData("{1:array<{0:int32}>}", "{1:array<{0:string}>}", "field 1 was array<{0:int32}> and is now array<{0:string}> (field 0 was int32 and is now string)")]
     public void Incompatible(string written, string reading, string reason) => Assert.Equal(reason, SchemaCompatibility.Check(written, reading));
 
     [Fact]

@@ -62,8 +62,10 @@ static class SchemaCompatibility
         if (written.Arguments.Count != reading.Arguments.Count) return $"{where} was {written} and is now {reading}";
         for (int i = 0; i < written.Arguments.Count; i++)
         {
-            string? reason = Check(written.Arguments[i], reading.Arguments[i], path);
-            if (reason is not null) return reason;
+            // Name the whole types (map<string,int64> to map<string,{0:string}>), not only the argument that differs.
+            string? reason = Check(written.Arguments[i], reading.Arguments[i], "");
+            if (reason is not null)
+                return $"{where} was {written} and is now {reading}" + (reason.StartsWith("the value ", StringComparison.Ordinal) ? "" : " (" + reason + ")");
         }
 
         return null;
@@ -95,8 +97,15 @@ static class SchemaCompatibility
         public List<Node> Arguments { get; }
         public Dictionary<int, Node>? Fields { get; }
 
+        private IEnumerable<string> SortedFields()
+        {
+            var keys = new List<int>(Fields!.Keys);
+            keys.Sort();
+            foreach (int key in keys) yield return key.ToString(CultureInfo.InvariantCulture) + ":" + Fields[key];
+        }
+
         public override string ToString() =>
-            Fields is not null ? "a state contract"
+            Fields is not null ? "{" + string.Join(",", SortedFields()) + "}"
             : Arguments.Count == 0 ? Name
             : Name + "<" + string.Join(",", Arguments) + ">";
     }
