@@ -97,7 +97,8 @@ internal static class Cli
         };
 
         var runner = new PipelineRunner(ClicksPerUserPipeline.Definition, options)
-            .BindSource(ClicksPerUserPipeline.Clicks(), new FileDirectorySource<ClickEvent>(input, ClickEvent.Parse))
+            .BindSource(ClicksPerUserPipeline.Clicks(), new FileDirectorySource<ClickEvent>(input, ClickEvent.Parse,
+                new FileDirectorySourceOptions { OnWarning = w => Console.Error.WriteLine("warning: " + w) }))
             .BindSink(ClicksPerUserPipeline.Totals(), new FileSink<UserTotals>(output, t => t.ToCsv()));
 
         if (!quiet)
@@ -152,6 +153,12 @@ internal static class Cli
             + $"ran {summary.BatchesRun} batches, {summary.InputRecords:N0} records in {summary.Elapsed.TotalSeconds:F2} s; "
             + $"last committed batch {summary.LastCommittedBatch}; {summary.StateKeys:N0} users in state"
             + (summary.FinalSnapshotBatch is long f ? $"; final snapshot of batch {f}" : ""));
+        foreach (var tail in summary.UnreadTails ?? Array.Empty<UnreadTail>())
+        {
+            Console.Error.WriteLine($"warning: {Path.Combine(input, tail.Partition)} ends with {tail.Length} bytes after its last newline (from byte {tail.Position}): "
+                                    + "a line is read once it ends with a newline, so it was not read yet");
+        }
+
         return 0;
     }
 

@@ -121,6 +121,27 @@ public class FileConnectorTests
     }
 
     [Fact]
+    public async Task A_bounded_run_reports_a_last_line_without_its_newline_as_unread_and_reads_it_once_completed()
+    {
+        using var dir = new TempDir();
+        string input = dir.Sub("in");
+        Directory.CreateDirectory(input);
+        File.WriteAllText(Path.Combine(input, "a.csv"), "u1,1\nu1,2\nu2,3");
+        File.WriteAllText(Path.Combine(input, "b.csv"), "u3,1\n");
+        var sink = new CollectingSink<Total?>();
+        var summary = await Runner(dir, input, sink).RunAsync();
+        Assert.Equal(3, summary.InputRecords);
+        var tail = Assert.Single(summary.UnreadTails!);
+        Assert.Equal(new UnreadTail("events", "a.csv", 10, 4), tail);
+
+        File.AppendAllText(Path.Combine(input, "a.csv"), "\n");
+        summary = await Runner(dir, input, sink).RunAsync();
+        Assert.Equal(1, summary.InputRecords);
+        Assert.Empty(summary.UnreadTails!);
+        Assert.Contains(new Total("u2", 6, 1), sink.All);
+    }
+
+    [Fact]
     public async Task A_file_rewritten_with_more_data_than_was_read_is_reported_not_misread()
     {
         using var dir = new TempDir();

@@ -210,9 +210,27 @@ public sealed class PipelineRunner
 
             await FinishCommitAsync().ConfigureAwait(false);
             await FinishSnapshotAsync().ConfigureAwait(false);
+            var unread = targets is not null ? await UnreadTailsAsync().ConfigureAwait(false) : Array.Empty<UnreadTail>();
 
             return new RunSummary(recovery.Restored, recovery.SnapshotBatch, recovery.FromDeltas, recovery.Replayed, batchesRun, inputRecords, lastCommitted,
-                recoveryTime, _clock.Elapsed, _stateful.Sum(s => s.KeyCount), finalSnapshot);
+                recoveryTime, _clock.Elapsed, _stateful.Sum(s => s.KeyCount), finalSnapshot, unread);
+        }
+
+        /// <summary>What sources hold after their last complete record at the end of a bounded run (see <see cref="IPartialRecordSource"/>).</summary>
+        private async Task<IReadOnlyList<UnreadTail>> UnreadTailsAsync()
+        {
+            var tails = new List<UnreadTail>();
+            foreach (var (id, _) in _sourceExecutors)
+            {
+                if (_runner._sources[id] is not IPartialRecordSource partial) continue;
+                foreach (var (partition, position) in _positions[id])
+                {
+                    long length = await partial.GetIncompleteTailAsync(partition, position, CancellationToken.None).ConfigureAwait(false);
+                    if (length > 0) tails.Add(new UnreadTail(id, partition, position, length));
+                }
+            }
+
+            return tails;
         }
 
         private async Task DelayAsync(TimeSpan started)

@@ -1,5 +1,7 @@
 using System;
+using System.Collections.Generic;
 using PipelineDsl.Checkpointing;
+using PipelineDsl.Sources;
 
 namespace PipelineDsl;
 
@@ -113,7 +115,8 @@ public sealed record BatchProgress(long BatchId, long InputRecords, long OutputR
 /// <param name="Elapsed">Total time.</param>
 /// <param name="StateKeys">Keys held by stateful operators at the end.</param>
 /// <param name="FinalSnapshotBatch">The batch whose state snapshot the run wrote as it stopped (so that the next start restores without deltas), or null when none was needed.</param>
-public sealed record RunSummary(bool Restored, long? RestoredFromBatch, long BatchesFromDeltas, long BatchesReplayed, long BatchesRun, long InputRecords, long LastCommittedBatch, TimeSpan RecoveryTime, TimeSpan Elapsed, long StateKeys, long? FinalSnapshotBatch = null);
+/// <param name="UnreadTails">At the end of a bounded run: data that sources hold after the last complete record (a file's last line without its newline), which was not read; empty otherwise.</param>
+public sealed record RunSummary(bool Restored, long? RestoredFromBatch, long BatchesFromDeltas, long BatchesReplayed, long BatchesRun, long InputRecords, long LastCommittedBatch, TimeSpan RecoveryTime, TimeSpan Elapsed, long StateKeys, long? FinalSnapshotBatch = null, IReadOnlyList<UnreadTail>? UnreadTails = null);
 
 /// <summary>Thrown when an operator's method throws; names the operator and the batch.</summary>
 public sealed class PipelineExecutionException : PipelineDslException

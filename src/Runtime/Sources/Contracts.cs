@@ -101,3 +101,22 @@ public interface IBoundedSource
     /// <summary>The position after the last record of <paramref name="partition"/>, or null when it has no end.</summary>
     long? GetFinalPosition(string partition);
 }
+
+/// <summary>
+/// Optional for a source whose partitions can end with data that is not yet a complete record (a file's last
+/// line without its newline). At the end of a bounded run the runner asks what each partition holds beyond the
+/// position it read to, and reports it in <see cref="RunSummary.UnreadTails"/>: such data waits for the rest of
+/// its record, and nothing would otherwise say that it was not read.
+/// </summary>
+public interface IPartialRecordSource
+{
+    /// <summary>How many bytes (or source units) <paramref name="partition"/> holds after <paramref name="position"/> that are not a complete record yet.</summary>
+    Task<long> GetIncompleteTailAsync(string partition, long position, CancellationToken cancellationToken);
+}
+
+/// <summary>Data at the end of a partition that a bounded run left unread because it is not a complete record yet.</summary>
+/// <param name="SourceId">The source.</param>
+/// <param name="Partition">The partition (for files, the file name).</param>
+/// <param name="Position">Where the unread data starts.</param>
+/// <param name="Length">How much of it there is.</param>
+public sealed record UnreadTail(string SourceId, string Partition, long Position, long Length);

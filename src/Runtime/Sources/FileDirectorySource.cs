@@ -16,7 +16,7 @@ namespace PipelineDsl.Sources;
 /// the parse function; a line it throws on is a bad record with its file and byte offset.
 /// </summary>
 /// <typeparam name="T">The record type.</typeparam>
-public sealed class FileDirectorySource<T> : ISourceConnector<T>
+public sealed class FileDirectorySource<T> : ISourceConnector<T>, IPartialRecordSource
 {
     private static readonly UTF8Encoding Utf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
     private readonly string _directory;
@@ -99,6 +99,16 @@ public sealed class FileDirectorySource<T> : ISourceConnector<T>
         {
             ArrayPool<byte>.Shared.Return(buffer);
         }
+    }
+
+    /// <inheritdoc />
+    /// <remarks>A file's last line without its terminating '\n' is not read until the newline is written.</remarks>
+    public Task<long> GetIncompleteTailAsync(string partition, long position, CancellationToken cancellationToken)
+    {
+        string path = Path.Combine(_directory, partition);
+        if (!File.Exists(path)) return Task.FromResult(0L);
+        using var file = Open(partition);
+        return Task.FromResult(Math.Max(0, file.Length - position));
     }
 
     /// <inheritdoc />
