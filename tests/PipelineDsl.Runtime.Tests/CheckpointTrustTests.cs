@@ -155,13 +155,14 @@ public class CheckpointTrustTests
         Assert.Equal(2, summary.RestoredFromBatch);
         Assert.Equal(await Uninterrupted(100), f.Sink.Batches);
 
-        // The same with the body's batch number forged too: the positions still say batch 2's.
+        // The same with the body's batch number forged too: its positions (batch 2's) disagree with offsets/4.
+        // Either file may be the altered one, so neither is trusted, and batch 4 cannot be rebuilt: refused, by name.
         using var g = new Fixture();
         byte[] forged = ReplaceBatch(Envelope(g.File("state", 2), "snapshot").Body.ToArray(), 4);
         Reseal(g.File("state", 4), "snapshot", _ => forged);
-        summary = await g.ContinueAsync();
-        Assert.Equal(2, summary.RestoredFromBatch);
-        Assert.Equal(await Uninterrupted(100), g.Sink.Batches);
+        var e = await Assert.ThrowsAsync<CheckpointMismatchException>(() => g.ContinueAsync());
+        Assert.Contains("'state/0000000000000000004' and 'offsets/0000000000000000004' disagree about where batch 4 ended", e.Message);
+        Assert.Equal(5, g.Sink.Batches.Count); // nothing was delivered again
     }
 
     [Fact]
@@ -182,9 +183,8 @@ public class CheckpointTrustTests
         string id = Envelope(g.File("state", 4), "snapshot").CheckpointId!;
         byte[] foreign = ReplaceBatch(Envelope(other2.File("state", 5), "snapshot").Body.ToArray(), 4);
         Reseal(g.File("state", 4), "snapshot", _ => foreign, checkpointId: id, batch: 4);
-        summary = await g.ContinueAsync();
-        Assert.Equal(2, summary.RestoredFromBatch);
-        Assert.Equal(await Uninterrupted(100), g.Sink.Batches);
+        var e = await Assert.ThrowsAsync<CheckpointMismatchException>(() => g.ContinueAsync());
+        Assert.Contains("disagree about where batch 4 ended", e.Message);
     }
 
     [Fact]

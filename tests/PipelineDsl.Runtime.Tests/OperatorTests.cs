@@ -3,6 +3,7 @@ using PipelineDsl.Sources;
 namespace PipelineDsl.Runtime.Tests;
 
 /// <summary>Every operator kind, run by the real runner, compared with a plain computation of the same thing.</summary>
+[Collection(EnrichAuditLog.Collection)]
 public class OperatorTests(Xunit.Abstractions.ITestOutputHelper log)
 {
     private static PipelineRunnerOptions Bounded(TempDir dir, long? perPartition = null, int parallelism = 2) => new()

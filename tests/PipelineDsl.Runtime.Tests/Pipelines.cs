@@ -172,3 +172,10 @@ public sealed class TempDir : IDisposable
         }
     }
 }
+
+/// <summary>Tests that run the "enrich" pipeline, whose for-each-batch stage appends to the static <c>Enrich.AuditLog</c>, run one at a time.</summary>
+[CollectionDefinition(Collection)]
+public sealed class EnrichAuditLog
+{
+    public const string Collection = "enrich audit log";
+}

@@ -234,6 +234,7 @@ internal sealed class CheckpointLog
         {
             var r = new MessagePackReader(body.Span);
             long batch = -1, planned = 0;
+            bool hasSources = false;
             var sources = new SortedDictionary<string, SortedDictionary<string, PartitionRange>>(StringComparer.Ordinal);
             int fields = r.ReadMapHeader();
             for (int i = 0; i < fields; i++)
@@ -243,6 +244,7 @@ internal sealed class CheckpointLog
                     case "batch": batch = r.ReadInt64(); break;
                     case "plannedAt": planned = r.ReadInt64(); break;
                     case "sources":
+                        hasSources = true;
                         int count = r.ReadMapHeader();
                         for (int s = 0; s < count; s++)
                         {
@@ -268,6 +270,7 @@ internal sealed class CheckpointLog
             }
 
             if (batch != BatchOf(name)) throw new CheckpointCorruptException($"'{name}' records batch {batch}: it was copied or renamed from another batch's file and is not used.");
+            if (!hasSources) throw new CheckpointCorruptException($"'{name}' has no planned sources: it is not used.");
             return new OffsetRecord(batch, planned, sources);
         }
         catch (Exception e) when (e is MessagePackException or ArgumentException)

@@ -348,6 +348,24 @@ public sealed class PipelineRunner
                 }
             }
 
+            // Retention deletes the offsets of a batch only after a newer snapshot covers it: a log that starts
+            // after batch 0 means batches before it were committed. If nothing intact of this checkpoint proves
+            // where they ended (every snapshot, commit and offsets file damaged or foreign, or a metadata file
+            // from another checkpoint), starting over would read all input again: refuse, and delete nothing.
+            long earliestLogged = offsets.Count > 0 ? offsets[0].Batch : 0;
+            // Likewise a snapshot, a commit of batch 1 or later, or an offsets file of batch 1 or later exists only
+            // once batch 0 committed: finding none of them trustworthy is not a fresh start.
+            bool somethingCommitted = offsets.Any(o => o.Batch >= 1)
+                || (await _log.ListAsync("commits", ct).ConfigureAwait(false)).Any(c => c.Batch >= 1)
+                || (await _log.ListAsync("state", ct).ConfigureAwait(false)).Count > 0;
+            if (lastCommitted + 1 < earliestLogged || (lastCommitted < 0 && somethingCommitted))
+            {
+                throw new CheckpointMismatchException(
+                    $"Cannot recover the checkpoint '{_log.Store.Location}': its files show that batches were committed (its offsets log starts at batch {earliestLogged}), "
+                    + $"but no intact snapshot, commit or offsets file of this checkpoint (identity {_log.CheckpointId}, from 'metadata') proves where they ended. "
+                    + "The files are damaged, or 'metadata' comes from another checkpoint. Restore the checkpoint from a backup, or start a new checkpoint in an empty directory.");
+            }
+
             long replayed = 0, fromDeltas = 0;
             long first = (snapshotBatch ?? -1) + 1;
             for (long b = first; b <= lastCommitted; b++)
@@ -355,8 +373,11 @@ public sealed class PipelineRunner
                 OffsetRecord plan;
                 try
                 {
-                    plan = await _log.ReadOffsetsAsync(CheckpointLog.Name("offsets", b), ct).ConfigureAwait(false);
-                    CheckContinuity(plan, CheckpointLog.Name("offsets", b));
+                    string planName = CheckpointLog.Name("offsets", b);
+                    if (_disagreeing.TryGetValue(b, out string? disagreement)) throw new CheckpointCorruptException(disagreement);
+                    plan = await _log.ReadOffsetsAsync(planName, ct).ConfigureAwait(false);
+                    CheckContinuity(plan, planName);
+                    await CheckWithinSourcesAsync(plan, planName).ConfigureAwait(false);
                 }
                 catch (CheckpointCorruptException e)
                 {
@@ -401,6 +422,7 @@ public sealed class PipelineRunner
                     {
                         pending = await _log.ReadOffsetsAsync(name, ct).ConfigureAwait(false);
                         CheckContinuity(pending, name);
+                        await CheckWithinSourcesAsync(pending, name).ConfigureAwait(false);
                         continue;
                     }
                     catch (CheckpointCorruptException)
@@ -422,6 +444,15 @@ public sealed class PipelineRunner
         /// </summary>
         private void CheckContinuity(OffsetRecord plan, string name)
         {
+            foreach (var source in _knownSources)
+            {
+                // The planner lists every partition it knows, even one with nothing new: a plan without one was cut.
+                if (!_positions.TryGetValue(source, out var knownPartitions) || knownPartitions.Count == 0) continue;
+                if (!plan.Sources.TryGetValue(source, out var planned) || knownPartitions.Keys.Any(p => !planned.ContainsKey(p)))
+                    throw new CheckpointCorruptException(
+                        $"Checkpoint file '{name}' does not plan every partition of source '{source}' that the batch before it read: it was cut or altered and is not used.");
+            }
+
             foreach (var (source, ranges) in plan.Sources)
             {
                 if (!_positions.TryGetValue(source, out var known)) continue; // a retired source
@@ -431,6 +462,35 @@ public sealed class PipelineRunner
                         throw new CheckpointCorruptException(
                             $"Checkpoint file '{name}' plans source '{source}', partition '{partition}' from position {range.From}, but the batch before it ended at {position}: "
                             + "it does not continue this checkpoint (a file from another checkpoint or an older run) and is not used.");
+                }
+            }
+        }
+
+        /// <summary>
+        /// Every range of a plan lies within what its source holds: a range past the end, or of a partition the
+        /// source does not have, was altered (or the source lost data) and is not read.
+        /// </summary>
+        private async Task CheckWithinSourcesAsync(OffsetRecord plan, string name)
+        {
+            foreach (var (id, executor) in _sourceExecutors)
+            {
+                if (!plan.Sources.TryGetValue(id, out var ranges)) continue;
+                foreach (var (partition, range) in ranges)
+                {
+                    if (range.Count == 0) continue;
+                    long end;
+                    try
+                    {
+                        end = await executor.EndAsync(partition, CancellationToken.None).ConfigureAwait(false);
+                    }
+                    catch (Exception e) when (e is InvalidDataException or FileNotFoundException or ArgumentException or FormatException)
+                    {
+                        throw new CheckpointCorruptException($"Checkpoint file '{name}' plans source '{id}', partition '{partition}', which the source cannot read: {e.Message}", e);
+                    }
+
+                    if (range.To > end)
+                        throw new CheckpointCorruptException(
+                            $"Checkpoint file '{name}' plans source '{id}', partition '{partition}' up to position {range.To}, but the source ends at {end}: the file was altered, or the source lost data.");
                 }
             }
         }
@@ -657,8 +717,20 @@ public sealed class PipelineRunner
             }
         }
 
+        /// <summary>
+        /// Batches whose snapshot and offsets file disagree about where the batch ended. Either file may be the
+        /// altered one, so neither is trusted: the snapshot is not restored, and the offsets file is not replayed.
+        /// </summary>
+        private readonly Dictionary<long, string> _disagreeing = new();
+
         private void RestoreSnapshot(ReadOnlySpan<byte> body, string name, long batch, OffsetRecord? plannedThere)
         {
+            CheckpointCorruptException Disagree(string message)
+            {
+                _disagreeing[batch] = $"{message} Checkpoint files '{name}' and '{CheckpointLog.Name("offsets", batch)}' disagree about where batch {batch} ended, so neither is trusted.";
+                return new CheckpointCorruptException(message);
+            }
+
             // First read what the snapshot holds, then decide for every operator, then decode: nothing is
             // restored unless everything can be.
             var r = new MessagePackReader(body);
@@ -735,11 +807,11 @@ public sealed class PipelineRunner
             {
                 foreach (var (source, ranges) in plannedThere.Sources)
                 {
-                    if (!positions.TryGetValue(source, out var stored0)) throw new CheckpointCorruptException($"Checkpoint file '{name}' has no positions of source '{source}', which batch {batch} read: it is not used.");
+                    if (!positions.TryGetValue(source, out var stored0)) throw Disagree($"Checkpoint file '{name}' has no positions of source '{source}', which batch {batch} read: it is not used.");
                     foreach (var (partition, range) in ranges)
                     {
                         if (!stored0.TryGetValue(partition, out long position) || position != range.To)
-                            throw new CheckpointCorruptException(
+                            throw Disagree(
                                 $"Checkpoint file '{name}' says source '{source}', partition '{partition}' was read up to {(stored0.TryGetValue(partition, out long p0) ? p0.ToString(System.Globalization.CultureInfo.InvariantCulture) : "nothing")}, but batch {batch} read up to {range.To}: it does not belong to this checkpoint's batch {batch} and is not used.");
                     }
                 }
@@ -756,6 +828,13 @@ public sealed class PipelineRunner
                 {
                     throw new CheckpointCorruptException($"'{name}' holds an unreadable manifest: {e.Message}", e);
                 }
+            }
+
+            // A snapshot holds the state of every stateful operator its build had: one that is missing was cut out.
+            foreach (var op in stored?.Operators ?? Array.Empty<OperatorManifest>())
+            {
+                if (OperatorManifest.KeepsState(op.Kind) && !operators.ContainsKey(op.Id))
+                    throw new CheckpointCorruptException($"Checkpoint file '{name}' has no state for operator '{op.Id}', which its build kept state for: it is not used.");
             }
 
             var decisions = RestoreCompatibility.Decide(stored, operators.ToDictionary(p => p.Key, p => (p.Value.Version, p.Value.Fingerprint)), positions.Keys, Definition.Manifest);

@@ -148,6 +148,9 @@ public sealed class OperatorManifest
     /// <summary>Older versions whose state this operator drops on restore.</summary>
     public IReadOnlyList<int> DiscardsStateFrom { get; }
 
+    /// <summary>True for the kinds whose operators keep state in checkpoints (in the manifest's spelling).</summary>
+    internal static bool KeepsState(string kind) => kind is "update-state" or "window" or "watermark" or "event-time-window" or "session-window" or "stream-join";
+
     /// <summary>The manifest spelling of an <see cref="OperatorKind"/>.</summary>
     public static string KindName(OperatorKind kind) => kind switch
     {

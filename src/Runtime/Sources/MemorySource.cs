@@ -64,12 +64,15 @@ public sealed class MemorySource<T> : ISourceConnector<T>
         lock (_gate)
         {
             var list = Partition(partition);
-            if (to > list.Count) throw new InvalidOperationException($"Memory partition {partition} has {list.Count} records; position {to} was asked for.");
+            if (to > list.Count || from < 0) throw new System.IO.InvalidDataException($"Memory partition {partition} has {list.Count} records; positions [{from}, {to}) were asked for.");
             for (long i = from; i < to; i++) output.Emit(i, list[(int)i]);
         }
 
         return Task.CompletedTask;
     }
 
-    private List<T> Partition(string partition) => _partitions[int.Parse(partition, System.Globalization.CultureInfo.InvariantCulture)];
+    private List<T> Partition(string partition) =>
+        int.TryParse(partition, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int index) && index < _partitions.Length
+            ? _partitions[index]
+            : throw new System.IO.InvalidDataException($"The memory source has no partition '{partition}' (it has {_partitions.Length}, named 0 to {_partitions.Length - 1}).");
 }

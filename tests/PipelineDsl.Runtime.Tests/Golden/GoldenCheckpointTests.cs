@@ -6,6 +6,7 @@ namespace PipelineDsl.Runtime.Tests.Golden;
 /// the format) is restored, the remaining batches run, and their output must equal the output the writing
 /// build produced in an uninterrupted run.
 /// </summary>
+[Collection(EnrichAuditLog.Collection)]
 public sealed class GoldenCheckpointTests
 {
     private static readonly string Root = Path.Combine(AppContext.BaseDirectory, "Golden");

@@ -39,8 +39,28 @@ public abstract class GoldenScenario
     /// <summary>Adds one input line to the scenario's sources.</summary>
     protected abstract void Add(string source, int partition, string record);
 
-    /// <summary>Runs one batch on <paramref name="checkpoint"/> over what was added; returns its output as (sink id, record text).</summary>
-    protected abstract Task<IReadOnlyList<(string Sink, string Record)>> RunAsync(PipelineRunnerOptions options);
+    /// <summary>Runs on <paramref name="options"/>' checkpoint over what was added; returns the output as (batch id, sink id, record text).</summary>
+    protected abstract Task<IReadOnlyList<(long Batch, string Sink, string Record)>> RunAsync(PipelineRunnerOptions options);
+
+    /// <summary>Adds the input of <paramref name="batch"/> without running (to rebuild the sources a checkpoint read).</summary>
+    public void Feed(int batch, IEnumerable<(int Batch, string Source, int Partition, string Record)> input)
+    {
+        foreach (var (b, source, partition, record) in input)
+        {
+            if (b == batch) Add(source, partition, record);
+        }
+    }
+
+    /// <summary>Runs over what was fed (restoring the checkpoint first); returns the output with the runtime's batch ids.</summary>
+    public Task<IReadOnlyList<(long Batch, string Sink, string Record)>> RunAsync(string checkpoint) => RunAsync(Options(checkpoint));
+
+    private static PipelineRunnerOptions Options(string checkpoint) => new()
+    {
+        CheckpointDirectory = checkpoint,
+        Trigger = TriggerMode.AvailableNow,
+        CheckpointInterval = 3,
+        Parallelism = 1,
+    };
 
     /// <summary>Feeds <paramref name="input"/> of batch <paramref name="batch"/> and runs it; returns "batch\tsink\trecord" lines.</summary>
     public async Task<IReadOnlyList<string>> RunBatchAsync(string checkpoint, int batch, IEnumerable<(int Batch, string Source, int Partition, string Record)> input, bool run = true)
@@ -51,13 +71,7 @@ public abstract class GoldenScenario
         }
 
         if (!run) return Array.Empty<string>();
-        var output = await RunAsync(new PipelineRunnerOptions
-        {
-            CheckpointDirectory = checkpoint,
-            Trigger = TriggerMode.AvailableNow,
-            CheckpointInterval = 3,
-            Parallelism = 1,
-        });
+        var output = await RunAsync(Options(checkpoint));
         return output.Select(o => $"{batch}\t{o.Sink}\t{o.Record}").ToList();
     }
 
@@ -69,13 +83,13 @@ public abstract class GoldenScenario
     protected static long L(string s) => long.Parse(s, CultureInfo.InvariantCulture);
 
     /// <summary>Collects a sink's records as text, in the order written.</summary>
-    protected sealed class TextSink<T>(string id, Func<T, string> format, List<(string, string)> into) : ISinkConnector<T>
+    protected sealed class TextSink<T>(string id, Func<T, string> format, List<(long, string, string)> into) : ISinkConnector<T>
     {
         public Task WriteBatchAsync(long batchId, IReadOnlyList<T> records, CancellationToken cancellationToken)
         {
             lock (into)
             {
-                foreach (var r in records) into.Add((id, format(r)));
+                foreach (var r in records) into.Add((batchId, id, format(r)));
             }
 
             return Task.CompletedTask;
@@ -106,9 +120,9 @@ public sealed class RunningTotalsScenario : GoldenScenario
         _events.Add(partition, new Event(f[0], L(f[1])));
     }
 
-    protected override async Task<IReadOnlyList<(string, string)>> RunAsync(PipelineRunnerOptions options)
+    protected override async Task<IReadOnlyList<(long, string, string)>> RunAsync(PipelineRunnerOptions options)
     {
-        var output = new List<(string, string)>();
+        var output = new List<(long, string, string)>();
         await new PipelineRunner(RunningTotals.Definition, options)
             .BindSource(RunningTotals.Events(), _events)
             .BindSink(RunningTotals.Out(), new TextSink<Total?>("out", t => t is null ? "null" : $"{t.User},{I(t.Sum)},{I(t.Count)}", output))
@@ -141,9 +155,9 @@ public sealed class WordsScenario : GoldenScenario
 
     protected override void Add(string source, int partition, string record) => (source == "a" ? _a : _b).Add(partition, new Line(record));
 
-    protected override async Task<IReadOnlyList<(string, string)>> RunAsync(PipelineRunnerOptions options)
+    protected override async Task<IReadOnlyList<(long, string, string)>> RunAsync(PipelineRunnerOptions options)
     {
-        var output = new List<(string, string)>();
+        var output = new List<(long, string, string)>();
         static string W(Windowed<string, WordCount> w) => $"[{I(w.WindowStart)}..{I(w.WindowEnd)}] {w.Key}={I(w.Value.Count)}";
         await new PipelineRunner(Words.Definition, options)
             .BindSource(Words.A(), _a)
@@ -181,15 +195,15 @@ public sealed class EnrichScenario : GoldenScenario
         else _customers.Add(partition, new Customer(f[0], f[1]));
     }
 
-    protected override async Task<IReadOnlyList<(string, string)>> RunAsync(PipelineRunnerOptions options)
+    protected override async Task<IReadOnlyList<(long, string, string)>> RunAsync(PipelineRunnerOptions options)
     {
-        var output = new List<(string, string)>();
+        var output = new List<(long, string, string)>();
         await new PipelineRunner(Enrich.Definition, options)
             .BindSource(Enrich.Orders(), _orders)
             .BindSource(Enrich.Customers(), _customers)
             .BindSink(Enrich.Out(), new TextSink<Enriched>("out", e => $"{e.Customer},{e.Country},{I(e.Amount)}", output))
             .RunAsync();
-        return output.OrderBy(o => o.Item2, StringComparer.Ordinal).ToList(); // a join's output order within a batch is not specified
+        return output.OrderBy(o => o.Item1).ThenBy(o => o.Item3, StringComparer.Ordinal).ToList(); // a join's output order within a batch is not specified
     }
 }
 
@@ -221,9 +235,9 @@ public sealed class EventTimeScenario : GoldenScenario
         _readings.Add(partition, new Reading(f[0], L(f[1]), L(f[2])));
     }
 
-    protected override async Task<IReadOnlyList<(string, string)>> RunAsync(PipelineRunnerOptions options)
+    protected override async Task<IReadOnlyList<(long, string, string)>> RunAsync(PipelineRunnerOptions options)
     {
-        var output = new List<(string, string)>();
+        var output = new List<(long, string, string)>();
         static string W(EventWindow<string, Reading> w) => $"{w.Key}[{I(w.Start)},{I(w.End)})={I(w.Value.Value)}";
         await new PipelineRunner(EventTimePipeline.Definition, options)
             .BindSource(EventTimePipeline.Readings(), _readings)
@@ -273,14 +287,14 @@ public sealed class IntervalJoinScenario : GoldenScenario
         else _payments.Add(partition, new Payment(L(f[0]), L(f[1])));
     }
 
-    protected override async Task<IReadOnlyList<(string, string)>> RunAsync(PipelineRunnerOptions options)
+    protected override async Task<IReadOnlyList<(long, string, string)>> RunAsync(PipelineRunnerOptions options)
     {
-        var output = new List<(string, string)>();
+        var output = new List<(long, string, string)>();
         await new PipelineRunner(IntervalJoinPipeline.Definition, options)
             .BindSource(IntervalJoinPipeline.Orders(), _orders)
             .BindSource(IntervalJoinPipeline.Payments(), _payments)
             .BindSink(IntervalJoinPipeline.Out(), new TextSink<string>("out", s => s, output))
             .RunAsync();
-        return output.OrderBy(o => o.Item2, StringComparer.Ordinal).ToList();
+        return output.OrderBy(o => o.Item1).ThenBy(o => o.Item3, StringComparer.Ordinal).ToList();
     }
 }
