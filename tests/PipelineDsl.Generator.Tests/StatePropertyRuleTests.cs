@@ -126,6 +126,26 @@ public class StatePropertyRuleTests
     }
 
     [Fact]
+    public void PDSL209_a_batch_windows_length_changed_and_an_idle_timeout_change_is_silent()
+    {
+        string lockFile = GeneratorHarness.LockFile(Manifests.Of((TestPipelines.EveryKind, "Everything.cs")));
+        IReadOnlyList<Diagnostic> Check(string changed)
+        {
+            Assert.NotEqual(TestPipelines.EveryKind, changed);
+            var compilation = GeneratorHarness.Compilation((changed, "Everything.cs"));
+            return GeneratorHarness.Run(compilation, GeneratorHarness.Driver(("/repo/pipelines.lock.json", lockFile))).GeneratorDiagnostics
+                .Where(d => d.Id.StartsWith("PDSL2", StringComparison.Ordinal)).ToList();
+        }
+
+        var d = Assert.Single(Check(TestPipelines.EveryKind.Replace("LengthBatches = 6, SlideBatches = 2", "LengthBatches = 8, SlideBatches = 2")));
+        Assert.Equal("PDSL209", d.Id);
+        Assert.StartsWith("'trending': its lengthBatches changed from 6 to 8:", Message(d));
+        d = Assert.Single(Check(TestPipelines.EveryKind.Replace("LengthBatches = 6, SlideBatches = 2", "LengthBatches = 6, SlideBatches = 3")));
+        Assert.StartsWith("'trending': its slideBatches changed from 2 to 3:", Message(d));
+        Assert.Empty(Check(TestPipelines.EveryKind.Replace("IdleTimeoutBatches = 10", "IdleTimeoutBatches = 50")).Select(Message));
+    }
+
+    [Fact]
     public void A_version_bump_with_discard_state_allows_a_guarded_change_and_a_re_key()
     {
         string changed = EventTime

@@ -80,6 +80,50 @@ public sealed class CommandLineTests : IDisposable
         Assert.Empty(Directory.EnumerateFileSystemEntries(_dir.Path));
     }
 
+    [Theory]
+    [InlineData("metadata")]
+    [InlineData("offsets")]
+    public void A_damaged_checkpoint_is_one_error_line_and_exit_1_not_a_stack_trace(string damaged)
+    {
+        string checkpoint = _dir.Sub("checkpoint");
+        var (code, _, error) = Run("ClicksPerUser", "--checkpoint", checkpoint, "--output", _dir.Sub("output"), "--bounded", "--quiet", "--max-records-per-partition", "2000", "--checkpoint-interval", "100");
+        Assert.True(code == 0, error);
+        // An undecodable body sealed with a valid checksum: what the sample used to die on with exit 134.
+        foreach (var file in damaged == "metadata" ? new[] { Path.Combine(checkpoint, "metadata") } : Directory.GetFiles(Path.Combine(checkpoint, "offsets")))
+        {
+            var envelope = PipelineDsl.Checkpointing.CheckpointFile.Open(File.ReadAllBytes(file), damaged == "metadata" ? "metadata" : "offsets", file);
+            File.WriteAllBytes(file, PipelineDsl.Checkpointing.CheckpointFile.Wrap(envelope.Kind, envelope.PipelineId, envelope.CheckpointId!, envelope.Batch!.Value, new byte[] { 0x81, 0xa1, (byte)'x', 0xc1 }));
+        }
+
+        foreach (var state in Directory.GetFiles(Path.Combine(checkpoint, "state"))) File.Delete(state); // nothing else to fall back to
+        (code, _, error) = Run("ClicksPerUser", "--checkpoint", checkpoint, "--output", _dir.Sub("output"), "--bounded", "--quiet");
+        Assert.Equal(1, code);
+        Assert.StartsWith("error: ", error);
+        Assert.Single(error.TrimEnd('\n').Split('\n'));
+        Assert.Contains(damaged, error);
+    }
+
+    [Fact]
+    public void Kafka_clicks_without_a_loadable_librdkafka_says_so_in_one_line()
+    {
+        // The sample as deployed without the librdkafka.redist package's native files.
+        string built = Path.GetDirectoryName(Program("KafkaClicks"))!;
+        string copy = _dir.Sub("kafka-clicks-without-native");
+        foreach (var file in Directory.GetFiles(built, "*", SearchOption.AllDirectories))
+        {
+            string relative = Path.GetRelativePath(built, file);
+            if (relative.StartsWith("runtimes", StringComparison.Ordinal) || relative.StartsWith("data", StringComparison.Ordinal)) continue;
+            Directory.CreateDirectory(Path.GetDirectoryName(Path.Combine(copy, relative))!);
+            File.Copy(file, Path.Combine(copy, relative));
+        }
+
+        using var p = SampleProcess.StartAssembly(Path.Combine(copy, "KafkaClicks.dll"), new[] { "--bootstrap-servers", "127.0.0.1:9", "--checkpoint", _dir.Sub("ck") }, _dir.Path);
+        int code = p.WaitForExit(Timeout);
+        Assert.Equal(1, code);
+        Assert.StartsWith("error: librdkafka could not be loaded", p.Stderr);
+        Assert.Single(p.Stderr.TrimEnd('\n').Split('\n'));
+    }
+
     [Fact]
     public void A_missing_input_directory_fails_before_the_checkpoint_directory_is_created()
     {

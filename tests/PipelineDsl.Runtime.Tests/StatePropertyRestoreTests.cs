@@ -84,6 +84,24 @@ public class StatePropertyRestoreTests
     }
 
     [Fact]
+    public async Task A_checkpoint_written_under_another_idle_timeout_restores_the_timeout_is_safe_to_change()
+    {
+        using var dir = new TempDir();
+        string checkpoint = dir.Sub("checkpoint");
+        var source = new MemorySource<Event>();
+        source.Add(0, new[] { new Event("a", 1), new Event("b", 2) });
+        var sink = new CollectingSink<Total?>();
+        PipelineRunner Totals() => new PipelineRunner(RunningTotals.Definition, new PipelineRunnerOptions { CheckpointDirectory = checkpoint, Trigger = TriggerMode.AvailableNow })
+            .BindSource(RunningTotals.Events(), source).BindSink(RunningTotals.Out(), sink);
+        await Totals().RunAsync();
+        StoreOldProperty(checkpoint, "totals", "idleTimeoutBatches", "3", "7");
+        source.Add(0, new[] { new Event("a", 5) });
+        var summary = await Totals().RunAsync();
+        Assert.True(summary.Restored);
+        Assert.Equal(new Total("a", 12, 2), sink.All.Last()); // the restored state went on: (1 + 5) doubled, 2 records
+    }
+
+    [Fact]
     public async Task A_checkpoint_written_under_another_watermark_delay_restores_the_delay_is_safe_to_change()
     {
         using var dir = new TempDir();
