@@ -125,6 +125,26 @@ public sealed class CommandLineTests : IDisposable
     }
 
     [Fact]
+    public void An_idle_continuous_run_prints_one_line_when_input_stops_and_one_when_it_resumes()
+    {
+        string input = _dir.Sub("input");
+        Directory.CreateDirectory(input);
+        File.WriteAllText(Path.Combine(input, "a.csv"), "u1,/,1,0\n");
+        using var p = SampleProcess.StartAssembly(Program("ClicksPerUser"),
+            new[] { "--input", input, "--checkpoint", _dir.Sub("checkpoint"), "--output", _dir.Sub("output"), "--continuous", "--batch-interval-ms", "50" }, _dir.Path);
+        Assert.True(p.WaitForOutput("no new input", TimeSpan.FromSeconds(60)), p.Stdout + p.Stderr);
+        Thread.Sleep(1500); // about 30 empty batches
+        File.WriteAllText(Path.Combine(input, ".b.csv"), "u2,/,2,0\n");
+        File.Move(Path.Combine(input, ".b.csv"), Path.Combine(input, "b.csv"));
+        Assert.True(p.WaitForOutput("idle for", TimeSpan.FromSeconds(60)), p.Stdout + p.Stderr);
+        p.SendSigterm();
+        Assert.Equal(0, p.WaitForExit(Timeout));
+        var batchLines = p.Stdout.Split('\n').Where(l => l.StartsWith("batch", StringComparison.Ordinal)).ToList();
+        Assert.True(batchLines.Count <= 4, "an idle run printed a line per batch:\n" + p.Stdout); // the first batch, "no new input", b.csv's batch
+        Assert.Matches(@"idle for \d+ s \(\d+ empty batches\)", p.Stdout);
+    }
+
+    [Fact]
     public void A_missing_input_directory_fails_before_the_checkpoint_directory_is_created()
     {
         string checkpoint = _dir.Sub("checkpoint");
