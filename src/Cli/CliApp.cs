@@ -320,7 +320,7 @@ public static class CliApp
             throw new CliException($"Snapshot {snapshot.Batch} holds no state for '{operatorId}'; it holds: {string.Join(", ", snapshot.Operators.Keys.Order(StringComparer.Ordinal))}.");
         var entry = (snapshot.Manifest ?? c.Manifest).Find(operatorId);
         var names = entry?.StateSchema?.Fields.ToDictionary(f => (long)f.Key, f => f.Name) ?? new Dictionary<long, string>();
-        if (entry is not null && entry.Kind is not ("update-state" or "reduce" or "window"))
+        if (entry is not null && entry.Kind is not (OperatorKinds.UpdateState or OperatorKinds.Reduce or OperatorKinds.Window))
         {
             // Event-time operators keep state in a layout of their own (panes, sessions, buffered join records, a
             // watermark): written as stored, one JSON line per entry, without field names.
@@ -345,7 +345,7 @@ public static class CliApp
             return Ok;
         }
 
-        bool window = entry?.Kind == "window";
+        bool window = entry?.Kind == OperatorKinds.Window;
         var r = new MessagePackReader(op.Entries);
         int count = r.ReadArrayHeader();
         for (int i = 0; i < count && i < limit; i++)

@@ -126,23 +126,24 @@ namespace PipelineDsl.Generator.Emitting
         private static void Property(StringBuilder sb, string name, string jsonValue) =>
             sb.Append(",\n      \"").Append(name).Append("\": ").Append(jsonValue);
 
+        /// <summary>The manifest spelling of a kind (the vocabulary is <see cref="PipelineDsl.Graph.OperatorKinds"/>, shared with the runtime).</summary>
         public static string KindName(OperatorKindSpec kind) => kind switch
         {
-            OperatorKindSpec.Source => "source",
-            OperatorKindSpec.Map => "map",
-            OperatorKindSpec.FlatMap => "flat-map",
-            OperatorKindSpec.Filter => "filter",
-            OperatorKindSpec.Reduce => "reduce",
-            OperatorKindSpec.UpdateState => "update-state",
-            OperatorKindSpec.Window => "window",
-            OperatorKindSpec.Union => "union",
-            OperatorKindSpec.Join => "join",
-            OperatorKindSpec.Sink => "sink",
-            OperatorKindSpec.ForEachBatch => "for-each-batch",
-            OperatorKindSpec.Watermark => "watermark",
-            OperatorKindSpec.EventTimeWindow => "event-time-window",
-            OperatorKindSpec.SessionWindow => "session-window",
-            OperatorKindSpec.StreamJoin => "stream-join",
+            OperatorKindSpec.Source => PipelineDsl.Graph.OperatorKinds.Source,
+            OperatorKindSpec.Map => PipelineDsl.Graph.OperatorKinds.Map,
+            OperatorKindSpec.FlatMap => PipelineDsl.Graph.OperatorKinds.FlatMap,
+            OperatorKindSpec.Filter => PipelineDsl.Graph.OperatorKinds.Filter,
+            OperatorKindSpec.Reduce => PipelineDsl.Graph.OperatorKinds.Reduce,
+            OperatorKindSpec.UpdateState => PipelineDsl.Graph.OperatorKinds.UpdateState,
+            OperatorKindSpec.Window => PipelineDsl.Graph.OperatorKinds.Window,
+            OperatorKindSpec.Union => PipelineDsl.Graph.OperatorKinds.Union,
+            OperatorKindSpec.Join => PipelineDsl.Graph.OperatorKinds.Join,
+            OperatorKindSpec.Sink => PipelineDsl.Graph.OperatorKinds.Sink,
+            OperatorKindSpec.ForEachBatch => PipelineDsl.Graph.OperatorKinds.ForEachBatch,
+            OperatorKindSpec.Watermark => PipelineDsl.Graph.OperatorKinds.Watermark,
+            OperatorKindSpec.EventTimeWindow => PipelineDsl.Graph.OperatorKinds.EventTimeWindow,
+            OperatorKindSpec.SessionWindow => PipelineDsl.Graph.OperatorKinds.SessionWindow,
+            OperatorKindSpec.StreamJoin => PipelineDsl.Graph.OperatorKinds.StreamJoin,
             _ => "unknown",
         };
 

@@ -118,7 +118,7 @@ namespace PipelineDsl.Generator.Parsing
     /// </summary>
     internal static class LockCompatibility
     {
-        private static bool IsStateful(string kind) => kind is "update-state" or "window" or "watermark" or "event-time-window" or "session-window" or "stream-join";
+        private static bool IsStateful(string kind) => PipelineDsl.Graph.OperatorKinds.KeepsState(kind);
 
         public static IEnumerable<DiagnosticInfo> Check(PipelineSpec pipeline, LockedPipelineSpec locked, PipelineLocationsInfo? locations)
         {
@@ -134,13 +134,13 @@ namespace PipelineDsl.Generator.Parsing
                     if (pipeline.Retired.Contains(old.Id)) continue;
                     if (IsStateful(old.Kind))
                         yield return DiagnosticInfo.Create(DiagnosticDescriptors.StatefulOperatorRemoved, Class(), old.Id, pipeline.PipelineId);
-                    else if (old.Kind == "source")
+                    else if (old.Kind == PipelineDsl.Graph.OperatorKinds.Source)
                         yield return DiagnosticInfo.Create(DiagnosticDescriptors.SourceRemoved, Class(), old.Id, pipeline.PipelineId);
                     continue;
                 }
 
                 string kind = ManifestKind(now.Kind);
-                if (kind != old.Kind && (IsStateful(old.Kind) || IsStateful(kind) || old.Kind == "source" || kind == "source"))
+                if (kind != old.Kind && (IsStateful(old.Kind) || IsStateful(kind) || old.Kind == PipelineDsl.Graph.OperatorKinds.Source || kind == PipelineDsl.Graph.OperatorKinds.Source))
                 {
                     yield return DiagnosticInfo.Create(DiagnosticDescriptors.OperatorKindChanged, At(old.Id), old.Id, old.Kind, kind);
                     continue;

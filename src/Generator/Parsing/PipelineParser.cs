@@ -91,8 +91,7 @@ namespace PipelineDsl.Generator.Parsing
             public TypeShapeSpec? RightShape { get; set; }
             public bool IsEventTime => Kind is OperatorKindSpec.EventTimeWindow or OperatorKindSpec.SessionWindow
                 || (Kind == OperatorKindSpec.StreamJoin && (TimeMember is not null || RightTimeMember is not null));
-            public bool IsStateful => Kind is OperatorKindSpec.UpdateState or OperatorKindSpec.Window or OperatorKindSpec.Watermark
-                or OperatorKindSpec.EventTimeWindow or OperatorKindSpec.SessionWindow or OperatorKindSpec.StreamJoin;
+            public bool IsStateful => PipelineDsl.Graph.OperatorKinds.KeepsState(Emitting.ManifestWriter.KindName(Kind));
             public bool IsSink => Kind is OperatorKindSpec.Sink or OperatorKindSpec.ForEachBatch;
             public Location? IdLocation { get; set; }
         }

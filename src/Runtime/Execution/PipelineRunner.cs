@@ -833,7 +833,7 @@ public sealed class PipelineRunner
             // A snapshot holds the state of every stateful operator its build had: one that is missing was cut out.
             foreach (var op in stored?.Operators ?? Array.Empty<OperatorManifest>())
             {
-                if (OperatorManifest.KeepsState(op.Kind) && !operators.ContainsKey(op.Id))
+                if (OperatorKinds.KeepsState(op.Kind) && !operators.ContainsKey(op.Id))
                     throw new CheckpointCorruptException($"Checkpoint file '{name}' has no state for operator '{op.Id}', which its build kept state for: it is not used.");
             }
 

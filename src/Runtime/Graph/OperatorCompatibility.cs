@@ -21,28 +21,28 @@ internal static class OperatorCompatibility
     {
         switch (kind)
         {
-            case "window":
+            case OperatorKinds.Window:
                 return new[]
                 {
                     ("lengthBatches", "its state holds one value per slide of batches, and the open windows would be combined from slides of the old length"),
                     ("slideBatches", "its state holds one value per slide of batches, and the open windows would be combined from slides of the old slide"),
                 };
-            case "event-time-window":
+            case OperatorKinds.EventTimeWindow:
                 return new[]
                 {
                     ("sizeMs", "its state is kept per pane of gcd(size, slide) ms, so the open windows' records would be lost or mixed"),
                     ("slideMs", "its state is kept per pane of gcd(size, slide) ms, so the open windows' records would be lost or mixed"),
                     ("time", "its open windows hold records placed by the old time member"),
                 };
-            case "session-window":
+            case OperatorKinds.SessionWindow:
                 return new[]
                 {
                     ("gapMs", "its open sessions were merged and bounded with the old gap"),
                     ("time", "its open sessions hold records placed by the old time member"),
                 };
-            case "watermark":
+            case OperatorKinds.Watermark:
                 return new[] { ("time", "its stored watermark is the largest value of the old time member") };
-            case "stream-join":
+            case OperatorKinds.StreamJoin:
                 return new[]
                 {
                     ("inputs", "its state holds each side's records under the side they came from"),

@@ -75,8 +75,7 @@ public abstract class OperatorNode
     public IReadOnlyList<OperatorNode> Inputs { get; }
 
     /// <summary>True when the operator keeps state across batches (and so in checkpoints).</summary>
-    public bool IsStateful => Kind is OperatorKind.UpdateState or OperatorKind.Window or OperatorKind.Watermark
-        or OperatorKind.EventTimeWindow or OperatorKind.SessionWindow or OperatorKind.StreamJoin;
+    public bool IsStateful => OperatorKinds.KeepsState(OperatorManifest.KindName(Kind));
 
     /// <inheritdoc />
     public override string ToString() => $"{Kind} '{Id}' v{Version}";

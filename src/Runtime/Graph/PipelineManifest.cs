@@ -148,27 +148,24 @@ public sealed class OperatorManifest
     /// <summary>Older versions whose state this operator drops on restore.</summary>
     public IReadOnlyList<int> DiscardsStateFrom { get; }
 
-    /// <summary>True for the kinds whose operators keep state in checkpoints (in the manifest's spelling).</summary>
-    internal static bool KeepsState(string kind) => kind is "update-state" or "window" or "watermark" or "event-time-window" or "session-window" or "stream-join";
-
-    /// <summary>The manifest spelling of an <see cref="OperatorKind"/>.</summary>
+    /// <summary>The manifest spelling of an <see cref="OperatorKind"/> (the vocabulary is <see cref="OperatorKinds"/>).</summary>
     public static string KindName(OperatorKind kind) => kind switch
     {
-        OperatorKind.Source => "source",
-        OperatorKind.Map => "map",
-        OperatorKind.FlatMap => "flat-map",
-        OperatorKind.Filter => "filter",
-        OperatorKind.Reduce => "reduce",
-        OperatorKind.UpdateState => "update-state",
-        OperatorKind.Window => "window",
-        OperatorKind.Union => "union",
-        OperatorKind.Join => "join",
-        OperatorKind.Sink => "sink",
-        OperatorKind.ForEachBatch => "for-each-batch",
-        OperatorKind.Watermark => "watermark",
-        OperatorKind.EventTimeWindow => "event-time-window",
-        OperatorKind.SessionWindow => "session-window",
-        OperatorKind.StreamJoin => "stream-join",
+        OperatorKind.Source => OperatorKinds.Source,
+        OperatorKind.Map => OperatorKinds.Map,
+        OperatorKind.FlatMap => OperatorKinds.FlatMap,
+        OperatorKind.Filter => OperatorKinds.Filter,
+        OperatorKind.Reduce => OperatorKinds.Reduce,
+        OperatorKind.UpdateState => OperatorKinds.UpdateState,
+        OperatorKind.Window => OperatorKinds.Window,
+        OperatorKind.Union => OperatorKinds.Union,
+        OperatorKind.Join => OperatorKinds.Join,
+        OperatorKind.Sink => OperatorKinds.Sink,
+        OperatorKind.ForEachBatch => OperatorKinds.ForEachBatch,
+        OperatorKind.Watermark => OperatorKinds.Watermark,
+        OperatorKind.EventTimeWindow => OperatorKinds.EventTimeWindow,
+        OperatorKind.SessionWindow => OperatorKinds.SessionWindow,
+        OperatorKind.StreamJoin => OperatorKinds.StreamJoin,
         _ => throw new ArgumentOutOfRangeException(nameof(kind)),
     };
 
