@@ -30,6 +30,7 @@ public sealed class InMemoryCheckpointStore : ICheckpointStore
     /// <inheritdoc />
     public Task WriteAsync(string name, ReadOnlyMemory<byte> content, bool durable, CancellationToken cancellationToken)
     {
+        CheckpointNames.Check(name);
         lock (_files) _files[name] = content.ToArray();
         return Task.CompletedTask;
     }
@@ -37,6 +38,7 @@ public sealed class InMemoryCheckpointStore : ICheckpointStore
     /// <inheritdoc />
     public Task<byte[]?> ReadAsync(string name, CancellationToken cancellationToken)
     {
+        CheckpointNames.Check(name);
         lock (_files) return Task.FromResult(_files.TryGetValue(name, out var f) ? (byte[]?)f.ToArray() : null);
     }
 
@@ -54,6 +56,7 @@ public sealed class InMemoryCheckpointStore : ICheckpointStore
     /// <inheritdoc />
     public Task DeleteAsync(string name, CancellationToken cancellationToken)
     {
+        CheckpointNames.Check(name);
         lock (_files) _files.Remove(name);
         return Task.CompletedTask;
     }

@@ -215,7 +215,7 @@ public sealed class LocalDirectoryCheckpointStore : ICheckpointStore
 
     private string PathOf(string name)
     {
-        if (name.Contains("..", StringComparison.Ordinal) || Path.IsPathRooted(name)) throw new ArgumentException($"Invalid checkpoint entry name '{name}'.", nameof(name));
+        CheckpointNames.Check(name);
         return Path.Combine(_root, name.Replace('/', Path.DirectorySeparatorChar));
     }
 
