@@ -68,7 +68,7 @@ public class CheckpointFuzzTests(Xunit.Abstractions.ITestOutputHelper log)
         {
             var p = prepared[c % prepared.Count];
             string work = dir.Sub($"case-{c}");
-            Copy(p.Checkpoint, work);
+            CheckpointTestFiles.CopyDirectory(p.Checkpoint, work);
             string mutation = Mutate(work, p, random);
             string outcome;
             try
@@ -237,23 +237,21 @@ public class CheckpointFuzzTests(Xunit.Abstractions.ITestOutputHelper log)
 
     private static string Reseal(string file, string kind, Func<byte[], byte[]> edit, string description)
     {
-        var envelope = CheckpointFile.Open(File.ReadAllBytes(file), kind, file);
-        byte[] body = edit(envelope.Body.ToArray());
-        File.WriteAllBytes(file, CheckpointFile.Wrap(kind, envelope.PipelineId, envelope.CheckpointId!, envelope.Batch!.Value, body));
+        CheckpointTestFiles.Reseal(file, kind, edit);
         return description;
     }
 
     private static byte[] DropTopLevelKey(byte[] body, Random random)
     {
-        var entries = TopLevel(body);
+        var entries = CheckpointTestFiles.MapEntries(body);
         if (entries.Count == 0) return body;
         entries.RemoveAt(random.Next(entries.Count));
-        return Map(entries);
+        return CheckpointTestFiles.Map(entries);
     }
 
     private static byte[] ReplaceTopLevelValue(byte[] body, Random random)
     {
-        var entries = TopLevel(body);
+        var entries = CheckpointTestFiles.MapEntries(body);
         if (entries.Count == 0) return body;
         int i = random.Next(entries.Count);
         var w = new MessagePackWriter(16);
@@ -267,42 +265,6 @@ public class CheckpointFuzzTests(Xunit.Abstractions.ITestOutputHelper log)
         }
 
         entries[i] = (entries[i].Key, w.ToArray());
-        return Map(entries);
-    }
-
-    private static List<(string Key, byte[] Value)> TopLevel(byte[] body)
-    {
-        var entries = new List<(string, byte[])>();
-        var r = new MessagePackReader(body);
-        if (r.NextType != MessagePackType.Map) return entries;
-        int count = r.ReadMapHeader();
-        for (int i = 0; i < count; i++) entries.Add((r.ReadString() ?? "", r.ReadRaw().ToArray()));
-        return entries;
-    }
-
-    private static byte[] Map(List<(string Key, byte[] Value)> entries)
-    {
-        var w = new MessagePackWriter(256);
-        w.WriteMapHeader(entries.Count);
-        foreach (var (key, value) in entries)
-        {
-            w.Write(key);
-            w.WriteRaw(value);
-        }
-
-        return w.ToArray();
-    }
-
-    private static void Copy(string from, string to)
-    {
-        foreach (var directory in Directory.GetDirectories(from, "*", SearchOption.AllDirectories))
-            Directory.CreateDirectory(Path.Combine(to, Path.GetRelativePath(from, directory)));
-        Directory.CreateDirectory(to);
-        foreach (var file in Directory.GetFiles(from, "*", SearchOption.AllDirectories))
-        {
-            string name = Path.GetFileName(file);
-            if (name is "lock" or "lock.owner" || name.StartsWith('.')) continue;
-            File.Copy(file, Path.Combine(to, Path.GetRelativePath(from, file)));
-        }
+        return CheckpointTestFiles.Map(entries);
     }
 }

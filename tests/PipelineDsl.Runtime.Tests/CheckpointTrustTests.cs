@@ -72,37 +72,15 @@ public class CheckpointTrustTests
 
     private static CheckpointEnvelope Envelope(string path, string kind) => CheckpointFile.Open(System.IO.File.ReadAllBytes(path), kind, path);
 
-    /// <summary>Rewrites a file's body and seals it again with a valid checksum and the given identity fields.</summary>
-    private static void Reseal(string path, string kind, Func<byte[], byte[]> edit, string? checkpointId = null, long? batch = null)
-    {
-        var envelope = Envelope(path, kind);
-        byte[] body = edit(envelope.Body.ToArray());
-        System.IO.File.WriteAllBytes(path, CheckpointFile.Wrap(kind, envelope.PipelineId, checkpointId ?? envelope.CheckpointId!, batch ?? envelope.Batch!.Value, body));
-    }
+    private static void Reseal(string path, string kind, Func<byte[], byte[]> edit, string? checkpointId = null, long? batch = null) =>
+        CheckpointTestFiles.Reseal(path, kind, edit, checkpointId, batch);
 
     /// <summary>A map body without the entry <paramref name="key"/>.</summary>
     private static byte[] WithoutKey(byte[] body, string key)
     {
-        var reader = new MessagePackReader(body);
-        int count = reader.ReadMapHeader();
-        var kept = new List<(string Key, byte[] Value)>();
-        for (int i = 0; i < count; i++)
-        {
-            string k = reader.ReadString()!;
-            byte[] value = reader.ReadRaw().ToArray();
-            if (k != key) kept.Add((k, value));
-        }
-
-        Assert.Equal(count - 1, kept.Count); // the key was there
-        var writer = new MessagePackWriter(body.Length);
-        writer.WriteMapHeader(kept.Count);
-        foreach (var (k, v) in kept)
-        {
-            writer.Write(k);
-            writer.WriteRaw(v);
-        }
-
-        return writer.ToArray();
+        var entries = CheckpointTestFiles.MapEntries(body);
+        Assert.Equal(1, entries.RemoveAll(e => e.Key == key)); // the key was there
+        return CheckpointTestFiles.Map(entries);
     }
 
     [Fact]
@@ -258,18 +236,14 @@ public class CheckpointTrustTests
     [Fact]
     public async Task A_fifo_in_place_of_a_snapshot_never_blocks_recovery()
     {
-        Assert.True(OperatingSystem.IsLinux(), "FIFOs are made with mkfifo(3) here");
         using var f = new Fixture();
         System.IO.File.Delete(f.File("state", 4));
-        Assert.Equal(0, mkfifo(f.File("state", 4), 0b110_110_110));
+        CheckpointTestFiles.MakeFifo(f.File("state", 4));
         var run = f.ContinueAsync();
         Assert.Same(run, await Task.WhenAny(run, Task.Delay(TimeSpan.FromSeconds(60))));
         Assert.Equal(2, (await run).RestoredFromBatch);
         Assert.Equal(await Uninterrupted(100), f.Sink.Batches);
     }
-
-    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
-    private static extern int mkfifo(string path, int mode);
 
     [Fact]
     public async Task A_checkpoint_of_an_older_build_gets_an_identity_and_older_envelopes_are_accepted_only_up_to_then()

@@ -38,30 +38,20 @@ public class StatePropertyRestoreTests
             string folder = Path.GetFileName(Path.GetDirectoryName(file)!);
             string? kind = name == "metadata" ? "metadata" : folder == "state" ? "snapshot" : null;
             if (kind is null) continue;
-            var envelope = CheckpointFile.Open(File.ReadAllBytes(file), kind, file);
-            var reader = new MessagePackReader(envelope.Body.Span);
-            int count = reader.ReadMapHeader();
-            var writer = new MessagePackWriter(envelope.Body.Length + 16);
-            writer.WriteMapHeader(count);
-            for (int i = 0; i < count; i++)
+            CheckpointTestFiles.Reseal(file, kind, body =>
             {
-                string key = reader.ReadString()!;
-                writer.Write(key);
-                if (key != "manifest")
-                {
-                    writer.WriteRaw(reader.ReadRaw());
-                    continue;
-                }
-
-                string manifest = reader.ReadString()!;
+                var entries = CheckpointTestFiles.MapEntries(body);
+                int m = entries.FindIndex(e => e.Key == "manifest");
+                string manifest = new MessagePackReader(entries[m].Value).ReadString()!;
                 int at = manifest.IndexOf($"\"id\": \"{operatorId}\"", StringComparison.Ordinal);
                 int end = manifest.IndexOf("\n    }", at, StringComparison.Ordinal);
                 string entry = manifest[at..end];
                 Assert.Contains(before, entry);
-                writer.Write(manifest[..at] + entry.Replace(before, after) + manifest[end..]);
-            }
-
-            File.WriteAllBytes(file, CheckpointFile.Wrap(kind, envelope.PipelineId, envelope.CheckpointId!, envelope.Batch!.Value, writer.WrittenSpan));
+                var w = new MessagePackWriter(manifest.Length + 16);
+                w.Write(manifest[..at] + entry.Replace(before, after) + manifest[end..]);
+                entries[m] = ("manifest", w.ToArray());
+                return CheckpointTestFiles.Map(entries);
+            });
         }
     }
 

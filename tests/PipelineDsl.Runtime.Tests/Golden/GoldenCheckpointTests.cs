@@ -39,7 +39,7 @@ public sealed class GoldenCheckpointTests
         string golden = Path.Combine(Root, version, scenarioName);
         using var dir = new TempDir();
         string checkpoint = dir.Sub("checkpoint");
-        CopyDirectory(Path.Combine(golden, "checkpoint"), checkpoint);
+        CheckpointTestFiles.CopyDirectory(Path.Combine(golden, "checkpoint"), checkpoint);
         var scenario = GoldenScenario.All.Single(s => s.Name == scenarioName).Fresh();
         if (restorePath == "snapshot+deltas")
         {
@@ -84,14 +84,5 @@ public sealed class GoldenCheckpointTests
         }
 
         Assert.True(files >= 5 * 10, $"only {files} golden checkpoint files were found");
-    }
-
-    private static void CopyDirectory(string from, string to)
-    {
-        foreach (var directory in Directory.GetDirectories(from, "*", SearchOption.AllDirectories))
-            Directory.CreateDirectory(Path.Combine(to, Path.GetRelativePath(from, directory)));
-        Directory.CreateDirectory(to);
-        foreach (var file in Directory.GetFiles(from, "*", SearchOption.AllDirectories))
-            File.Copy(file, Path.Combine(to, Path.GetRelativePath(from, file)));
     }
 }
