@@ -470,6 +470,8 @@ public sealed class PipelineRunner
         /// Every range of a plan lies within what its source holds: a range past the end, or of a partition the
         /// source does not have, was altered (or the source lost data) and is not read.
         /// </summary>
+        private readonly Dictionary<(string Source, string Partition), long> _knownEnds = new();
+
         private async Task CheckWithinSourcesAsync(OffsetRecord plan, string name)
         {
             foreach (var (id, executor) in _sourceExecutors)
@@ -481,7 +483,9 @@ public sealed class PipelineRunner
                     long end;
                     try
                     {
-                        end = await executor.EndAsync(partition, CancellationToken.None).ConfigureAwait(false);
+                        // Asked once per partition during a recovery: data only grows, so one answer serves every plan checked.
+                        if (!_knownEnds.TryGetValue((id, partition), out end))
+                            _knownEnds[(id, partition)] = end = await executor.EndAsync(partition, CancellationToken.None).ConfigureAwait(false);
                     }
                     catch (Exception e) when (e is InvalidDataException or FileNotFoundException or ArgumentException or FormatException)
                     {
