@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Globalization;
 using System.Reflection;
 using System.Runtime.Loader;
@@ -19,42 +20,51 @@ public static class CliApp
 {
     public const int Ok = 0, Failed = 1, Usage = 2, Incompatible = 3;
 
-    private const string Help = """
-        usage: pipelinedsl <command> ...
-          inspect <checkpoint-dir>                            batches, positions, state per operator, stored manifest
-          diff <checkpoint-dir> <assembly.dll | lock-file>    can this build restore the checkpoint? (exit 3 if not)
-          dump-state <checkpoint-dir> <operator> [--limit N]  the operator's state as JSON lines
-          lock <assembly.dll> [--lock-file PATH] [--check]    write (or check) pipelines.lock.json
-        """;
+    /// <summary>Runs the tool: <paramref name="output"/> gets results and help, <paramref name="error"/> the one-line errors.</summary>
+    public static Task<int> RunAsync(string[] args, TextWriter output, TextWriter error)
+    {
+        var root = new RootCommand("Inspect, diff and dump PipelineDsl checkpoints; write the pipeline lock file. Exit codes: 0 ok, 1 error, 2 bad usage, 3 incompatible or stale.");
 
-    public static async Task<int> RunAsync(string[] args, TextWriter output, TextWriter error)
+        var inspectDir = new Argument<string>("checkpoint-dir") { Description = "The checkpoint directory of a pipeline" };
+        var inspect = new Command("inspect", "Batches, committed positions, state per operator, the stored manifest.") { inspectDir };
+        inspect.SetAction((r, _) => Guarded(() => InspectAsync(r.GetValue(inspectDir)!, output), error));
+
+        var diffDir = new Argument<string>("checkpoint-dir") { Description = "The checkpoint directory of a pipeline" };
+        var diffBuild = new Argument<string?>("build") { Description = "The new build: its assembly (.dll) or a lock file; omitted, the checkpoint is compared with itself", Arity = ArgumentArity.ZeroOrOne };
+        var diff = new Command("diff", "Can this build restore the checkpoint? Kept, migrated, retired, new or INCOMPATIBLE per operator (exit 3 if not restorable).") { diffDir, diffBuild };
+        diff.SetAction((r, _) => Guarded(() => DiffAsync(r.GetValue(diffDir)!, r.GetValue(diffBuild), output), error));
+
+        var dumpDir = new Argument<string>("checkpoint-dir") { Description = "The checkpoint directory of a pipeline" };
+        var dumpOperator = new Argument<string>("operator") { Description = "The id of a stateful operator" };
+        var limit = new Option<int>("--limit") { Description = "At most this many entries", DefaultValueFactory = _ => int.MaxValue }.NotNegative();
+        var dump = new Command("dump-state", "An operator's state as JSON lines (with field names where the state is a contract).") { dumpDir, dumpOperator, limit };
+        dump.SetAction((r, _) => Guarded(() => DumpStateAsync(r.GetValue(dumpDir)!, r.GetValue(dumpOperator)!, r.GetValue(limit), output), error));
+
+        var lockAssembly = new Argument<string>("assembly") { Description = "The built assembly (.dll) holding the pipelines" };
+        var lockFile = new Option<string>("--lock-file") { Description = "The lock file to write", DefaultValueFactory = _ => "pipelines.lock.json" };
+        var check = new Option<bool>("--check") { Description = "Only check that the lock file is up to date (exit 3 if not)" };
+        var lockCommand = new Command("lock", "Write (or check) pipelines.lock.json from a built assembly, after that build is deployed.") { lockAssembly, lockFile, check };
+        lockCommand.SetAction((r, _) => Guarded(() => Task.FromResult(Lock(r.GetValue(lockAssembly)!, r.GetValue(lockFile)!, r.GetValue(check), output, error)), error));
+
+        root.Subcommands.Add(inspect);
+        root.Subcommands.Add(diff);
+        root.Subcommands.Add(dump);
+        root.Subcommands.Add(lockCommand);
+        return CommandLineProgram.RunAsync(root, args, output, error);
+    }
+
+    /// <summary>
+    /// Every failure is one line and exit code 1: a damaged or foreign file, a checkpoint this build cannot read, a
+    /// bad assembly. Never a stack trace: the message names the file and what to do.
+    /// </summary>
+    private static async Task<int> Guarded(Func<Task<int>> run, TextWriter error)
     {
         try
         {
-            switch (args.FirstOrDefault())
-            {
-                case "inspect" when args.Length == 2:
-                    return await InspectAsync(args[1], output);
-                case "diff" when args.Length == 2 || args.Length == 3:
-                    return await DiffAsync(args[1], args.Length == 3 ? args[2] : null, output);
-                case "dump-state" when args.Length is 3 or 5:
-                    int limit = args.Length == 5 && args[3] == "--limit" && int.TryParse(args[4], NumberStyles.None, CultureInfo.InvariantCulture, out int l) ? l : args.Length == 3 ? int.MaxValue : -1;
-                    if (limit < 0) break;
-                    return await DumpStateAsync(args[1], args[2], limit, output);
-                case "lock" when args.Length >= 2:
-                    return Lock(args[1], args[2..], output, error);
-                case "--help" or "-h" or "help":
-                    output.Write(Help);
-                    return Ok;
-            }
-
-            error.Write(Help);
-            return Usage;
+            return await run();
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
-            // Every failure is one line and exit code 1: a damaged or foreign file, a checkpoint this build cannot
-            // read, a bad assembly. Never a stack trace: the message names the file and what to do.
             string message = e is CliException or PipelineDslException or IOException or UnauthorizedAccessException or FormatException or BadImageFormatException or JsonException
                 ? e.Message
                 : $"{e.Message} ({e.GetType().Name})";
@@ -445,17 +455,8 @@ public static class CliApp
 
     // ---- lock ---------------------------------------------------------------------------------------
 
-    private static int Lock(string assembly, string[] options, TextWriter o, TextWriter error)
+    private static int Lock(string assembly, string lockFile, bool check, TextWriter o, TextWriter error)
     {
-        string lockFile = "pipelines.lock.json";
-        bool check = false;
-        for (int i = 0; i < options.Length; i++)
-        {
-            if (options[i] == "--check") check = true;
-            else if (options[i] == "--lock-file" && i + 1 < options.Length) lockFile = options[++i];
-            else throw new CliException($"unknown option '{options[i]}' for lock.");
-        }
-
         var manifests = ManifestsFromAssembly(assembly);
         if (manifests.Count == 0) throw new CliException($"'{assembly}' declares no pipeline (no [Pipeline] class compiled with the PipelineDsl generator).");
         var entries = new SortedDictionary<string, string>(StringComparer.Ordinal);

@@ -15,13 +15,16 @@ internal static class CommandLineProgram
     public const int UsageError = 2;
 
     /// <summary>Parses and runs <paramref name="root"/>'s action (or a subcommand's); returns its exit code.</summary>
-    public static async Task<int> RunAsync(RootCommand root, string[] args)
+    public static Task<int> RunAsync(RootCommand root, string[] args) => RunAsync(root, args, Console.Out, Console.Error);
+
+    /// <summary>The same, writing help to <paramref name="output"/> and errors to <paramref name="error"/>.</summary>
+    public static async Task<int> RunAsync(RootCommand root, string[] args, TextWriter output, TextWriter error)
     {
         var result = root.Parse(args);
-        if (result.Errors.Count > 0) return Fail(root, result);
+        if (result.Errors.Count > 0) return Fail(root, result, error);
         // The programs handle SIGINT/SIGTERM themselves (finish the batch, then stop), so System.CommandLine must
         // not cancel and then kill them after its own timeout.
-        return await result.InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null });
+        return await result.InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null, Output = output, Error = error });
     }
 
     /// <summary>Synchronous <see cref="RunAsync"/>.</summary>
@@ -84,11 +87,11 @@ internal static class CommandLineProgram
         }
     }
 
-    private static int Fail(RootCommand root, ParseResult result)
+    private static int Fail(RootCommand root, ParseResult result, TextWriter writer)
     {
-        foreach (var error in result.Errors) Console.Error.WriteLine("error: " + error.Message);
-        string name = Path.GetFileNameWithoutExtension(Environment.ProcessPath) is "dotnet" or null ? root.Name : Path.GetFileNameWithoutExtension(Environment.ProcessPath)!;
-        Console.Error.WriteLine($"Run '{name} --help' for usage.");
+        foreach (var error in result.Errors) writer.WriteLine("error: " + error.Message);
+        string name = Path.GetFileNameWithoutExtension(Environment.ProcessPath) is "dotnet" or "testhost" or null ? root.Name : Path.GetFileNameWithoutExtension(Environment.ProcessPath)!;
+        writer.WriteLine($"Run '{name} --help' for usage.");
         return UsageError;
     }
 }
