@@ -14,7 +14,7 @@ public class FileConnectorTests
     }
 
     private static PipelineRunner Runner(TempDir dir, string input, ISinkConnector<Total?> sink, BadRecordPolicy policy = BadRecordPolicy.Fail,
-        long? perPartition = null, TriggerMode trigger = TriggerMode.AvailableNow) =>
+        long? perPartition = null, TriggerMode trigger = TriggerMode.AvailableNow, FileDirectorySourceOptions? sourceOptions = null) =>
         new PipelineRunner(RunningTotals.Definition, new PipelineRunnerOptions
             {
                 CheckpointDirectory = dir.Sub("checkpoint"),
@@ -22,7 +22,7 @@ public class FileConnectorTests
                 BadRecordPolicy = policy,
                 MaxRecordsPerPartition = perPartition,
             })
-            .BindSource(RunningTotals.Events(), new FileDirectorySource<Event>(input, Parse))
+            .BindSource(RunningTotals.Events(), new FileDirectorySource<Event>(input, Parse, sourceOptions))
             .BindSink(RunningTotals.Out(), sink);
 
     [Fact]
@@ -205,10 +205,7 @@ public class FileConnectorTests
         CheckpointTestFiles.MakeFifo(Path.Combine(input, "b.pipe"));
         var warnings = new List<string>();
         var sink = new CollectingSink<Total?>();
-        var runner = new PipelineRunner(RunningTotals.Definition, new PipelineRunnerOptions { CheckpointDirectory = dir.Sub("checkpoint"), Trigger = TriggerMode.AvailableNow })
-            .BindSource(RunningTotals.Events(), new FileDirectorySource<Event>(input, Parse, new FileDirectorySourceOptions { OnWarning = warnings.Add }))
-            .BindSink(RunningTotals.Out(), sink);
-        var run = runner.RunAsync();
+        var run = Runner(dir, input, sink, sourceOptions: new FileDirectorySourceOptions { OnWarning = warnings.Add }).RunAsync();
         Assert.Same(run, await Task.WhenAny(run, Task.Delay(TimeSpan.FromSeconds(60))));
         await run;
         Assert.Equal(2, sink.All.Count);
