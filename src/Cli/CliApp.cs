@@ -75,94 +75,19 @@ public static class CliApp
 
     // ---- reading a checkpoint ---------------------------------------------------------------------
 
-    private sealed record Snapshot(long Batch, string Name, long Bytes, PipelineManifest? Manifest,
-        Dictionary<string, Dictionary<string, long>> Positions, Dictionary<string, (long Version, string Fingerprint, byte[] Entries)> Operators);
+    /// <summary>A checkpoint as the commands see it: read through the runtime's own <see cref="CheckpointReader"/>, so every file is judged by the rules a restore uses.</summary>
+    private sealed record Checkpoint(CheckpointReader Reader, CheckpointSnapshot? Newest)
+    {
+        public string Location => Reader.Location;
 
-    private sealed record Checkpoint(string Location, string PipelineId, PipelineManifest Manifest, List<long> Offsets, List<long> Commits, List<(long Batch, string Name)> Snapshots, Snapshot? Newest, CheckpointLog Log);
+        public string PipelineId => Reader.PipelineId;
+    }
 
     private static async Task<Checkpoint> OpenAsync(string directory)
     {
         if (!Directory.Exists(directory)) throw new CliException($"'{directory}' does not exist: give the checkpoint directory of a pipeline.");
-        var store = new LocalDirectoryCheckpointStore(directory);
-        var metadata = await store.ReadAsync("metadata", default) ?? throw new CliException($"'{directory}' has no metadata file: it is not a PipelineDsl checkpoint.");
-        string pipelineId = CheckpointFile.Open(metadata, "metadata", "metadata").PipelineId;
-        var log = new CheckpointLog(store, pipelineId);
-        var manifest = PipelineManifest.Parse((await log.ReadMetadataAsync(default))?.Manifest ?? throw new CliException("The checkpoint's metadata holds no manifest."));
-        var offsets = (await log.ListAsync("offsets", default)).Select(o => o.Batch).ToList();
-        var commits = (await log.ListAsync("commits", default)).Select(o => o.Batch).ToList();
-        var snapshots = await log.ListAsync("state", default);
-        Snapshot? newest = null;
-        foreach (var (batch, name) in snapshots.AsEnumerable().Reverse())
-        {
-            try
-            {
-                newest = ReadSnapshot(batch, name, (await log.ReadSnapshotAsync(name, default)).ToArray());
-                break;
-            }
-            catch (Exception e) when (e is CheckpointCorruptException or MessagePackException)
-            {
-                // A damaged snapshot is skipped, as the runtime would.
-            }
-        }
-
-        return new Checkpoint(store.Location, pipelineId, manifest, offsets, commits, snapshots, newest, log);
-    }
-
-    private static Snapshot ReadSnapshot(long batch, string name, byte[] body)
-    {
-        var r = new MessagePackReader(body);
-        PipelineManifest? manifest = null;
-        var positions = new Dictionary<string, Dictionary<string, long>>(StringComparer.Ordinal);
-        var operators = new Dictionary<string, (long, string, byte[])>(StringComparer.Ordinal);
-        int fields = r.ReadMapHeader();
-        for (int i = 0; i < fields; i++)
-        {
-            switch (r.ReadString())
-            {
-                case "manifest":
-                    manifest = PipelineManifest.Parse(r.ReadString() ?? "{}");
-                    break;
-                case "positions":
-                    int sources = r.ReadMapHeader();
-                    for (int s = 0; s < sources; s++)
-                    {
-                        var partitions = positions[r.ReadString() ?? ""] = new Dictionary<string, long>(StringComparer.Ordinal);
-                        int count = r.ReadMapHeader();
-                        for (int p = 0; p < count; p++) partitions[r.ReadString() ?? ""] = r.ReadInt64();
-                    }
-
-                    break;
-                case "operators":
-                    int ops = r.ReadMapHeader();
-                    for (int o = 0; o < ops; o++)
-                    {
-                        string id = r.ReadString() ?? "";
-                        long version = 0;
-                        string fingerprint = "";
-                        byte[] entries = Array.Empty<byte>();
-                        int opFields = r.ReadMapHeader();
-                        for (int f = 0; f < opFields; f++)
-                        {
-                            switch (r.ReadString())
-                            {
-                                case "version": version = r.ReadInt64(); break;
-                                case "fingerprint": fingerprint = r.ReadString() ?? ""; break;
-                                case "entries": entries = r.ReadRaw().ToArray(); break;
-                                default: r.Skip(); break;
-                            }
-                        }
-
-                        operators[id] = (version, fingerprint, entries);
-                    }
-
-                    break;
-                default:
-                    r.Skip();
-                    break;
-            }
-        }
-
-        return new Snapshot(batch, name, body.Length, manifest, positions, operators);
+        var reader = await CheckpointReader.OpenDirectoryAsync(directory);
+        return new Checkpoint(reader, await reader.ReadNewestSnapshotAsync());
     }
 
     // ---- inspect ------------------------------------------------------------------------------------
@@ -172,34 +97,21 @@ public static class CliApp
         var c = await OpenAsync(directory);
         o.WriteLine($"checkpoint  {c.Location}");
         o.WriteLine($"pipeline    {c.PipelineId}");
-        o.WriteLine($"batches     offsets {Range(c.Offsets)}, commits {Range(c.Commits)}, last committed {(c.Commits.Count == 0 ? "none" : c.Commits.Max().ToString(CultureInfo.InvariantCulture))}");
-        o.WriteLine($"snapshots   {(c.Snapshots.Count == 0 ? "none" : string.Join(", ", c.Snapshots.Select(s => s.Batch.ToString(CultureInfo.InvariantCulture))))}{(c.Newest is null ? "" : $" (newest valid: {c.Newest.Batch}, {Size(c.Newest.Bytes)})")}");
+        var offsets = c.Reader.OffsetBatches;
+        var commits = c.Reader.CommitBatches;
+        o.WriteLine($"batches     offsets {Range(offsets)}, commits {Range(commits)}, last committed {(commits.Count == 0 ? "none" : commits.Max().ToString(CultureInfo.InvariantCulture))}");
+        o.WriteLine($"snapshots   {(c.Reader.SnapshotBatches.Count == 0 ? "none" : string.Join(", ", c.Reader.SnapshotBatches.Select(b => b.ToString(CultureInfo.InvariantCulture))))}{(c.Newest is null ? "" : $" (newest valid: {c.Newest.Batch}, {Size(c.Newest.SizeBytes)})")}");
 
-        // Positions: from the newest committed offsets file, else from the snapshot.
+        // Positions: from the newest committed offsets file that is intact, else from the snapshot.
         var positions = new List<string[]>();
-        // The newest committed batch whose offsets file is intact (the runtime restores around a damaged one too).
-        OffsetRecord? plan = null;
-        var damaged = new List<string>();
-        foreach (long batch in c.Commits.Where(c.Offsets.Contains).OrderDescending())
+        var committed = await c.Reader.ReadCommittedPositionsAsync();
+        foreach (var problem in committed?.Skipped ?? Array.Empty<string>()) o.WriteLine($"damaged     {problem}");
+        if (committed is { AfterBatch: >= 0 })
         {
-            try
-            {
-                plan = await c.Log.ReadOffsetsAsync(CheckpointLog.Name("offsets", batch), default);
-                break;
-            }
-            catch (CheckpointCorruptException e)
-            {
-                damaged.Add(e.Message);
-            }
-        }
-
-        foreach (var problem in damaged) o.WriteLine($"damaged     {problem}");
-        if (plan is not null)
-        {
-            foreach (var (source, partitions) in plan.Sources)
-                foreach (var (partition, range) in partitions) positions.Add(new[] { source, partition, range.To.ToString(CultureInfo.InvariantCulture) });
+            foreach (var (source, partitions) in committed.Positions)
+                foreach (var (partition, position) in partitions) positions.Add(new[] { source, partition, position.ToString(CultureInfo.InvariantCulture) });
             o.WriteLine();
-            o.WriteLine($"committed positions (after batch {plan.BatchId})");
+            o.WriteLine($"committed positions (after batch {committed.AfterBatch})");
         }
         else if (c.Newest is not null)
         {
@@ -217,11 +129,11 @@ public static class CliApp
             o.WriteLine($"state (snapshot {snapshot.Batch})");
             Table(o, new[] { "operator", "version", "keys", "bytes", "schema fingerprint" }, snapshot.Operators.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => new[]
             {
-                p.Key, p.Value.Version.ToString(CultureInfo.InvariantCulture), EntryCount(p.Value.Entries).ToString("N0", CultureInfo.InvariantCulture), Size(p.Value.Entries.Length), p.Value.Fingerprint,
+                p.Key, p.Value.Version.ToString(CultureInfo.InvariantCulture), p.Value.EntryCount.ToString("N0", CultureInfo.InvariantCulture), Size(p.Value.SizeBytes), p.Value.Fingerprint,
             }).ToList());
         }
 
-        var manifest = c.Newest?.Manifest ?? c.Manifest;
+        var manifest = c.Newest?.Manifest ?? c.Reader.Manifest;
         o.WriteLine();
         o.WriteLine("manifest (as stored)");
         Table(o, new[] { "operator", "kind", "version", "inputs", "state" }, manifest.Operators.Select(op => new[]
@@ -229,12 +141,6 @@ public static class CliApp
             op.Id, op.Kind, op.Version.ToString(CultureInfo.InvariantCulture), string.Join(",", op.Inputs), op.StateSchema is { } s ? $"{s.KeySchema} -> {s.ValueSchema}" : "",
         }).ToList());
         return Ok;
-    }
-
-    private static int EntryCount(byte[] entries)
-    {
-        var r = new MessagePackReader(entries);
-        return r.ReadArrayHeader();
     }
 
     // ---- diff ---------------------------------------------------------------------------------------
@@ -246,16 +152,16 @@ public static class CliApp
         var manifests = build.EndsWith(".json", StringComparison.OrdinalIgnoreCase) ? ManifestsFromLockFile(build) : ManifestsFromAssembly(build);
         var current = manifests.FirstOrDefault(m => m.PipelineId == c.PipelineId)
             ?? throw new CliException($"'{build}' has no pipeline '{c.PipelineId}' (it has: {string.Join(", ", manifests.Select(m => m.PipelineId))}).");
-        var stored = c.Newest?.Manifest ?? c.Manifest;
+        var stored = c.Newest?.Manifest ?? c.Reader.Manifest;
         var storedState = c.Newest?.Operators.ToDictionary(p => p.Key, p => (p.Value.Version, p.Value.Fingerprint)) ?? new Dictionary<string, (long, string)>();
         var storedSources = c.Newest?.Positions.Keys ?? (IEnumerable<string>)stored.Operators.Where(op => op.Kind == "source").Select(op => op.Id).ToList();
         var decisions = RestoreCompatibility.Decide(stored, storedState, storedSources, current).ToDictionary(d => d.OperatorId, StringComparer.Ordinal);
 
         // State after the newest snapshot lives in the deltas of the commit files (all of it, if the job was
         // stopped before its first snapshot): judge each delta by the schema it records, with the same rules.
-        foreach (var (id, delta) in await DeltaHeadersAsync(c))
+        foreach (var (id, delta) in await c.Reader.ReadDeltaHeadersAfterAsync(c.Newest?.Batch ?? -1, default))
         {
-            var d = RestoreCompatibility.DecideOperator(id, delta.Version, stored.Find(id)?.Kind, delta.Key, delta.Value, null, current);
+            var d = RestoreCompatibility.DecideOperator(id, delta.Version, stored.Find(id)?.Kind, delta.KeySchema ?? "", delta.ValueSchema ?? "", null, current);
             if (!decisions.TryGetValue(id, out var before) || before.Action != StateAction.Incompatible) decisions[id] = d;
         }
 
@@ -286,40 +192,6 @@ public static class CliApp
         return incompatible ? Incompatible : Ok;
     }
 
-    /// <summary>For each operator with a state delta after the newest snapshot: the version and schemas of the newest such delta.</summary>
-    private static async Task<Dictionary<string, (long Version, string Key, string Value)>> DeltaHeadersAsync(Checkpoint c)
-    {
-        var result = new Dictionary<string, (long, string, string)>(StringComparer.Ordinal);
-        foreach (long batch in c.Commits.Where(b => b > (c.Newest?.Batch ?? -1)).Order())
-        {
-            var delta = await c.Log.ReadCommitDeltaAsync(CheckpointLog.Name("commits", batch), default);
-            if (delta is null) continue;
-            var r = new MessagePackReader(delta);
-            int ops = r.ReadMapHeader();
-            for (int o = 0; o < ops; o++)
-            {
-                string id = r.ReadString() ?? "";
-                long version = 0;
-                string key = "", value = "";
-                int fields = r.ReadMapHeader();
-                for (int f = 0; f < fields; f++)
-                {
-                    switch (r.ReadString())
-                    {
-                        case "version": version = r.ReadInt64(); break;
-                        case "key": key = r.ReadString() ?? ""; break;
-                        case "value": value = r.ReadString() ?? ""; break;
-                        default: r.Skip(); break;
-                    }
-                }
-
-                result[id] = (version, key, value);
-            }
-        }
-
-        return result;
-    }
-
     // ---- dump-state ---------------------------------------------------------------------------------
 
     private static async Task<int> DumpStateAsync(string directory, string operatorId, int limit, TextWriter o)
@@ -328,13 +200,13 @@ public static class CliApp
         var snapshot = c.Newest ?? throw new CliException("The checkpoint has no valid snapshot yet: nothing to dump.");
         if (!snapshot.Operators.TryGetValue(operatorId, out var op))
             throw new CliException($"Snapshot {snapshot.Batch} holds no state for '{operatorId}'; it holds: {string.Join(", ", snapshot.Operators.Keys.Order(StringComparer.Ordinal))}.");
-        var entry = (snapshot.Manifest ?? c.Manifest).Find(operatorId);
+        var entry = (snapshot.Manifest ?? c.Reader.Manifest).Find(operatorId);
         var names = entry?.StateSchema?.Fields.ToDictionary(f => (long)f.Key, f => f.Name) ?? new Dictionary<long, string>();
         if (entry is not null && entry.Kind is not (OperatorKinds.UpdateState or OperatorKinds.Reduce or OperatorKinds.Window))
         {
             // Event-time operators keep state in a layout of their own (panes, sessions, buffered join records, a
             // watermark): written as stored, one JSON line per entry, without field names.
-            var raw = new MessagePackReader(op.Entries);
+            var raw = new MessagePackReader(op.Entries.Span);
             bool single = raw.NextType != MessagePackType.Array;
             int entries = single ? 1 : raw.ReadArrayHeader();
             for (int i = 0; i < entries && i < limit; i++)
@@ -356,7 +228,7 @@ public static class CliApp
         }
 
         bool window = entry?.Kind == OperatorKinds.Window;
-        var r = new MessagePackReader(op.Entries);
+        var r = new MessagePackReader(op.Entries.Span);
         int count = r.ReadArrayHeader();
         for (int i = 0; i < count && i < limit; i++)
         {
@@ -552,7 +424,7 @@ public static class CliApp
 
     // ---- output helpers ----------------------------------------------------------------------------
 
-    private static string Range(List<long> batches) => batches.Count == 0 ? "none" : $"{batches.Min()}..{batches.Max()}";
+    private static string Range(IReadOnlyList<long> batches) => batches.Count == 0 ? "none" : $"{batches.Min()}..{batches.Max()}";
 
     private static string Size(long bytes) => bytes switch
     {

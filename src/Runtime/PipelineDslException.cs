@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 
 namespace PipelineDsl;
 
@@ -28,4 +29,17 @@ public abstract class CheckpointException : PipelineDslException
 {
     /// <summary>Creates the exception.</summary>
     protected CheckpointException(string message, Exception? inner = null) : base(message, inner) { }
+}
+
+/// <summary>Thrown when a checkpoint was written by a build whose state this build cannot read; lists each operator and why.</summary>
+public sealed class CheckpointIncompatibleException : CheckpointException
+{
+    /// <summary>Creates the exception.</summary>
+    public CheckpointIncompatibleException(string message, IReadOnlyList<string> operators) : base(message) => Operators = operators;
+
+    /// <inheritdoc />
+    public override bool IsTransient => false;
+
+    /// <summary>One line per operator that blocks the restore.</summary>
+    public IReadOnlyList<string> Operators { get; }
 }

@@ -1,4 +1,5 @@
 using System.Text;
+using PipelineDsl.Checkpointing;
 using PipelineDsl.Sinks;
 using PipelineDsl.Sources;
 
@@ -94,6 +95,26 @@ public class FileConnectorTests
         Assert.Equal(1, progress.Single().DeadLetters);
         string letters = File.ReadAllText(Path.Combine(dir.Sub("checkpoint"), "dead-letter", "batch-0000000000.jsonl"));
         Assert.Equal("{\"source\":\"events\",\"partition\":\"a.csv\",\"position\":5,\"error\":\"expected \\u0027user,value\\u0027 but found 1 fields\",\"record\":\"broken\"}\n", letters);
+    }
+
+    [Fact]
+    public async Task Dead_letters_live_in_the_checkpoint_store_wherever_it_is()
+    {
+        // They were written under Path.Combine(store.Location, ...): with the in-memory store, into a folder
+        // named "memory" in the working directory, outside any checkpoint.
+        using var dir = new TempDir();
+        string input = dir.Sub("in");
+        Directory.CreateDirectory(input);
+        File.WriteAllText(Path.Combine(input, "a.csv"), "u1,1\nbroken\n");
+        var store = new InMemoryCheckpointStore();
+        await new PipelineRunner(RunningTotals.Definition, new PipelineRunnerOptions { CheckpointStore = store, Trigger = TriggerMode.AvailableNow, BadRecordPolicy = BadRecordPolicy.DeadLetter })
+            .BindSource(RunningTotals.Events(), new FileDirectorySource<Event>(input, Parse))
+            .BindSink(RunningTotals.Out(), new CollectingSink<Total?>())
+            .RunAsync();
+        var letters = await store.ReadAsync("dead-letter/batch-0000000000.jsonl", CancellationToken.None);
+        Assert.NotNull(letters);
+        Assert.Contains("\"record\":\"broken\"", System.Text.Encoding.UTF8.GetString(letters!));
+        Assert.False(Directory.Exists(Path.Combine(Directory.GetCurrentDirectory(), store.Location, "dead-letter")));
     }
 
     [Fact]

@@ -67,6 +67,9 @@ internal sealed class CheckpointLog
 
     public ICheckpointStore Store => _store;
 
+    /// <summary>The pipeline whose checkpoint this is.</summary>
+    public string PipelineId => _pipelineId;
+
     /// <summary>The checkpoint's identity; known once the metadata was read or written.</summary>
     public string CheckpointId => _checkpointId ?? throw new InvalidOperationException("The checkpoint's metadata has not been read yet.");
 

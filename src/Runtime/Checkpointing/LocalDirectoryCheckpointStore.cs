@@ -130,8 +130,11 @@ public sealed class LocalDirectoryCheckpointStore : ICheckpointStore
         }
     }
 
-    /// <summary>Removes temporary files left by writes that a crash interrupted.</summary>
-    public void RemoveAbandonedTemporaryFiles()
+    /// <summary>
+    /// Removes temporary files left by writes that a crash interrupted. Called by <see cref="AcquireLock"/> once
+    /// the lock is held: no other process can be writing them then.
+    /// </summary>
+    private void RemoveAbandonedTemporaryFiles()
     {
         _spares.Clear();
         foreach (var file in Directory.EnumerateFiles(_root, "*", SearchOption.AllDirectories))
@@ -181,6 +184,7 @@ public sealed class LocalDirectoryCheckpointStore : ICheckpointStore
             throw new IOException($"Cannot write to the checkpoint '{_root}': {DescribeIoFailure(e, infoPath)}", e);
         }
 
+        RemoveAbandonedTemporaryFiles();
         return new Lease(this, stream);
     }
 
@@ -235,30 +239,6 @@ public sealed class LocalDirectoryCheckpointStore : ICheckpointStore
 }
 
 /// <summary>
-/// Test hooks that kill the process (SIGKILL, like <c>kill -9</c>) at a named point, so crash tests can hit
-/// the narrow windows of the checkpoint protocol deterministically. Set <c>PIPELINEDSL_CRASH_AT</c> to
-/// <c>point</c> or <c>point@substring-of-the-entry-name</c>. Unset in production: a single environment read.
-/// </summary>
-internal static class CrashPoints
-{
-    private static readonly string? Spec = Environment.GetEnvironmentVariable("PIPELINEDSL_CRASH_AT");
-
-    public static void Hit(string point, string detail = "")
-    {
-        if (Spec is null) return;
-        int at = Spec.IndexOf('@');
-        string name = at < 0 ? Spec : Spec[..at];
-        string filter = at < 0 ? "" : Spec[(at + 1)..];
-        if (name == point && detail.Contains(filter, StringComparison.Ordinal))
-        {
-            Console.Error.WriteLine($"PIPELINEDSL_CRASH_AT: killing the process at {point} {detail}");
-            Console.Error.Flush();
-            System.Diagnostics.Process.GetCurrentProcess().Kill();
-        }
-    }
-}
-
-/// <summary>
 /// Durable, atomic file replacement: the content goes to a hidden temporary file beside the target, is
 /// fsynced, renamed over the target, and the directory is fsynced so that the rename itself survives a
 /// power loss. A crash at any point leaves the old file or the new one, never a torn mix.
@@ -275,7 +255,7 @@ internal static class DurableFile
     /// <param name="path">The file to replace.</param>
     /// <param name="content">Its new content.</param>
     /// <param name="cancellationToken">Cancels the write; the old file then stays.</param>
-    /// <param name="crashPointDetail">What <see cref="CrashPoints"/> filters on.</param>
+    /// <param name="crashPointDetail">What <see cref="FaultInjection"/> filters on.</param>
     /// <param name="durable">Whether to fsync the file and its directory.</param>
     /// <param name="spare">A temporary file in the same directory to reuse (truncated) instead of creating one.</param>
     public static async Task WriteAsync(string path, ReadOnlyMemory<byte> content, CancellationToken cancellationToken, string crashPointDetail = "", bool durable = true, string? spare = null)
@@ -306,11 +286,11 @@ internal static class DurableFile
             await using (var stream = Open())
             {
                 await stream.WriteAsync(content, cancellationToken).ConfigureAwait(false);
-                CrashPoints.Hit("checkpoint-write-before-fsync", crashPointDetail);
+                FaultInjection.Hit("checkpoint-write-before-fsync", crashPointDetail);
                 stream.Flush(flushToDisk: durable);
             }
 
-            CrashPoints.Hit("checkpoint-write-before-rename", crashPointDetail);
+            FaultInjection.Hit("checkpoint-write-before-rename", crashPointDetail);
             File.Move(temp, path, overwrite: true);
             if (durable) FsyncDirectory(directory);
         }

@@ -1,0 +1,233 @@
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.Globalization;
+using System.IO;
+using System.Linq;
+using System.Text;
+using System.Threading;
+using System.Threading.Tasks;
+using PipelineDsl.Checkpointing;
+using PipelineDsl.Graph;
+using PipelineDsl.Sources;
+
+namespace PipelineDsl.Execution;
+
+/// <summary>
+/// One call to <see cref="PipelineRunner.RunAsync"/>: recovers, then loops plan → log offsets → read → compute
+/// → (offsets durable) → sinks → commit, and a snapshot every <c>CheckpointInterval</c> batches. Data flows
+/// one way: the <see cref="BatchPlanner"/> owns positions and plans, the executors compute, the sinks
+/// deliver, the <see cref="CheckpointCoordinator"/> makes the batch durable.
+/// </summary>
+internal sealed class MicroBatchDriver
+{
+    private readonly PipelineDefinition _definition;
+    private readonly PipelineRunnerOptions _options;
+    private readonly ICheckpointStore _store;
+    private readonly CancellationToken _stop;
+    private readonly Action<BatchProgress>? _batchCompleted;
+    private readonly OperatorExecutor[] _executors;
+    private readonly List<(string Id, ISourceExecutor Executor)> _sourceExecutors;
+    private readonly SinkExecutorBase[] _sinkExecutors;
+    private readonly StatefulOperators _state;
+    private readonly BatchPlanner _planner;
+    private readonly CheckpointCoordinator _checkpoint;
+    private readonly RecoveryPlanner _recovery;
+    private readonly List<string> _deadLetters = new();
+    private readonly Stopwatch _clock = Stopwatch.StartNew();
+
+    public MicroBatchDriver(
+        PipelineDefinition definition,
+        PipelineRunnerOptions options,
+        IReadOnlyDictionary<string, object> sources,
+        IReadOnlyDictionary<string, object> sinks,
+        ICheckpointStore store,
+        Action<BatchProgress>? batchCompleted,
+        CancellationToken stop)
+    {
+        _definition = definition;
+        _options = options;
+        _store = store;
+        _stop = stop;
+        _batchCompleted = batchCompleted;
+        var factory = new ExecutorFactory(sources, sinks, options.Parallelism);
+        _executors = definition.Operators.Select(factory.Build).ToArray();
+        _sourceExecutors = _executors.OfType<ISourceExecutor>().Select(e => (e.Node.Id, e)).ToList();
+        _sinkExecutors = _executors.OfType<SinkExecutorBase>().OrderBy(s => s.Node.Id, StringComparer.Ordinal).ToArray();
+        _state = new StatefulOperators(_executors.OfType<IStatefulExecutor>(), definition.Manifest);
+        foreach (var (id, connector) in sources.Concat(sinks))
+            (connector as IConnectorContextAware)?.Attach(new ConnectorContext(definition.PipelineId, id));
+
+        var log = new CheckpointLog(store, definition.PipelineId);
+        _planner = new BatchPlanner(_sourceExecutors, sources, options.MaxRecordsPerPartition);
+        var listeners = sources.Where(s => s.Value is ISourceCommitListener).Select(s => (s.Key, (ISourceCommitListener)s.Value));
+        _checkpoint = new CheckpointCoordinator(log, _planner, _state, definition.Manifest.Json, options, listeners);
+        _recovery = new RecoveryPlanner(log, _planner, _state, definition, plan => RunBatchAsync(plan, replay: true));
+    }
+
+    private bool HasTimeDependentOperators => _executors.Any(e => e.Node.AdvancesWithoutInput);
+
+    public async Task<RunSummary> ExecuteAsync()
+    {
+        var recovery = await _recovery.RecoverAsync().ConfigureAwait(false);
+        _checkpoint.LastSnapshotBatch = recovery.SnapshotBatch ?? -1;
+        long next = recovery.LastCommitted + 1;
+        long batchesRun = 0, inputRecords = 0;
+
+        if (recovery.Pending is { } pending)
+        {
+            inputRecords += await RunBatchAsync(pending, replay: false).ConfigureAwait(false);
+            batchesRun++;
+            next = pending.BatchId + 1;
+        }
+
+        var recoveryTime = _clock.Elapsed;
+        RunTargets? targets = null;
+        if (_options.Trigger == TriggerMode.AvailableNow) targets = await _planner.CaptureTargetsAsync().ConfigureAwait(false);
+
+        // A new checkpoint runs its first batch even without input, to record where the sources start.
+        bool positionsMoved = recovery.Fresh;
+        while (!_stop.IsCancellationRequested)
+        {
+            var started = _clock.Elapsed;
+            var plan = await _planner.PlanAsync(next, targets).ConfigureAwait(false);
+            long planned = plan.Sources.Values.Sum(p => p.Values.Sum(r => r.Count));
+            if (planned == 0 && !positionsMoved)
+            {
+                if (targets is not null) break; // available-now: everything is processed
+                if (!HasTimeDependentOperators)
+                {
+                    await DelayAsync(started).ConfigureAwait(false);
+                    continue;
+                }
+            }
+
+            var offsetsWritten = _checkpoint.WriteOffsetsAsync(plan);
+            positionsMoved = false;
+            inputRecords += await RunBatchAsync(plan, replay: false, offsetsWritten).ConfigureAwait(false);
+            batchesRun++;
+            next++;
+            if (targets is null) await DelayAsync(started).ConfigureAwait(false);
+        }
+
+        long lastCommitted = next - 1;
+        long? finalSnapshot = null;
+        if (lastCommitted >= 0 && _checkpoint.LastSnapshotBatch != lastCommitted && _state.Count > 0)
+        {
+            _checkpoint.StartSnapshot(lastCommitted);
+            finalSnapshot = lastCommitted;
+        }
+
+        await _checkpoint.FinishAsync().ConfigureAwait(false);
+        var unread = targets is not null ? await _planner.UnreadTailsAsync().ConfigureAwait(false) : Array.Empty<UnreadTail>();
+
+        return new RunSummary(recovery.Restored, recovery.SnapshotBatch, recovery.FromDeltas, recovery.Replayed, batchesRun, inputRecords, lastCommitted,
+            recoveryTime, _clock.Elapsed, _state.KeyCount, finalSnapshot, unread);
+    }
+
+    /// <summary>After a failure: keeps the caller's lock until the checkpoint writes in flight have finished.</summary>
+    public Task DrainQuietlyAsync() => _checkpoint.DrainQuietlyAsync();
+
+    private async Task DelayAsync(TimeSpan started)
+    {
+        var wait = _options.BatchInterval - (_clock.Elapsed - started);
+        if (wait <= TimeSpan.Zero) return;
+        try
+        {
+            await Task.Delay(wait, _stop).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    /// <summary>
+    /// Runs one planned batch; returns the number of input records. <paramref name="planLogged"/>, when
+    /// given, is the write of the batch's offsets, awaited before anything reaches a sink. A replay
+    /// (a committed batch rebuilt during recovery) only recomputes state: its output was delivered already.
+    /// </summary>
+    private async Task<long> RunBatchAsync(OffsetRecord plan, bool replay, Task? planLogged = null)
+    {
+        var started = _clock.Elapsed;
+        var batch = new BatchContext(plan.BatchId, _options.Parallelism, _planner.FinishedSources(plan));
+        foreach (var executor in _executors) executor.ClearOutput();
+        _deadLetters.Clear();
+
+        long input = 0;
+        foreach (var (id, executor) in _sourceExecutors)
+        {
+            var ranges = plan.Sources.TryGetValue(id, out var r) ? r : new SortedDictionary<string, PartitionRange>();
+            input += await executor.ReadAsync(ranges, _options.BadRecordPolicy, _deadLetters, CancellationToken.None).ConfigureAwait(false);
+        }
+
+        _planner.Advance(plan);
+
+        foreach (var executor in _executors)
+        {
+            if (executor.Node.Kind is OperatorKind.Source or OperatorKind.Sink or OperatorKind.ForEachBatch) continue;
+            try
+            {
+                executor.Execute(batch);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                var inner = e is AggregateException { InnerExceptions.Count: > 0 } a ? a.InnerExceptions[0] : e;
+                throw new PipelineExecutionException($"Operator '{executor.Node.Id}' failed in batch {plan.BatchId}: {inner.Message}", inner);
+            }
+        }
+
+        string batchName = plan.BatchId.ToString(CultureInfo.InvariantCulture);
+        if (planLogged is not null)
+        {
+            await planLogged.ConfigureAwait(false);
+            FaultInjection.Hit("after-offsets", batchName);
+        }
+
+        long output = 0;
+        bool snapshot = false;
+        if (!replay)
+        {
+            foreach (var sink in _sinkExecutors)
+            {
+                output += sink.InputCount;
+                try
+                {
+                    await sink.DeliverAsync(plan.BatchId, CancellationToken.None).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    throw new PipelineExecutionException($"Sink '{sink.Node.Id}' failed to write batch {plan.BatchId}: {e.Message} The batch is not committed and runs again on restart.", e);
+                }
+            }
+
+            if (_deadLetters.Count > 0) await WriteDeadLettersAsync(plan.BatchId).ConfigureAwait(false);
+            FaultInjection.Hit("after-sinks", batchName);
+            _checkpoint.StartCommit(new CommitRecord(plan.BatchId, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), input));
+            if (_state.Count > 0 && (plan.BatchId + 1) % _options.CheckpointInterval == 0)
+            {
+                await _checkpoint.SnapshotAsync(plan.BatchId).ConfigureAwait(false);
+                snapshot = true;
+            }
+        }
+
+        _batchCompleted?.Invoke(new BatchProgress(plan.BatchId, input, output, _clock.Elapsed - started, _state.KeyCount, replay, snapshot, _deadLetters.Count, batch.LateRecords));
+        return input;
+    }
+
+    /// <summary>
+    /// Sets aside the batch's bad records, one JSON line each, before the batch commits: into
+    /// <c>DeadLetterDirectory</c> when set, else into the checkpoint itself (<c>dead-letter/batch-N.jsonl</c>),
+    /// through its store, so that they live wherever the checkpoint lives.
+    /// </summary>
+    private async Task WriteDeadLettersAsync(long batchId)
+    {
+        var text = new StringBuilder();
+        foreach (var line in _deadLetters) text.Append(line).Append('\n');
+        var content = Encoding.UTF8.GetBytes(text.ToString());
+        string fileName = $"batch-{batchId:D10}.jsonl";
+        if (_options.DeadLetterDirectory is { } directory)
+            await DurableFile.WriteAsync(Path.Combine(directory, fileName), content, CancellationToken.None).ConfigureAwait(false);
+        else
+            await _store.WriteAsync("dead-letter/" + fileName, content, durable: true, CancellationToken.None).ConfigureAwait(false);
+    }
+}

@@ -1,0 +1,70 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using PipelineDsl.Checkpointing;
+using PipelineDsl.Graph;
+using PipelineDsl.Serialization;
+
+namespace PipelineDsl.Execution;
+
+/// <summary>
+/// The pipeline's stateful operators as one unit for checkpointing: what goes into a snapshot and a delta,
+/// and restoring from them once the recovery planner has decided, per operator, to keep or migrate its state.
+/// The formats around each operator's entries belong to <see cref="SnapshotCodec"/> and <see cref="DeltaCodec"/>;
+/// the entries themselves to each operator's executor.
+/// </summary>
+internal sealed class StatefulOperators
+{
+    private readonly IStatefulExecutor[] _executors;
+    private readonly PipelineManifest _manifest;
+
+    public StatefulOperators(IEnumerable<IStatefulExecutor> executors, PipelineManifest manifest)
+    {
+        _executors = executors.ToArray();
+        _manifest = manifest;
+    }
+
+    public int Count => _executors.Length;
+
+    public long KeyCount => _executors.Sum(s => s.KeyCount);
+
+    public void Clear()
+    {
+        foreach (var s in _executors) s.Clear();
+    }
+
+    /// <summary>What each operator's part of a snapshot is written from (its version and fingerprint in this build).</summary>
+    public IReadOnlyList<SnapshotCodec.OperatorPart> SnapshotParts() => _executors.Select(s =>
+    {
+        var entry = _manifest.Find(s.Node.Id)!;
+        return new SnapshotCodec.OperatorPart(s.Node.Id, entry.Version, entry.StateSchema?.Fingerprint ?? "", s.WriteSnapshot);
+    }).ToArray();
+
+    /// <summary>
+    /// What batch <paramref name="batchId"/> changed in every operator, stored in its commit file: recovery applies
+    /// these deltas after the newest snapshot instead of re-running the batches, so a restore (even by a new
+    /// build) continues from exactly the state of the last committed batch. The schema travels with the delta:
+    /// a later build checks it with the rules of a snapshot.
+    /// </summary>
+    public void WriteDelta(MessagePackWriter w, long batchId) => DeltaCodec.Write(w, _executors.Select(s =>
+    {
+        var schema = _manifest.Find(s.Node.Id)?.StateSchema;
+        return new DeltaCodec.OperatorPart(s.Node.Id, s.Node.Version, schema?.KeySchema ?? "", schema?.ValueSchema ?? "", w2 => s.WriteDelta(w2, batchId));
+    }).ToArray());
+
+    /// <summary>Replaces <paramref name="operatorId"/>'s state with snapshot entries written by <paramref name="storedVersion"/> of it.</summary>
+    public void Restore(string operatorId, ReadOnlyMemory<byte> entries, long storedVersion)
+    {
+        var reader = new MessagePackReader(entries.Span);
+        Find(operatorId).RestoreSnapshot(ref reader, storedVersion);
+    }
+
+    /// <summary>Applies one operator's part of a delta written by <paramref name="storedVersion"/> of it.</summary>
+    public void ApplyDelta(string operatorId, ReadOnlyMemory<byte> delta, long storedVersion)
+    {
+        var reader = new MessagePackReader(delta.Span);
+        Find(operatorId).ApplyDelta(ref reader, storedVersion);
+    }
+
+    private IStatefulExecutor Find(string operatorId) => _executors.First(s => s.Node.Id == operatorId);
+}
