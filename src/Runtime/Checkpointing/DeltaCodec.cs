@@ -10,18 +10,20 @@ namespace PipelineDsl.Checkpointing;
 /// <param name="KeySchema">Its state's key schema then (null when not recorded).</param>
 /// <param name="ValueSchema">Its state's value schema then (null when not recorded).</param>
 /// <param name="Delta">What the batch changed, as the executor wrote it; null when the entry has none (not written by PipelineDsl).</param>
-internal sealed record DeltaPart(string OperatorId, long Version, string? KeySchema, string? ValueSchema, ReadOnlyMemory<byte>? Delta);
+/// <param name="Format">The layout of <paramref name="Delta"/> (null: written before format numbers were recorded).</param>
+internal sealed record DeltaPart(string OperatorId, long Version, string? KeySchema, string? ValueSchema, ReadOnlyMemory<byte>? Delta, long? Format);
 
 /// <summary>
 /// The one owner of the format of the state delta inside a commit file (<c>commits/N</c>, field <c>state</c>):
 /// a map of operator id → <c>version</c>, <c>key</c> and <c>value</c> (the state schemas, so that a later build
-/// judges the delta with the rules of a snapshot) and <c>delta</c> (what batch N changed). Unknown fields are
+/// judges the delta with the rules of a snapshot), <c>format</c> (the layout of the executor's delta; absent in
+/// older files) and <c>delta</c> (what batch N changed). Unknown fields are
 /// skipped. The runtime and the CLI both read through <see cref="Read"/>.
 /// </summary>
 internal static class DeltaCodec
 {
     /// <summary>One operator to write: its changes are written by <paramref name="WriteDelta"/> as one MessagePack value.</summary>
-    internal readonly record struct OperatorPart(string Id, long Version, string KeySchema, string ValueSchema, Action<MessagePackWriter> WriteDelta);
+    internal readonly record struct OperatorPart(string Id, long Version, string KeySchema, string ValueSchema, int Format, Action<MessagePackWriter> WriteDelta);
 
     public static void Write(MessagePackWriter w, IReadOnlyList<OperatorPart> operators)
     {
@@ -29,13 +31,15 @@ internal static class DeltaCodec
         foreach (var op in operators)
         {
             w.Write(op.Id);
-            w.WriteMapHeader(4);
+            w.WriteMapHeader(5);
             w.Write("version");
             w.Write(op.Version);
             w.Write("key");
             w.Write(op.KeySchema);
             w.Write("value");
             w.Write(op.ValueSchema);
+            w.Write("format");
+            w.Write((long)op.Format);
             w.Write("delta");
             op.WriteDelta(w);
         }
@@ -53,6 +57,7 @@ internal static class DeltaCodec
             long version = -1;
             string? keySchema = null, valueSchema = null;
             ReadOnlyMemory<byte>? changes = null;
+            long? format = null;
             int fields = r.ReadMapHeader();
             for (int f = 0; f < fields; f++)
             {
@@ -61,6 +66,7 @@ internal static class DeltaCodec
                     case "version": version = r.ReadInt64(); break;
                     case "key": keySchema = r.ReadString(); break;
                     case "value": valueSchema = r.ReadString(); break;
+                    case "format": format = r.ReadInt64(); break;
                     case "delta":
                         int start = r.Position;
                         changes = delta.Slice(start, r.ReadRaw().Length);
@@ -69,7 +75,7 @@ internal static class DeltaCodec
                 }
             }
 
-            parts.Add(new DeltaPart(id, version, keySchema, valueSchema, changes));
+            parts.Add(new DeltaPart(id, version, keySchema, valueSchema, changes, format));
         }
 
         return parts;

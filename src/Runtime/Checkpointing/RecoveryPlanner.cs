@@ -291,7 +291,8 @@ internal sealed class RecoveryPlanner
             switch (decision.Action)
             {
                 case StateAction.Keep or StateAction.Migrate:
-                    accepted.Add(part);
+                    if (_state.FormatProblem(part.OperatorId, part.Format, CheckpointLog.Name("commits", plan.BatchId)) is { } tooNew) problems.Add(tooNew);
+                    else accepted.Add(part);
                     break;
                 case StateAction.Incompatible:
                     problems.Add(decision.Problem!);
@@ -360,6 +361,11 @@ internal sealed class RecoveryPlanner
 
         var decisions = RestoreCompatibility.Decide(stored, operators.ToDictionary(p => p.Key, p => (p.Value.Version, p.Value.Fingerprint)), positions.Keys, _definition.Manifest);
         var problems = decisions.Where(d => d.Action == StateAction.Incompatible).Select(d => d.Problem!).ToList();
+        foreach (var d in decisions.Where(d => d.Action is StateAction.Keep or StateAction.Migrate))
+        {
+            if (_state.FormatProblem(d.OperatorId, operators[d.OperatorId].Format, name) is { } tooNew) problems.Add(tooNew);
+        }
+
         if (problems.Count > 0)
         {
             throw new CheckpointIncompatibleException(

@@ -8,7 +8,8 @@ namespace PipelineDsl.Checkpointing;
 /// <param name="Version">The operator's version in the build that wrote the snapshot.</param>
 /// <param name="Fingerprint">Its state schema fingerprint then ("" when none was recorded).</param>
 /// <param name="Entries">Its state, as its executor wrote it (one MessagePack value).</param>
-internal sealed record SnapshotOperator(long Version, string Fingerprint, ReadOnlyMemory<byte> Entries);
+/// <param name="Format">The layout of <paramref name="Entries"/> (null: written before format numbers were recorded).</param>
+internal sealed record SnapshotOperator(long Version, string Fingerprint, ReadOnlyMemory<byte> Entries, long? Format);
 
 /// <summary>What a snapshot body holds. Fields a damaged or foreign file lacks are null.</summary>
 /// <param name="Batch">The batch after which the state was taken.</param>
@@ -39,13 +40,13 @@ internal sealed record SnapshotBody(
 /// <summary>
 /// The one owner of the format of a snapshot's body (<c>state/N</c>, inside its envelope): a map of
 /// <c>batch</c>, <c>manifest</c>, <c>positions</c> (source → partition → position) and <c>operators</c>
-/// (id → <c>version</c>, <c>fingerprint</c>, <c>entries</c>). Unknown fields are skipped, so a newer writer
+/// (id → <c>version</c>, <c>fingerprint</c>, <c>format</c>, <c>entries</c>; <c>format</c> is absent in files written before format numbers were recorded). Unknown fields are skipped, so a newer writer
 /// may add some; the runtime and the CLI both read through <see cref="Read"/>.
 /// </summary>
 internal static class SnapshotCodec
 {
     /// <summary>One operator to write: its entries are written by <paramref name="WriteEntries"/> as one MessagePack value.</summary>
-    internal readonly record struct OperatorPart(string Id, long Version, string Fingerprint, Action<MessagePackWriter> WriteEntries);
+    internal readonly record struct OperatorPart(string Id, long Version, string Fingerprint, int Format, Action<MessagePackWriter> WriteEntries);
 
     public static void Write(
         MessagePackWriter w,
@@ -78,11 +79,13 @@ internal static class SnapshotCodec
         foreach (var op in operators)
         {
             w.Write(op.Id);
-            w.WriteMapHeader(3);
+            w.WriteMapHeader(4);
             w.Write("version");
             w.Write(op.Version);
             w.Write("fingerprint");
             w.Write(op.Fingerprint);
+            w.Write("format");
+            w.Write((long)op.Format);
             w.Write("entries");
             op.WriteEntries(w);
         }
@@ -131,6 +134,7 @@ internal static class SnapshotCodec
                         string id = r.ReadString() ?? "";
                         long version = -1;
                         string fingerprint = "";
+                        long? format = null;
                         int start = -1, length = 0;
                         int opFields = r.ReadMapHeader();
                         for (int f = 0; f < opFields; f++)
@@ -139,6 +143,7 @@ internal static class SnapshotCodec
                             {
                                 case "version": version = r.ReadInt64(); break;
                                 case "fingerprint": fingerprint = r.ReadString() ?? ""; break;
+                                case "format": format = r.ReadInt64(); break;
                                 case "entries":
                                     start = r.Position;
                                     length = r.ReadRaw().Length;
@@ -148,7 +153,7 @@ internal static class SnapshotCodec
                         }
 
                         if (start < 0) throw new CheckpointCorruptException($"'{name}' has no entries for operator '{id}'.");
-                        operators[id] = new SnapshotOperator(version, fingerprint, body.Slice(start, length));
+                        operators[id] = new SnapshotOperator(version, fingerprint, body.Slice(start, length), format);
                     }
 
                     break;

@@ -54,6 +54,9 @@ internal sealed class WatermarkExecutor<T> : OperatorExecutor<T>, IStatefulExecu
 
     public long Current { get; private set; } = long.MinValue;
 
+    /// <summary>Format 1: the watermark, one integer.</summary>
+    public int StateFormat => 1;
+
     public long KeyCount => 0;
 
     public override void Execute(BatchContext batch)
@@ -160,6 +163,13 @@ internal sealed class EventTimeWindowExecutor<TKey, T> : OperatorExecutor<EventW
         _tumbling = node.SlideMs == node.SizeMs;
         _paneMs = Gcd(node.SizeMs, node.SlideMs);
     }
+
+    /// <summary>
+    /// Format 2: panes (a hopping window's snapshot is a map of pane and legacy-window updates; deltas are
+    /// incremental). Format 1, before format numbers were recorded, stored whole windows (an array), which
+    /// <see cref="RestoreSnapshot"/> still reads: an entry without a format number is read by its shape.
+    /// </summary>
+    public int StateFormat => 2;
 
     public long KeyCount => _panes.Values.Sum(w => (long)w.Count) + _legacyWindows.Values.Sum(w => (long)w.Count);
 
@@ -503,6 +513,12 @@ internal sealed class SessionWindowExecutor<TKey, T> : OperatorExecutor<EventWin
         _watermark = watermark;
     }
 
+    /// <summary>
+    /// Format 2: incremental deltas (<c>{0: changed keys}</c>). Format 1, before format numbers were recorded,
+    /// wrote the whole state as each delta (an array), which <see cref="ApplyDelta"/> still reads by its shape.
+    /// </summary>
+    public int StateFormat => 2;
+
     public long KeyCount => _sessions.Count;
 
     public override void Execute(BatchContext batch)
@@ -746,6 +762,12 @@ internal sealed class StreamJoinExecutor<TKey, TLeft, TRight, TOut> : OperatorEx
         _watermark = watermark;
         _bounds = node.Bounds;
     }
+
+    /// <summary>
+    /// Format 2: appended records and the expiry watermark (a map). Format 1, before format numbers were
+    /// recorded, stored per-key arrays of records, which <see cref="ApplyDelta"/> still reads by their shape.
+    /// </summary>
+    public int StateFormat => 2;
 
     public long KeyCount => _state.Count;
 

@@ -6,6 +6,7 @@ using System.Runtime.InteropServices;
 using System.Threading.Tasks;
 using PipelineDsl.Graph;
 using PipelineDsl.Serialization;
+using PipelineDsl.State;
 
 namespace PipelineDsl.Execution;
 
@@ -16,6 +17,13 @@ internal interface IStatefulExecutor
 
     /// <summary>The number of keys held.</summary>
     long KeyCount { get; }
+
+    /// <summary>
+    /// The layout of this executor's snapshot entries and deltas, recorded with them. A checkpoint whose format
+    /// is newer than the build's is refused before anything is decoded; a change of layout raises the number
+    /// and keeps reading the older ones.
+    /// </summary>
+    int StateFormat { get; }
 
     /// <summary>Writes all state as one MessagePack value: an array of per-key entries.</summary>
     void WriteSnapshot(MessagePackWriter writer);
@@ -118,46 +126,33 @@ internal static class KeyOrder
 /// </summary>
 internal sealed class UpdateStateExecutor<TKey, TIn, TState, TOut> : OperatorExecutor<TOut>, IStatefulExecutor where TKey : notnull
 {
-    private struct Entry
-    {
-        public TState Value;
-        public long LastSeen;
-    }
-
     private readonly OperatorExecutor<TIn> _input;
     private readonly UpdateStateNode<TKey, TIn, TState, TOut> _node;
-    private readonly Dictionary<TKey, Entry>[] _shards;
-
-    // Keys removed and keys written during the current batch, per shard (for the batch's delta, which then
-    // costs what the batch changed, not what the state holds).
-    private readonly List<TKey>[] _removed;
-    private readonly List<TKey>[] _touched;
+    private readonly KeyedStateStore<TKey, TState> _store;
 
     public UpdateStateExecutor(UpdateStateNode<TKey, TIn, TState, TOut> node, OperatorExecutor<TIn> input, int parallelism) : base(node)
     {
         _node = node;
         _input = input;
-        _shards = Enumerable.Range(0, Math.Max(1, parallelism)).Select(_ => new Dictionary<TKey, Entry>()).ToArray();
-        _removed = _shards.Select(_ => new List<TKey>()).ToArray();
-        _touched = _shards.Select(_ => new List<TKey>()).ToArray();
-        _indices = _shards.Select(_ => Array.Empty<int>()).ToArray();
-        _results = _shards.Select(_ => Array.Empty<TOut>()).ToArray();
-        _has = _shards.Select(_ => Array.Empty<bool>()).ToArray();
+        _store = new KeyedStateStore<TKey, TState>(node.Id, parallelism, node.KeyFormatter, node.StateFormatter);
+        _indices = Enumerable.Range(0, _store.ShardCount).Select(_ => Array.Empty<int>()).ToArray();
+        _results = Enumerable.Range(0, _store.ShardCount).Select(_ => Array.Empty<TOut>()).ToArray();
+        _has = Enumerable.Range(0, _store.ShardCount).Select(_ => Array.Empty<bool>()).ToArray();
     }
 
-    public long KeyCount => _shards.Sum(s => (long)s.Count);
+    /// <summary>The layout of <see cref="KeyedStateStore{TKey, TValue}"/>.</summary>
+    public int StateFormat => KeyedStateStore<TKey, TState>.Format;
 
-    private int ShardOf(TKey key) => _shards.Length == 1 ? 0 : (key.GetHashCode() & int.MaxValue) % _shards.Length;
+    public long KeyCount => _store.Count;
 
     public override void Execute(BatchContext batch)
     {
-        foreach (var removed in _removed) removed.Clear();
-        foreach (var touched in _touched) touched.Clear();
+        _store.BeginBatch();
         var input = _input.Output;
         int n = input.Count;
         if (n > 0)
         {
-            if (_shards.Length == 1 || batch.Parallelism <= 1 || n < Chunks.ParallelThreshold)
+            if (_store.ShardCount == 1 || batch.Parallelism <= 1 || n < Chunks.ParallelThreshold)
                 ExecuteSequential(input, batch.BatchId);
             else
                 ExecuteSharded(input, batch);
@@ -172,7 +167,7 @@ internal sealed class UpdateStateExecutor<TKey, TIn, TState, TOut> : OperatorExe
         foreach (var record in CollectionsMarshal.AsSpan(input))
         {
             TKey key = KeyCheck.NotNull(_node.KeySelector(record), Node);
-            int shard = ShardOf(key);
+            int shard = _store.ShardOf(key);
             TOut result = Process(shard, state, key, record, batchId);
             if (result is not null) Output.Add(result);
         }
@@ -203,11 +198,11 @@ internal sealed class UpdateStateExecutor<TKey, TIn, TState, TOut> : OperatorExe
             for (int i = start; i < end; i++)
             {
                 keys[i] = KeyCheck.NotNull(_node.KeySelector(span[i]), Node);
-                shardOf[i] = ShardOf(keys[i]);
+                shardOf[i] = _store.ShardOf(keys[i]);
             }
         });
 
-        int shards = _shards.Length;
+        int shards = _store.ShardCount;
         var counts = new int[shards];
         for (int i = 0; i < n; i++) counts[shardOf[i]]++;
         var fill = new int[shards];
@@ -262,8 +257,7 @@ internal sealed class UpdateStateExecutor<TKey, TIn, TState, TOut> : OperatorExe
 
     private TOut Process(int shard, KeyedState<TState> state, TKey key, TIn record, long batchId)
     {
-        var states = _shards[shard];
-        ref Entry entry = ref CollectionsMarshal.GetValueRefOrAddDefault(states, key, out bool existed);
+        ref var entry = ref _store.GetOrAdd(shard, key, out bool existed);
         state.Reset(existed, entry.Value);
         TOut result = _node.Function(key, record, state);
         if (state.Exists)
@@ -272,13 +266,11 @@ internal sealed class UpdateStateExecutor<TKey, TIn, TState, TOut> : OperatorExe
             // batch it was last seen in (a deduplication or distinct stage sees most keys without a change).
             if (existed && !state.IsChanged && _node.IdleTimeoutBatches == 0) return result;
             entry.Value = state.Value;
-            if (!existed || entry.LastSeen != batchId) _touched[shard].Add(key);
-            entry.LastSeen = batchId;
+            _store.Written(shard, key, ref entry, existed, batchId);
         }
         else
         {
-            states.Remove(key);
-            if (existed) _removed[shard].Add(key);
+            _store.Remove(shard, key, existed);
         }
 
         return result;
@@ -287,23 +279,8 @@ internal sealed class UpdateStateExecutor<TKey, TIn, TState, TOut> : OperatorExe
     private void ExpireIdle(long batchId)
     {
         var expired = new List<(TKey Key, TState Value)>();
-        foreach (var shard in _shards)
-        {
-            foreach (var (key, entry) in shard)
-            {
-                if (batchId - entry.LastSeen >= _node.IdleTimeoutBatches) expired.Add((key, entry.Value));
-            }
-        }
-
-        if (expired.Count == 0) return;
-        foreach (var (key, _) in expired)
-        {
-            int shard = ShardOf(key);
-            _shards[shard].Remove(key);
-            _removed[shard].Add(key);
-        }
-
-        if (_node.OnTimeout is null) return;
+        _store.Expire(batchId, _node.IdleTimeoutBatches, expired);
+        if (expired.Count == 0 || _node.OnTimeout is null) return;
         foreach (var (key, value) in KeyOrder.Sorted(expired, _node.KeyFormatter))
         {
             TOut result = _node.OnTimeout(key, value);
@@ -311,115 +288,23 @@ internal sealed class UpdateStateExecutor<TKey, TIn, TState, TOut> : OperatorExe
         }
     }
 
-    public void WriteSnapshot(MessagePackWriter writer)
-    {
-        writer.WriteArrayHeader(checked((int)KeyCount));
-        foreach (var shard in _shards)
-        {
-            foreach (var (key, entry) in shard)
-            {
-                writer.WriteArrayHeader(3);
-                _node.KeyFormatter.Serialize(writer, key);
-                _node.StateFormatter.Serialize(writer, entry.Value);
-                writer.Write(entry.LastSeen);
-            }
-        }
-    }
+    public void WriteSnapshot(MessagePackWriter writer) => _store.WriteSnapshot(writer);
 
-    public void Clear()
-    {
-        foreach (var shard in _shards) shard.Clear();
-    }
+    public void Clear() => _store.Clear();
 
-    /// <summary>The delta of a batch: the keys it removed, then every entry it touched (its last-seen batch).</summary>
-    public void WriteDelta(MessagePackWriter writer, long batchId)
-    {
-        writer.WriteArrayHeader(2);
-        writer.WriteArrayHeader(_removed.Sum(r => r.Count));
-        foreach (var removed in _removed)
-            foreach (var key in removed) _node.KeyFormatter.Serialize(writer, key);
-        // Each shard serializes its own touched entries on its own core; the parts are then appended in
-        // shard order behind the one array header (the order of entries in a delta does not matter).
-        if (_shardWriters.Length != _shards.Length)
-        {
-            _shardWriters = _shards.Select(_ => new MessagePackWriter(1 << 12)).ToArray();
-            _shardEntries = new int[_shards.Length];
-        }
+    public void WriteDelta(MessagePackWriter writer, long batchId) => _store.WriteDelta(writer, batchId);
 
-        Parallel.For(0, _shards.Length, shard =>
-        {
-            var w = _shardWriters[shard];
-            w.Clear();
-            var states = _shards[shard];
-            // A key removed and then added again in the batch is listed twice: write it once.
-            var written = _removed[shard].Count == 0 ? null : new HashSet<TKey>();
-            int entries = 0;
-            foreach (var key in _touched[shard])
-            {
-                if (!states.TryGetValue(key, out var entry) || entry.LastSeen != batchId || (written is not null && !written.Add(key))) continue;
-                w.WriteArrayHeader(3);
-                _node.KeyFormatter.Serialize(w, key);
-                _node.StateFormatter.Serialize(w, entry.Value);
-                w.Write(entry.LastSeen);
-                entries++;
-            }
+    public void ApplyDelta(ref MessagePackReader reader, long storedVersion) => _store.ApplyDelta(ref reader, Decoder(storedVersion));
 
-            _shardEntries[shard] = entries;
-        });
-        writer.WriteArrayHeader(_shardEntries.Sum());
-        foreach (var w in _shardWriters) writer.WriteRaw(w.WrittenSpan);
-    }
+    public void RestoreSnapshot(ref MessagePackReader reader, long storedVersion) => _store.RestoreSnapshot(ref reader, Decoder(storedVersion));
 
-    private MessagePackWriter[] _shardWriters = Array.Empty<MessagePackWriter>();
-    private int[] _shardEntries = Array.Empty<int>();
-
-    public void ApplyDelta(ref MessagePackReader reader, long storedVersion)
-    {
-        var migrate = Decoder(storedVersion);
-        if (reader.ReadArrayHeader() != 2) throw new MessagePackException($"The delta of operator '{Node.Id}' is not a [removed, touched] pair.");
-        int removed = reader.ReadArrayHeader();
-        for (int i = 0; i < removed; i++)
-        {
-            TKey key = _node.KeyFormatter.Deserialize(ref reader);
-            if (key is not null) _shards[ShardOf(key)].Remove(key);
-        }
-
-        int touched = reader.ReadArrayHeader();
-        for (int i = 0; i < touched; i++)
-        {
-            if (reader.ReadArrayHeader() != 3) throw new MessagePackException($"A state entry of operator '{Node.Id}' is not a [key, value, lastSeen] triple.");
-            TKey key = _node.KeyFormatter.Deserialize(ref reader);
-            var value = migrate is null ? _node.StateFormatter.Deserialize(ref reader) : migrate(ref reader);
-            if (key is null) throw new MessagePackException($"The delta of operator '{Node.Id}' holds a null key.");
-            _shards[ShardOf(key)][key] = new Entry { Value = value, LastSeen = reader.ReadInt64() };
-        }
-    }
-
+    /// <summary>The migration that decodes state of <paramref name="storedVersion"/>; null for this version's own.</summary>
     private StateDecoder<TState>? Decoder(long storedVersion)
     {
         if (storedVersion == _node.Version) return null;
         return _node.Migrations.TryGetValue((int)storedVersion, out var migrate)
             ? migrate
             : throw new InvalidOperationException($"Operator '{Node.Id}' has no migration from version {storedVersion}.");
-    }
-
-    public void RestoreSnapshot(ref MessagePackReader reader, long storedVersion)
-    {
-        foreach (var shard in _shards) shard.Clear();
-        StateDecoder<TState>? migrate = null;
-        if (storedVersion != _node.Version && !_node.Migrations.TryGetValue((int)storedVersion, out migrate))
-            throw new InvalidOperationException($"Operator '{Node.Id}' has no migration from version {storedVersion}.");
-        int count = reader.ReadArrayHeader();
-        foreach (var shard in _shards) shard.EnsureCapacity(count / _shards.Length + 1);
-        for (int i = 0; i < count; i++)
-        {
-            if (reader.ReadArrayHeader() != 3) throw new MessagePackException($"A state entry of operator '{Node.Id}' is not a [key, value, lastSeen] triple.");
-            TKey key = _node.KeyFormatter.Deserialize(ref reader);
-            var value = migrate is null ? _node.StateFormatter.Deserialize(ref reader) : migrate(ref reader);
-            var entry = new Entry { Value = value, LastSeen = reader.ReadInt64() };
-            if (key is null || !_shards[ShardOf(key)].TryAdd(key, entry))
-                throw new MessagePackException($"The snapshot of operator '{Node.Id}' holds a null or repeated key.");
-        }
     }
 }
 
@@ -440,6 +325,9 @@ internal sealed class WindowExecutor<TKey, T> : OperatorExecutor<Windowed<TKey, 
         _node = node;
         _input = input;
     }
+
+    /// <summary>Format 1: an array of <c>[key, [[batch, value], ...]]</c>; a delta is the whole state.</summary>
+    public int StateFormat => 1;
 
     public long KeyCount => _panes.Count;
 

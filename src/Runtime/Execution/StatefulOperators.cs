@@ -37,7 +37,7 @@ internal sealed class StatefulOperators
     public IReadOnlyList<SnapshotCodec.OperatorPart> SnapshotParts() => _executors.Select(s =>
     {
         var entry = _manifest.Find(s.Node.Id)!;
-        return new SnapshotCodec.OperatorPart(s.Node.Id, entry.Version, entry.StateSchema?.Fingerprint ?? "", s.WriteSnapshot);
+        return new SnapshotCodec.OperatorPart(s.Node.Id, entry.Version, entry.StateSchema?.Fingerprint ?? "", s.StateFormat, s.WriteSnapshot);
     }).ToArray();
 
     /// <summary>
@@ -49,7 +49,7 @@ internal sealed class StatefulOperators
     public void WriteDelta(MessagePackWriter w, long batchId) => DeltaCodec.Write(w, _executors.Select(s =>
     {
         var schema = _manifest.Find(s.Node.Id)?.StateSchema;
-        return new DeltaCodec.OperatorPart(s.Node.Id, s.Node.Version, schema?.KeySchema ?? "", schema?.ValueSchema ?? "", w2 => s.WriteDelta(w2, batchId));
+        return new DeltaCodec.OperatorPart(s.Node.Id, s.Node.Version, schema?.KeySchema ?? "", schema?.ValueSchema ?? "", s.StateFormat, w2 => s.WriteDelta(w2, batchId));
     }).ToArray());
 
     /// <summary>Replaces <paramref name="operatorId"/>'s state with snapshot entries written by <paramref name="storedVersion"/> of it.</summary>
@@ -64,6 +64,19 @@ internal sealed class StatefulOperators
     {
         var reader = new MessagePackReader(delta.Span);
         Find(operatorId).ApplyDelta(ref reader, storedVersion);
+    }
+
+    /// <summary>
+    /// Why this build cannot decode <paramref name="operatorId"/>'s state stored in <paramref name="storedFormat"/>
+    /// (a newer layout than its executor knows), or null when it can. A format left unrecorded (older files) is
+    /// read by its shape.
+    /// </summary>
+    public string? FormatProblem(string operatorId, long? storedFormat, string file)
+    {
+        int known = Find(operatorId).StateFormat;
+        return storedFormat is long stored && stored > known
+            ? $"operator '{operatorId}': '{file}' holds its state in format {stored}, written by a newer build; this build reads formats up to {known}. Run a build at least as new as the one that wrote the checkpoint."
+            : null;
     }
 
     private IStatefulExecutor Find(string operatorId) => _executors.First(s => s.Node.Id == operatorId);
