@@ -166,11 +166,11 @@ internal static class Cli
     {
         var definition = ClicksPerUserPipeline.Definition;
         Console.WriteLine($"pipeline '{definition.PipelineId}'");
-        foreach (var op in definition.Operators)
+        foreach (var op in definition.Manifest.Operators)
         {
-            string inputs = op.Inputs.Count == 0 ? "" : " <- " + string.Join(", ", op.Inputs.Select(i => i.Id));
-            string state = definition.Manifest.Find(op.Id)?.StateSchema is { } s ? $"  state {s.ValueSchema} ({s.Fingerprint})" : "";
-            Console.WriteLine($"  {OperatorManifest.KindName(op.Kind),-14} {op.Id} v{op.Version}{inputs}{state}");
+            string inputs = op.Inputs.Count == 0 ? "" : " <- " + string.Join(", ", op.Inputs);
+            string state = op.StateSchema is { } s ? $"  state {s.ValueSchema} ({s.Fingerprint})" : "";
+            Console.WriteLine($"  {op.Kind,-14} {op.Id} v{op.Version}{inputs}{state}");
         }
 
         Console.WriteLine();

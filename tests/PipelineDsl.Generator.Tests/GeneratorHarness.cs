@@ -19,7 +19,7 @@ internal static class GeneratorHarness
             .Select(p => (MetadataReference)MetadataReference.CreateFromFile(p))
             .ToList();
         refs.Add(MetadataReference.CreateFromFile(typeof(PipelineDsl.PipelineAttribute).Assembly.Location));
-        refs.Add(MetadataReference.CreateFromFile(typeof(PipelineDsl.Graph.PipelineBuilder).Assembly.Location));
+        refs.Add(MetadataReference.CreateFromFile(typeof(PipelineDsl.CompilerServices.PipelineBuilder).Assembly.Location));
         return refs.ToImmutableArray();
     });
 

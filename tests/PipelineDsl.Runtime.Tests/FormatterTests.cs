@@ -1,3 +1,4 @@
+using PipelineDsl.CompilerServices;
 using PipelineDsl.Serialization;
 
 namespace PipelineDsl.Runtime.Tests;

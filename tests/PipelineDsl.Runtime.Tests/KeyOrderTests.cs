@@ -1,3 +1,4 @@
+using PipelineDsl.CompilerServices;
 using PipelineDsl.Execution;
 using PipelineDsl.Serialization;
 

@@ -1,3 +1,4 @@
+using PipelineDsl.CompilerServices;
 using PipelineDsl.Serialization;
 using PipelineDsl.State;
 using Xunit.Abstractions;

@@ -10,16 +10,17 @@ namespace PipelineDsl.Generator.Emitting
     internal sealed class FormatterExpressions
     {
         private const string Ns = "global::PipelineDsl.Serialization.";
+        private const string CompilerServices = "global::PipelineDsl.CompilerServices.";
         private readonly SortedDictionary<string, TypeShapeSpec> _enums = new(System.StringComparer.Ordinal);
 
         public string For(TypeShapeSpec shape) => shape.Kind switch
         {
-            ShapeKind.Primitive => Ns + "MessagePackFormatters." + shape.Formatter,
+            ShapeKind.Primitive => CompilerServices + "MessagePackFormatters." + shape.Formatter,
             ShapeKind.Enum => EnumFormatter(shape) + ".Instance",
-            ShapeKind.Nullable => $"new {Ns}NullableFormatter<{shape.Arguments[0].TypeName}>({For(shape.Arguments[0])})",
-            ShapeKind.Array => $"new {Ns}ArrayFormatter<{shape.Arguments[0].TypeName}>({For(shape.Arguments[0])})",
-            ShapeKind.List => $"new {Ns}ListFormatter<{shape.Arguments[0].TypeName}>({For(shape.Arguments[0])})",
-            ShapeKind.Dictionary => $"new {Ns}DictionaryFormatter<{shape.Arguments[0].TypeName}, {shape.Arguments[1].TypeName}>({For(shape.Arguments[0])}, {For(shape.Arguments[1])})",
+            ShapeKind.Nullable => $"new {CompilerServices}NullableFormatter<{shape.Arguments[0].TypeName}>({For(shape.Arguments[0])})",
+            ShapeKind.Array => $"new {CompilerServices}ArrayFormatter<{shape.Arguments[0].TypeName}>({For(shape.Arguments[0])})",
+            ShapeKind.List => $"new {CompilerServices}ListFormatter<{shape.Arguments[0].TypeName}>({For(shape.Arguments[0])})",
+            ShapeKind.Dictionary => $"new {CompilerServices}DictionaryFormatter<{shape.Arguments[0].TypeName}, {shape.Arguments[1].TypeName}>({For(shape.Arguments[0])}, {For(shape.Arguments[1])})",
             _ => shape.TypeName + ".MessagePackFormatter",
         };
 

@@ -13,6 +13,7 @@ namespace PipelineDsl.Generator.Emitting
     internal static class PipelineEmitter
     {
         private const string Graph = "global::PipelineDsl.Graph.";
+        private const string CompilerServices = "global::PipelineDsl.CompilerServices.";
 
         public static string HintName(PipelineSpec spec) => spec.Target.HintPrefix + ".Pipeline.g.cs";
 
@@ -73,7 +74,7 @@ namespace PipelineDsl.Generator.Emitting
             string L(long value) => value.ToString(System.Globalization.CultureInfo.InvariantCulture) + "L";
             var migrations = new List<(string Name, OperatorSpec Operator, MigrationSpec Migration)>();
             w.Open($"private static {Graph}PipelineDefinition BuildPipelineDslDefinition()");
-            w.Line($"var builder = new {Graph}PipelineBuilder(PipelineId, ManifestJson);");
+            w.Line($"var builder = new {CompilerServices}PipelineBuilder(PipelineId, ManifestJson);");
             foreach (var op in TopologicalOrder(spec.Operators))
             {
                 string v = names[op.Id];
@@ -124,7 +125,7 @@ namespace PipelineDsl.Generator.Emitting
                         else
                         {
                             w.Line($"    onTimeout: {op.OnTimeoutMethod ?? "null"},");
-                            w.Line($"    migrations: new global::System.Collections.Generic.Dictionary<int, {Graph}StateDecoder<{op.StateType}>>");
+                            w.Line($"    migrations: new global::System.Collections.Generic.Dictionary<int, {CompilerServices}StateDecoder<{op.StateType}>>");
                             w.Line("    {");
                             foreach (var m in op.Migrations)
                             {
@@ -185,7 +186,7 @@ namespace PipelineDsl.Generator.Emitting
 
                         w.Line($"    rightFormatter: {formatters.For(op.RightShape!)},");
                         string end = time.EndTimeMember is null ? "null" : TimeSelector("LeftEndTimeOf", op.InputType!, time.EndTimeMember);
-                        w.Line($"    bounds: new {Graph}JoinTimeBounds<{op.InputType}, {op.RightType}>(");
+                        w.Line($"    bounds: new {CompilerServices}JoinTimeBounds<{op.InputType}, {op.RightType}>(");
                         w.Line($"        {TimeSelector("LeftTimeOf", op.InputType!, time.TimeMember)}, {end}, {TimeSelector("RightTimeOf", op.RightType!, time.RightTimeMember!)},");
                         w.Line($"        LowerBoundMs: {L(time.LowerBoundMs)}, UpperBoundMs: {L(time.UpperBoundMs)}));");
                         break;

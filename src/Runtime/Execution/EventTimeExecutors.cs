@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.Linq;
 using System.Runtime.InteropServices;
+using PipelineDsl.CompilerServices;
 using PipelineDsl.Graph;
 using PipelineDsl.Serialization;
 

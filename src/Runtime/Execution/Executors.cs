@@ -4,6 +4,7 @@ using System.Linq;
 using System.Runtime.InteropServices;
 using System.Threading;
 using System.Threading.Tasks;
+using PipelineDsl.CompilerServices;
 using PipelineDsl.Graph;
 using PipelineDsl.Serialization;
 using PipelineDsl.Sinks;

@@ -2,13 +2,15 @@ using System;
 using PipelineDsl.Execution;
 using PipelineDsl.Serialization;
 
+using PipelineDsl.CompilerServices;
+
 namespace PipelineDsl.Graph;
 
 /// <summary>
 /// Declares the event time of a stream and tracks its watermark: the largest event time seen so far minus
 /// the allowed out-of-orderness. Records pass through unchanged.
 /// </summary>
-public sealed class WatermarkNode<T> : OperatorNode<T>
+internal sealed class WatermarkNode<T> : OperatorNode<T>
 {
     internal WatermarkNode(string id, int version, OperatorNode<T> input, Func<T, long> timeSelector, long maxOutOfOrdernessMs)
         : base(id, version, OperatorKind.Watermark, new OperatorNode[] { input })
@@ -31,7 +33,7 @@ public sealed class WatermarkNode<T> : OperatorNode<T>
 }
 
 /// <summary>What event-time and session windows share: a keyed, timed input combined by an associative method.</summary>
-public abstract class KeyedEventTimeNode<TKey, T> : OperatorNode<EventWindow<TKey, T>> where TKey : notnull
+internal abstract class KeyedEventTimeNode<TKey, T> : OperatorNode<EventWindow<TKey, T>> where TKey : notnull
 {
     private protected KeyedEventTimeNode(
         string id, int version, OperatorKind kind, OperatorNode<T> input, Func<T, TKey> keySelector, Func<T, long> timeSelector, Func<T, T, T> reduce,
@@ -68,7 +70,7 @@ public abstract class KeyedEventTimeNode<TKey, T> : OperatorNode<EventWindow<TKe
 }
 
 /// <summary>Event-time tumbling (slide = size) or hopping windows by key, aligned to the Unix epoch.</summary>
-public sealed class EventTimeWindowNode<TKey, T> : KeyedEventTimeNode<TKey, T> where TKey : notnull
+internal sealed class EventTimeWindowNode<TKey, T> : KeyedEventTimeNode<TKey, T> where TKey : notnull
 {
     internal EventTimeWindowNode(
         string id, int version, OperatorNode<T> input, Func<T, TKey> keySelector, Func<T, long> timeSelector, Func<T, T, T> reduce,
@@ -90,7 +92,7 @@ public sealed class EventTimeWindowNode<TKey, T> : KeyedEventTimeNode<TKey, T> w
 }
 
 /// <summary>Event-time session windows by key: a key's records less than a gap apart form one window.</summary>
-public sealed class SessionWindowNode<TKey, T> : KeyedEventTimeNode<TKey, T> where TKey : notnull
+internal sealed class SessionWindowNode<TKey, T> : KeyedEventTimeNode<TKey, T> where TKey : notnull
 {
     internal SessionWindowNode(
         string id, int version, OperatorNode<T> input, Func<T, TKey> keySelector, Func<T, long> timeSelector, Func<T, T, T> reduce,
@@ -107,22 +109,13 @@ public sealed class SessionWindowNode<TKey, T> : KeyedEventTimeNode<TKey, T> whe
         new SessionWindowExecutor<TKey, T>(this, factory.Input(Input), factory.WatermarkOf(this));
 }
 
-/// <summary>How a stream join bounds its state in event time; null on a <see cref="StreamJoinNode{TKey, TLeft, TRight, TOut}"/> means unbounded.</summary>
-/// <typeparam name="TLeft">The left record type.</typeparam>
-/// <typeparam name="TRight">The right record type.</typeparam>
-/// <param name="LeftTime">The left record's event time.</param>
-/// <param name="LeftEndTime">The end of the left record's validity (defaults to its event time).</param>
-/// <param name="RightTime">The right record's event time.</param>
-/// <param name="LowerBoundMs">A pair matches when <c>LeftTime + LowerBoundMs ≤ RightTime</c> ...</param>
-/// <param name="UpperBoundMs">... and <c>RightTime ≤ LeftEndTime + UpperBoundMs</c>.</param>
-public sealed record JoinTimeBounds<TLeft, TRight>(Func<TLeft, long> LeftTime, Func<TLeft, long>? LeftEndTime, Func<TRight, long> RightTime, long LowerBoundMs, long UpperBoundMs);
 
 /// <summary>
 /// Inner join of two streams by key across batches. Each record is kept in state and matched with the other
 /// side's records of this and later batches; with time bounds, a record leaves state once the watermark shows
 /// that no record it could still match can arrive.
 /// </summary>
-public sealed class StreamJoinNode<TKey, TLeft, TRight, TOut> : OperatorNode<TOut> where TKey : notnull
+internal sealed class StreamJoinNode<TKey, TLeft, TRight, TOut> : OperatorNode<TOut> where TKey : notnull
 {
     internal StreamJoinNode(
         string id, int version, OperatorNode<TLeft> left, OperatorNode<TRight> right,

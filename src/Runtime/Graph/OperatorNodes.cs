@@ -3,6 +3,7 @@ using System.Collections.Generic;
 using System.Threading.Tasks;
 using System.Linq;
 using PipelineDsl.Execution;
+using PipelineDsl.CompilerServices;
 using PipelineDsl.Serialization;
 
 namespace PipelineDsl.Graph;
@@ -42,65 +43,8 @@ public enum OperatorKind
     StreamJoin,
 }
 
-/// <summary>
-/// Reads a state value written by an older version of an operator and returns it as the current state
-/// type (the generated code chains the declared <see cref="StateMigrationAttribute">migrations</see>).
-/// </summary>
-public delegate TState StateDecoder<TState>(ref MessagePackReader reader);
-
-/// <summary>The signature of an update-state method.</summary>
-public delegate TOut UpdateStateFunc<TKey, TIn, TState, TOut>(TKey key, TIn value, KeyedState<TState> state);
-
-/// <summary>An operator of a pipeline's graph: its identity and its inputs.</summary>
-public abstract class OperatorNode
-{
-    private protected OperatorNode(string id, int version, OperatorKind kind, IReadOnlyList<OperatorNode> inputs)
-    {
-        Id = id;
-        Version = version;
-        Kind = kind;
-        Inputs = inputs;
-    }
-
-    /// <summary>The stable id of the operator.</summary>
-    public string Id { get; }
-
-    /// <summary>The operator's version.</summary>
-    public int Version { get; }
-
-    /// <summary>The operator's kind.</summary>
-    public OperatorKind Kind { get; }
-
-    /// <summary>The upstream operators, in declaration order (left before right for joins).</summary>
-    public IReadOnlyList<OperatorNode> Inputs { get; }
-
-    /// <summary>True when the operator keeps state across batches (and so in checkpoints).</summary>
-    public bool IsStateful => OperatorKinds.KeepsState(OperatorManifest.KindName(Kind));
-
-    /// <inheritdoc />
-    public override string ToString() => $"{Kind} '{Id}' v{Version}";
-
-    /// <summary>Creates the executor of this operator; each node knows its own type arguments, so no reflection is needed.</summary>
-    internal abstract OperatorExecutor CreateExecutor(ExecutorFactory factory);
-
-    /// <summary>True when batches without input still change this operator (windows slide, idle keys expire).</summary>
-    internal virtual bool AdvancesWithoutInput => false;
-
-    /// <summary>The older versions whose state this operator migrates, ascending.</summary>
-    internal virtual IEnumerable<int> MigrationVersions => Array.Empty<int>();
-}
-
-/// <summary>An operator that produces records of type <typeparamref name="T"/>.</summary>
-public abstract class OperatorNode<T> : OperatorNode
-{
-    private protected OperatorNode(string id, int version, OperatorKind kind, IReadOnlyList<OperatorNode> inputs)
-        : base(id, version, kind, inputs)
-    {
-    }
-}
-
 /// <summary>A source; its connector is bound at run time.</summary>
-public sealed class SourceNode<T> : OperatorNode<T>
+internal sealed class SourceNode<T> : OperatorNode<T>
 {
     internal SourceNode(string id, int version) : base(id, version, OperatorKind.Source, Array.Empty<OperatorNode>()) { }
 
@@ -108,7 +52,7 @@ public sealed class SourceNode<T> : OperatorNode<T>
 }
 
 /// <summary>A map stage.</summary>
-public sealed class MapNode<TIn, TOut> : OperatorNode<TOut>
+internal sealed class MapNode<TIn, TOut> : OperatorNode<TOut>
 {
     internal MapNode(string id, int version, OperatorNode<TIn> input, Func<TIn, TOut> map)
         : base(id, version, OperatorKind.Map, new OperatorNode[] { input })
@@ -127,7 +71,7 @@ public sealed class MapNode<TIn, TOut> : OperatorNode<TOut>
 }
 
 /// <summary>A flat-map stage.</summary>
-public sealed class FlatMapNode<TIn, TOut> : OperatorNode<TOut>
+internal sealed class FlatMapNode<TIn, TOut> : OperatorNode<TOut>
 {
     internal FlatMapNode(string id, int version, OperatorNode<TIn> input, Func<TIn, IEnumerable<TOut>> flatMap)
         : base(id, version, OperatorKind.FlatMap, new OperatorNode[] { input })
@@ -146,7 +90,7 @@ public sealed class FlatMapNode<TIn, TOut> : OperatorNode<TOut>
 }
 
 /// <summary>A filter stage.</summary>
-public sealed class FilterNode<T> : OperatorNode<T>
+internal sealed class FilterNode<T> : OperatorNode<T>
 {
     internal FilterNode(string id, int version, OperatorNode<T> input, Func<T, bool> predicate)
         : base(id, version, OperatorKind.Filter, new OperatorNode[] { input })
@@ -165,7 +109,7 @@ public sealed class FilterNode<T> : OperatorNode<T>
 }
 
 /// <summary>A per-batch reduce by key.</summary>
-public sealed class ReduceNode<TKey, T> : OperatorNode<T> where TKey : notnull
+internal sealed class ReduceNode<TKey, T> : OperatorNode<T> where TKey : notnull
 {
     internal ReduceNode(string id, int version, OperatorNode<T> input, Func<T, TKey> keySelector, Func<T, T, T> reduce)
         : base(id, version, OperatorKind.Reduce, new OperatorNode[] { input })
@@ -188,7 +132,7 @@ public sealed class ReduceNode<TKey, T> : OperatorNode<T> where TKey : notnull
 }
 
 /// <summary>Keyed state carried across batches.</summary>
-public sealed class UpdateStateNode<TKey, TIn, TState, TOut> : OperatorNode<TOut> where TKey : notnull
+internal sealed class UpdateStateNode<TKey, TIn, TState, TOut> : OperatorNode<TOut> where TKey : notnull
 {
     internal UpdateStateNode(
         string id,
@@ -245,7 +189,7 @@ public sealed class UpdateStateNode<TKey, TIn, TState, TOut> : OperatorNode<TOut
 }
 
 /// <summary>A windowed aggregation by key.</summary>
-public sealed class WindowNode<TKey, T> : OperatorNode<Windowed<TKey, T>> where TKey : notnull
+internal sealed class WindowNode<TKey, T> : OperatorNode<Windowed<TKey, T>> where TKey : notnull
 {
     internal WindowNode(
         string id,
@@ -295,7 +239,7 @@ public sealed class WindowNode<TKey, T> : OperatorNode<Windowed<TKey, T>> where 
 }
 
 /// <summary>A union of inputs of one type.</summary>
-public sealed class UnionNode<T> : OperatorNode<T>
+internal sealed class UnionNode<T> : OperatorNode<T>
 {
     internal UnionNode(string id, int version, IReadOnlyList<OperatorNode<T>> inputs)
         : base(id, version, OperatorKind.Union, inputs)
@@ -310,7 +254,7 @@ public sealed class UnionNode<T> : OperatorNode<T>
 }
 
 /// <summary>An inner join of two keyed inputs within each batch.</summary>
-public sealed class JoinNode<TKey, TLeft, TRight, TOut> : OperatorNode<TOut> where TKey : notnull
+internal sealed class JoinNode<TKey, TLeft, TRight, TOut> : OperatorNode<TOut> where TKey : notnull
 {
     internal JoinNode(
         string id,
@@ -348,7 +292,7 @@ public sealed class JoinNode<TKey, TLeft, TRight, TOut> : OperatorNode<TOut> whe
 }
 
 /// <summary>A sink; its connector is bound at run time.</summary>
-public sealed class SinkNode<T> : OperatorNode
+internal sealed class SinkNode<T> : OperatorNode
 {
     internal SinkNode(string id, int version, OperatorNode<T> input)
         : base(id, version, OperatorKind.Sink, new OperatorNode[] { input })
@@ -363,7 +307,7 @@ public sealed class SinkNode<T> : OperatorNode
 }
 
 /// <summary>A sink implemented by a pipeline method, called once per batch with the batch id.</summary>
-public sealed class ForEachBatchNode<T> : OperatorNode
+internal sealed class ForEachBatchNode<T> : OperatorNode
 {
     internal ForEachBatchNode(string id, int version, OperatorNode<T> input, Func<long, IReadOnlyList<T>, Task> write)
         : base(id, version, OperatorKind.ForEachBatch, new OperatorNode[] { input })

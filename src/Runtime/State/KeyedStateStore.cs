@@ -3,6 +3,7 @@ using System.Collections.Generic;
 using System.Linq;
 using System.Runtime.InteropServices;
 using System.Threading.Tasks;
+using PipelineDsl.CompilerServices;
 using PipelineDsl.Graph;
 using PipelineDsl.Serialization;
 

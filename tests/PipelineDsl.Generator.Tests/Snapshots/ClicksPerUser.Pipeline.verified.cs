@@ -88,13 +88,13 @@ namespace Demo
 
         private static global::PipelineDsl.Graph.PipelineDefinition BuildPipelineDslDefinition()
         {
-            var builder = new global::PipelineDsl.Graph.PipelineBuilder(PipelineId, ManifestJson);
+            var builder = new global::PipelineDsl.CompilerServices.PipelineBuilder(PipelineId, ManifestJson);
             var op_clicks = builder.Source<global::Demo.ClickEvent>("clicks", 1);
             var op_humans = builder.Filter<global::Demo.ClickEvent>("humans", 1, op_clicks, IsHuman);
             var op_parse = builder.Map<global::Demo.ClickEvent, global::Demo.Click>("parse", 1, op_humans, Parse);
             var op_per_user = builder.UpdateState<string, global::Demo.Click, global::Demo.UserState, global::Demo.UserTotals>(
                 "per-user", 2, op_parse, PipelineDslKeyOf_per_user, PerUser,
-                keyFormatter: global::PipelineDsl.Serialization.MessagePackFormatters.String,
+                keyFormatter: global::PipelineDsl.CompilerServices.MessagePackFormatters.String,
                 stateFormatter: global::Demo.UserState.MessagePackFormatter,
                 idleTimeoutBatches: 0,
                 onTimeout: null);

@@ -13,8 +13,8 @@ namespace Demo
 
         private sealed class PipelineDslFormatter : global::PipelineDsl.Serialization.IMessagePackFormatter<global::Demo.UserState>
         {
-            private static readonly global::PipelineDsl.Serialization.IMessagePackFormatter<long> Field0 = global::PipelineDsl.Serialization.MessagePackFormatters.Int64;
-            private static readonly global::PipelineDsl.Serialization.IMessagePackFormatter<long> Field1 = global::PipelineDsl.Serialization.MessagePackFormatters.Int64;
+            private static readonly global::PipelineDsl.Serialization.IMessagePackFormatter<long> Field0 = global::PipelineDsl.CompilerServices.MessagePackFormatters.Int64;
+            private static readonly global::PipelineDsl.Serialization.IMessagePackFormatter<long> Field1 = global::PipelineDsl.CompilerServices.MessagePackFormatters.Int64;
 
             public void Serialize(global::PipelineDsl.Serialization.MessagePackWriter writer, global::Demo.UserState value)
             {

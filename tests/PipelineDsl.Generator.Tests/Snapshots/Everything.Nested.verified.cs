@@ -13,8 +13,8 @@ namespace Demo.Everything
 
         private sealed class PipelineDslFormatter : global::PipelineDsl.Serialization.IMessagePackFormatter<global::Demo.Everything.Nested>
         {
-            private static readonly global::PipelineDsl.Serialization.IMessagePackFormatter<int> Field0 = global::PipelineDsl.Serialization.MessagePackFormatters.Int32;
-            private static readonly global::PipelineDsl.Serialization.IMessagePackFormatter<double[]> Field1 = new global::PipelineDsl.Serialization.ArrayFormatter<double>(global::PipelineDsl.Serialization.MessagePackFormatters.Double);
+            private static readonly global::PipelineDsl.Serialization.IMessagePackFormatter<int> Field0 = global::PipelineDsl.CompilerServices.MessagePackFormatters.Int32;
+            private static readonly global::PipelineDsl.Serialization.IMessagePackFormatter<double[]> Field1 = new global::PipelineDsl.CompilerServices.ArrayFormatter<double>(global::PipelineDsl.CompilerServices.MessagePackFormatters.Double);
 
             public void Serialize(global::PipelineDsl.Serialization.MessagePackWriter writer, global::Demo.Everything.Nested value)
             {

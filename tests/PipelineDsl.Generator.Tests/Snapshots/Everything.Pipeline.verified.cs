@@ -211,7 +211,7 @@ namespace Demo.Everything
 
         private static global::PipelineDsl.Graph.PipelineDefinition BuildPipelineDslDefinition()
         {
-            var builder = new global::PipelineDsl.Graph.PipelineBuilder(PipelineId, ManifestJson);
+            var builder = new global::PipelineDsl.CompilerServices.PipelineBuilder(PipelineId, ManifestJson);
             var op_customers = builder.Source<global::Demo.Everything.Customer>("customers", 1);
             var op_lines = builder.Source<global::Demo.Everything.Line>("lines", 1);
             var op_more_lines = builder.Source<global::Demo.Everything.Line>("more-lines", 3);
@@ -229,14 +229,14 @@ namespace Demo.Everything
             var op_as_summary = builder.Map<global::Demo.Everything.Word, global::Demo.Everything.Summary>("as-summary", 1, op_per_batch, ToSummary);
             var op_totals = builder.UpdateState<string, global::Demo.Everything.Word, global::Demo.Everything.WordState, global::Demo.Everything.Alert?>(
                 "totals", 1, op_per_batch, PipelineDslKeyOf_totals, Track,
-                keyFormatter: global::PipelineDsl.Serialization.MessagePackFormatters.String,
+                keyFormatter: global::PipelineDsl.CompilerServices.MessagePackFormatters.String,
                 stateFormatter: global::Demo.Everything.WordState.MessagePackFormatter,
                 idleTimeoutBatches: 10,
                 onTimeout: Expired);
             builder.Sink<global::Demo.Everything.Alert?>("alerts", 1, op_totals);
             var op_trending = builder.Window<string, global::Demo.Everything.Summary>(
                 "trending", 1, op_as_summary, PipelineDslKeyOf_trending, Merge,
-                keyFormatter: global::PipelineDsl.Serialization.MessagePackFormatters.String,
+                keyFormatter: global::PipelineDsl.CompilerServices.MessagePackFormatters.String,
                 valueFormatter: global::Demo.Everything.Summary.MessagePackFormatter,
                 lengthBatches: 6,
                 slideBatches: 2);

@@ -13,13 +13,13 @@ namespace Demo.Everything
 
         private sealed class PipelineDslFormatter : global::PipelineDsl.Serialization.IMessagePackFormatter<global::Demo.Everything.WordState>
         {
-            private static readonly global::PipelineDsl.Serialization.IMessagePackFormatter<long> Field0 = global::PipelineDsl.Serialization.MessagePackFormatters.Int64;
-            private static readonly global::PipelineDsl.Serialization.IMessagePackFormatter<global::System.Collections.Generic.List<string>> Field1 = new global::PipelineDsl.Serialization.ListFormatter<string>(global::PipelineDsl.Serialization.MessagePackFormatters.String);
-            private static readonly global::PipelineDsl.Serialization.IMessagePackFormatter<global::System.Collections.Generic.Dictionary<string, int>> Field2 = new global::PipelineDsl.Serialization.DictionaryFormatter<string, int>(global::PipelineDsl.Serialization.MessagePackFormatters.String, global::PipelineDsl.Serialization.MessagePackFormatters.Int32);
+            private static readonly global::PipelineDsl.Serialization.IMessagePackFormatter<long> Field0 = global::PipelineDsl.CompilerServices.MessagePackFormatters.Int64;
+            private static readonly global::PipelineDsl.Serialization.IMessagePackFormatter<global::System.Collections.Generic.List<string>> Field1 = new global::PipelineDsl.CompilerServices.ListFormatter<string>(global::PipelineDsl.CompilerServices.MessagePackFormatters.String);
+            private static readonly global::PipelineDsl.Serialization.IMessagePackFormatter<global::System.Collections.Generic.Dictionary<string, int>> Field2 = new global::PipelineDsl.CompilerServices.DictionaryFormatter<string, int>(global::PipelineDsl.CompilerServices.MessagePackFormatters.String, global::PipelineDsl.CompilerServices.MessagePackFormatters.Int32);
             private static readonly global::PipelineDsl.Serialization.IMessagePackFormatter<global::Demo.Everything.Level> Field3 = PipelineDslEnumFormatter_Demo_Everything_Level.Instance;
-            private static readonly global::PipelineDsl.Serialization.IMessagePackFormatter<global::System.DateTime?> Field5 = new global::PipelineDsl.Serialization.NullableFormatter<global::System.DateTime>(global::PipelineDsl.Serialization.MessagePackFormatters.DateTime);
-            private static readonly global::PipelineDsl.Serialization.IMessagePackFormatter<global::System.Guid> Field6 = global::PipelineDsl.Serialization.MessagePackFormatters.Guid;
-            private static readonly global::PipelineDsl.Serialization.IMessagePackFormatter<byte[]> Field7 = global::PipelineDsl.Serialization.MessagePackFormatters.Binary;
+            private static readonly global::PipelineDsl.Serialization.IMessagePackFormatter<global::System.DateTime?> Field5 = new global::PipelineDsl.CompilerServices.NullableFormatter<global::System.DateTime>(global::PipelineDsl.CompilerServices.MessagePackFormatters.DateTime);
+            private static readonly global::PipelineDsl.Serialization.IMessagePackFormatter<global::System.Guid> Field6 = global::PipelineDsl.CompilerServices.MessagePackFormatters.Guid;
+            private static readonly global::PipelineDsl.Serialization.IMessagePackFormatter<byte[]> Field7 = global::PipelineDsl.CompilerServices.MessagePackFormatters.Binary;
             private static readonly global::PipelineDsl.Serialization.IMessagePackFormatter<global::Demo.Everything.Nested> Field8 = global::Demo.Everything.Nested.MessagePackFormatter;
 
             public void Serialize(global::PipelineDsl.Serialization.MessagePackWriter writer, global::Demo.Everything.WordState value)

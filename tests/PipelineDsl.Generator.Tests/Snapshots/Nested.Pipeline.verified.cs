@@ -77,13 +77,13 @@ partial class Outer
 
         private static global::PipelineDsl.Graph.PipelineDefinition BuildPipelineDslDefinition()
         {
-            var builder = new global::PipelineDsl.Graph.PipelineBuilder(PipelineId, ManifestJson);
+            var builder = new global::PipelineDsl.CompilerServices.PipelineBuilder(PipelineId, ManifestJson);
             var op_numbers = builder.Source<int>("numbers", 1);
             var op_doubled = builder.Map<int, global::Outer.Reading>("doubled", 1, op_numbers, Double);
             var op_sum = builder.UpdateState<int, global::Outer.Reading, long, long>(
                 "sum", 1, op_doubled, PipelineDslKeyOf_sum, Sum,
-                keyFormatter: global::PipelineDsl.Serialization.MessagePackFormatters.Int32,
-                stateFormatter: global::PipelineDsl.Serialization.MessagePackFormatters.Int64,
+                keyFormatter: global::PipelineDsl.CompilerServices.MessagePackFormatters.Int32,
+                stateFormatter: global::PipelineDsl.CompilerServices.MessagePackFormatters.Int64,
                 idleTimeoutBatches: 0,
                 onTimeout: null);
             builder.Sink<long>("out", 1, op_sum);

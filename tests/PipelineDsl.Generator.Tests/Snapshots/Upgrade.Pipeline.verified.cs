@@ -114,23 +114,23 @@ namespace Upgrades
 
         private static global::PipelineDsl.Graph.PipelineDefinition BuildPipelineDslDefinition()
         {
-            var builder = new global::PipelineDsl.Graph.PipelineBuilder(PipelineId, ManifestJson);
+            var builder = new global::PipelineDsl.CompilerServices.PipelineBuilder(PipelineId, ManifestJson);
             var op_hits = builder.Source<global::Upgrades.Hit>("hits", 1);
             var op_seen = builder.Map<global::Upgrades.Hit, global::Upgrades.Seen>("seen", 1, op_hits, ToSeen);
             var op_recent = builder.Window<string, global::Upgrades.Seen>(
                 "recent", 2, op_seen, PipelineDslKeyOf_recent, Merge,
-                keyFormatter: global::PipelineDsl.Serialization.MessagePackFormatters.String,
+                keyFormatter: global::PipelineDsl.CompilerServices.MessagePackFormatters.String,
                 valueFormatter: global::Upgrades.Seen.MessagePackFormatter,
                 lengthBatches: 4,
                 slideBatches: 1);
             builder.Sink<global::PipelineDsl.Windowed<string, global::Upgrades.Seen>>("recent-out", 1, op_recent);
             var op_tally = builder.UpdateState<string, global::Upgrades.Hit, global::Upgrades.Tally, double>(
                 "tally", 3, op_hits, PipelineDslKeyOf_tally, Mean,
-                keyFormatter: global::PipelineDsl.Serialization.MessagePackFormatters.String,
+                keyFormatter: global::PipelineDsl.CompilerServices.MessagePackFormatters.String,
                 stateFormatter: global::Upgrades.Tally.MessagePackFormatter,
                 idleTimeoutBatches: 0,
                 onTimeout: null,
-                migrations: new global::System.Collections.Generic.Dictionary<int, global::PipelineDsl.Graph.StateDecoder<global::Upgrades.Tally>>
+                migrations: new global::System.Collections.Generic.Dictionary<int, global::PipelineDsl.CompilerServices.StateDecoder<global::Upgrades.Tally>>
                 {
                     [1] = PipelineDslMigrate_tally_from_1,
                     [2] = PipelineDslMigrate_tally_from_2,

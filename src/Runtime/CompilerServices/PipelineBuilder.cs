@@ -2,27 +2,17 @@ using System;
 using System.Collections.Generic;
 using System.Linq;
 using System.Threading.Tasks;
+using System.ComponentModel;
+using PipelineDsl.Graph;
 using PipelineDsl.Serialization;
 
-namespace PipelineDsl.Graph;
-
-/// <summary>
-/// Thrown when a pipeline definition is inconsistent: a duplicate id, an input from another pipeline,
-/// or wiring that disagrees with the manifest (a generator/runtime version mismatch).
-/// </summary>
-public sealed class PipelineDefinitionException : PipelineDslException
-{
-    /// <summary>Creates the exception.</summary>
-    public PipelineDefinitionException(string message) : base(message) { }
-
-    /// <inheritdoc />
-    public override bool IsTransient => false;
-}
+namespace PipelineDsl.CompilerServices;
 
 /// <summary>
 /// Assembles a <see cref="PipelineDefinition"/>. The generated code of each pipeline class calls it;
 /// user code does not need to.
 /// </summary>
+[EditorBrowsable(EditorBrowsableState.Never)]
 public sealed class PipelineBuilder
 {
     private readonly string _pipelineId;
@@ -274,33 +264,4 @@ public sealed class PipelineBuilder
         if (!_nodes.Contains(input)) throw new PipelineDefinitionException($"Operator '{input.Id}' does not belong to pipeline '{_pipelineId}' (or was added after its consumer).");
         return input;
     }
-}
-
-/// <summary>
-/// A pipeline's executable graph: its operators in a topological order (every operator after its inputs)
-/// and its manifest. Each generated pipeline class exposes one as <c>Definition</c>.
-/// </summary>
-public sealed class PipelineDefinition
-{
-    internal PipelineDefinition(string pipelineId, PipelineManifest manifest, IReadOnlyList<OperatorNode> operators)
-    {
-        PipelineId = pipelineId;
-        Manifest = manifest;
-        Operators = operators;
-    }
-
-    /// <summary>The pipeline id.</summary>
-    public string PipelineId { get; }
-
-    /// <summary>The manifest stored in every checkpoint of this pipeline.</summary>
-    public PipelineManifest Manifest { get; }
-
-    /// <summary>The operators, every one after its inputs.</summary>
-    public IReadOnlyList<OperatorNode> Operators { get; }
-
-    /// <summary>The operator with the given id.</summary>
-    /// <exception cref="KeyNotFoundException">No such operator; the message lists the ids.</exception>
-    public OperatorNode GetOperator(string id) =>
-        Operators.FirstOrDefault(o => o.Id == id)
-        ?? throw new KeyNotFoundException($"Pipeline '{PipelineId}' has no operator '{id}'. Its operators: {string.Join(", ", Operators.Select(o => o.Id))}.");
 }
