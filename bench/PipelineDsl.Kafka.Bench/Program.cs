@@ -6,6 +6,7 @@ using Confluent.Kafka;
 using KafkaClicks;
 using PipelineDsl;
 using PipelineDsl.Kafka;
+using PipelineDsl.Kafka.Testing;
 
 // Kafka end to end on librdkafka's mock cluster, in one run: topic -> pipeline (filter + keyed count, exactly-once
 // transactional sink, checkpoint every 10 batches) -> topic, against a plain Confluent.Kafka consume -> produce

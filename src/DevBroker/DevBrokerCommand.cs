@@ -2,6 +2,7 @@ using System;
 using System.CommandLine;
 using System.Linq;
 using PipelineDsl.Kafka;
+using PipelineDsl.Kafka.Testing;
 
 // The dev broker's command line, shared by pipelinedsl-dev-broker and the KafkaClicks sample's "dev-broker"
 // command (linked into both), so that the two take the same options.

@@ -1,3 +1,4 @@
+using PipelineDsl.Kafka.Testing;
 using System.CommandLine;
 
 // pipelinedsl-dev-broker [--brokers N] [--topic NAME:PARTITIONS]...

@@ -10,7 +10,7 @@ namespace PipelineDsl.Kafka;
 
 /// <summary>
 /// Which librdkafka this process uses: always one shipped by the <c>librdkafka.redist</c> package, and one
-/// library for Confluent.Kafka and for this assembly's own P/Invokes (the mock cluster) alike.
+/// library for Confluent.Kafka and for PipelineDsl.Kafka.Testing's own P/Invokes (the mock cluster) alike.
 /// </summary>
 /// <remarks>
 /// Why not leave it to the runtime: on Linux the package ships several builds (<c>librdkafka.so</c>, then
@@ -85,6 +85,13 @@ internal static class KafkaNative
         }
 
         return LoadedPath ?? "(the runtime's default resolution)";
+    }
+
+    /// <summary>Binds another assembly's librdkafka P/Invokes (PipelineDsl.Kafka.Testing's mock cluster) to the same library.</summary>
+    public static void InstallResolver(Assembly assembly)
+    {
+        EnsureResolver();
+        Install(assembly);
     }
 
     private static void Install(Assembly assembly)

@@ -1,3 +1,4 @@
+using PipelineDsl.Kafka.Testing;
 using System.Text;
 using Confluent.Kafka;
 using KafkaClicks;

@@ -1,3 +1,4 @@
+using PipelineDsl.Kafka.Testing;
 using System.Diagnostics;
 using System.Reflection;
 using System.Text;

@@ -1,3 +1,4 @@
+using PipelineDsl.Kafka.Testing;
 using static PipelineDsl.Kafka.Tests.KafkaTestKit;
 
 namespace PipelineDsl.Kafka.Tests;

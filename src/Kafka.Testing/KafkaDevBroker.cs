@@ -5,7 +5,7 @@ using System.IO;
 using System.Runtime.InteropServices;
 using System.Threading;
 
-namespace PipelineDsl.Kafka;
+namespace PipelineDsl.Kafka.Testing;
 
 /// <summary>
 /// A development broker: librdkafka's mock cluster in a process of its own, so that pipelines can be started,
@@ -23,12 +23,12 @@ public static class KafkaDevBroker
     public static int Run(int brokers, IReadOnlyList<(string Name, int Partitions)> topics, TextReader input, TextWriter output)
     {
         if (brokers < 1) throw new ArgumentOutOfRangeException(nameof(brokers), "A broker count must be 1 or more.");
-        KafkaNative.EnsureLoaded();
+        KafkaTestingNative.EnsureLoaded();
         using var cluster = CreateWithSignalsBlocked(brokers);
         foreach (var (name, partitions) in topics) cluster.CreateTopic(name, partitions);
         output.WriteLine("bootstrap.servers=" + cluster.BootstrapServers);
         output.Flush();
-        Console.Error.WriteLine($"dev broker: librdkafka {KafkaMockCluster.NativeVersion} from {KafkaNative.LoadedPath ?? "the system's search path"}, process {Environment.ProcessId}");
+        Console.Error.WriteLine($"dev broker: librdkafka {KafkaMockCluster.NativeVersion} from {KafkaTestingNative.LoadedPath ?? "the system's search path"}, process {Environment.ProcessId}");
 
         using var stop = new CancellationTokenSource();
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
