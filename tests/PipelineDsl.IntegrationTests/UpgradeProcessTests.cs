@@ -193,7 +193,7 @@ public sealed class UpgradeProcessTests(Xunit.Abstractions.ITestOutputHelper log
 
     private string LastBuildLog { get; set; } = "";
 
-    private static SampleProcess Start(string app, params string[] args) => SampleProcess.StartAssembly(app, args);
+    private static ChildProcess Start(string app, params string[] args) => SampleProcess.StartAssembly(app, args);
 
     private static void RunToEnd(string app, params string[] args)
     {

@@ -84,7 +84,7 @@ public sealed class ConnectorTests : IDisposable
         using var source = Source(_cluster.BootstrapServers, "in");
         using var sink = Sink(_cluster.BootstrapServers, "out");
 
-        var e = await Assert.ThrowsAsync<BadRecordException>(() => Runner(TempDirectory(), source, sink).RunAsync());
+        var e = await Assert.ThrowsAsync<BadRecordException>(() => Runner(TempDir(), source, sink).RunAsync());
 
         Assert.Contains("Source 'clicks', partition 'in:0', position 2", e.Message);
         Assert.Contains("yesterday", e.Message);
@@ -138,7 +138,7 @@ public sealed class ConnectorTests : IDisposable
         using var source = Source(_cluster.BootstrapServers, "in", progressGroup: "lag-visible");
         using var sink = Sink(_cluster.BootstrapServers, "out");
 
-        await Runner(TempDirectory(), source, sink).RunAsync();
+        await Runner(TempDir(), source, sink).RunAsync();
 
         using var reader = new ConsumerBuilder<byte[], byte[]>(new ConsumerConfig { BootstrapServers = _cluster.BootstrapServers, GroupId = "lag-visible" }).Build();
         var committed = reader.Committed(new[] { new TopicPartition("in", 0), new TopicPartition("in", 1) }, TimeSpan.FromSeconds(10));

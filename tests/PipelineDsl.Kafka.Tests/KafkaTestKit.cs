@@ -123,7 +123,7 @@ internal static class KafkaTestKit
             .BindSource(KafkaClicksPipeline.Clicks(), source)
             .BindSink(KafkaClicksPipeline.Totals(), sink);
 
-    public static string TempDirectory()
+    public static string TempDir()
     {
         string path = Path.Combine(Path.GetTempPath(), "pdsl-kafka-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(path);

@@ -15,7 +15,7 @@ public sealed class PipelineTests : IDisposable
     {
         _cluster.CreateTopic("clicks", 3);
         _cluster.CreateTopic("totals", 3);
-        string checkpoint = TempDirectory();
+        string checkpoint = TempDir();
 
         // Three runs on one checkpoint, with more input arriving between them.
         for (int round = 0; round < 3; round++)
@@ -44,19 +44,19 @@ public sealed class PipelineTests : IDisposable
         using var source = Source(_cluster.BootstrapServers, "clicks", w => { lock (warnings) warnings.Add(w); });
         using var sink = Sink(_cluster.BootstrapServers, "totals", w => { lock (warnings) warnings.Add(w); });
         using var stop = new CancellationTokenSource();
-        var runner = Runner(TempDirectory(), source, sink, TriggerMode.Continuous, cap: 200);
+        var runner = Runner(TempDir(), source, sink, TriggerMode.Continuous, cap: 200);
         long processed = 0;
         runner.BatchCompleted += p => Interlocked.Add(ref processed, p.InputRecords);
         var run = runner.RunAsync(stop.Token);
 
         ProduceClicks(_cluster.BootstrapServers, "clicks", 0, 1000);
-        await WaitUntil(() => Interlocked.Read(ref processed) >= 1000, TimeSpan.FromSeconds(60));
+        await Eventually.UntilAsync(() => Interlocked.Read(ref processed) >= 1000, TimeSpan.FromSeconds(60), "1,000 records processed");
 
         _cluster.SetBrokerDown(1);
         await Task.Delay(TimeSpan.FromSeconds(4)); // batches plan, read and write against a dead broker meanwhile
         _cluster.SetBrokerUp(1);
         ProduceClicks(_cluster.BootstrapServers, "clicks", 1000, 2000);
-        await WaitUntil(() => Interlocked.Read(ref processed) >= 2000, TimeSpan.FromSeconds(90));
+        await Eventually.UntilAsync(() => Interlocked.Read(ref processed) >= 2000, TimeSpan.FromSeconds(90), "2,000 records processed");
         stop.Cancel();
         await run;
 
@@ -71,7 +71,7 @@ public sealed class PipelineTests : IDisposable
     {
         _cluster.CreateTopic("clicks", 1);
         _cluster.CreateTopic("totals", 1);
-        string checkpoint = TempDirectory();
+        string checkpoint = TempDir();
         ProduceClicks(_cluster.BootstrapServers, "clicks", 0, 1000);
         using (var source = Source(_cluster.BootstrapServers, "clicks"))
         using (var sink = Sink(_cluster.BootstrapServers, "totals"))
@@ -110,15 +110,5 @@ public sealed class PipelineTests : IDisposable
         var output = ReadTotals(_cluster.BootstrapServers, "totals");
         Assert.Equal(totals, output.Totals);
         Assert.Empty(clicks.Except(output.Clicks));
-    }
-
-    private static async Task WaitUntil(Func<bool> condition, TimeSpan timeout)
-    {
-        var deadline = DateTime.UtcNow + timeout;
-        while (!condition())
-        {
-            if (DateTime.UtcNow > deadline) throw new TimeoutException($"condition not met within {timeout}");
-            await Task.Delay(50);
-        }
     }
 }

@@ -1,6 +1,4 @@
-using System.Diagnostics;
 using System.Reflection;
-using System.Text;
 using static PipelineDsl.Kafka.Tests.KafkaTestKit;
 
 namespace PipelineDsl.Kafka.Tests;
@@ -18,11 +16,11 @@ public sealed class ProcessKillTests(Xunit.Abstractions.ITestOutputHelper log)
     [Fact]
     public async Task Killing_the_pipeline_process_repeatedly_while_a_producer_writes_loses_nothing()
     {
-        using var broker = Child.Start("dev-broker", "--topic", "clicks:4", "--topic", "user-totals:4");
+        using var broker = Start("dev-broker", "--topic", "clicks:4", "--topic", "user-totals:4");
         string first = broker.ReadLine(TimeSpan.FromSeconds(30));
         Assert.StartsWith("bootstrap.servers=", first);
         string servers = first["bootstrap.servers=".Length..];
-        string checkpoint = TempDirectory();
+        string checkpoint = TempDir();
         const int total = 24_000;
 
         var producer = Task.Run(() =>
@@ -39,16 +37,16 @@ public sealed class ProcessKillTests(Xunit.Abstractions.ITestOutputHelper log)
         int kills = 0;
         while (!producer.IsCompleted || kills < 6)
         {
-            using var pipeline = Child.Start(run);
+            using var pipeline = Start(run);
             Thread.Sleep(random.Next(700, 2500));
             Assert.False(pipeline.HasExited, $"the pipeline exited by itself:\n{pipeline.Output}");
-            pipeline.Kill();
+            pipeline.KillHard();
             kills++;
         }
 
         await producer;
         // A last bounded run works off whatever the killed runs left.
-        using (var drain = Child.Start(run.Where(a => a != "--continuous").Append("--bounded").ToArray()))
+        using (var drain = Start(run.Where(a => a != "--continuous").Append("--bounded").ToArray()))
         {
             Assert.True(drain.WaitForExit(TimeSpan.FromMinutes(3)) == 0, $"the draining run failed:\n{drain.Output}");
         }
@@ -60,85 +58,6 @@ public sealed class ProcessKillTests(Xunit.Abstractions.ITestOutputHelper log)
         Assert.Empty(clicks.Except(output.Clicks));   // every human click is reflected in the output
     }
 
-    /// <summary>The sample as a child process, with its output captured and its input open (for the dev broker).</summary>
-    private sealed class Child : IDisposable
-    {
-        private readonly Process _process;
-        private readonly StringBuilder _output = new();
-        private readonly Queue<string> _lines = new();
-
-        private Child(string[] args)
-        {
-            Assert.True(File.Exists(Sample), $"the sample is not built at {Sample}");
-            var start = new ProcessStartInfo("dotnet") { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-            start.ArgumentList.Add(Sample);
-            foreach (var a in args) start.ArgumentList.Add(a);
-            _process = new Process { StartInfo = start };
-            _process.OutputDataReceived += (_, e) =>
-            {
-                if (e.Data is null) return;
-                lock (_output)
-                {
-                    _output.AppendLine(e.Data);
-                    _lines.Enqueue(e.Data);
-                }
-            };
-            _process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (_output) _output.AppendLine(e.Data); };
-            _process.Start();
-            _process.BeginOutputReadLine();
-            _process.BeginErrorReadLine();
-        }
-
-        public static Child Start(params string[] args) => new(args);
-
-        public bool HasExited => _process.HasExited;
-
-        public string Output { get { lock (_output) return _output.ToString(); } }
-
-        public string ReadLine(TimeSpan timeout)
-        {
-            var deadline = DateTime.UtcNow + timeout;
-            while (DateTime.UtcNow < deadline)
-            {
-                lock (_output) if (_lines.Count > 0) return _lines.Dequeue();
-                Thread.Sleep(20);
-            }
-
-            throw new TimeoutException($"no output within {timeout}:\n{Output}");
-        }
-
-        /// <summary>SIGKILL: no handler runs.</summary>
-        public void Kill() => _process.Kill(entireProcessTree: true);
-
-        public int WaitForExit(TimeSpan timeout)
-        {
-            if (!_process.WaitForExit(timeout))
-            {
-                Kill();
-                Assert.Fail($"did not exit within {timeout}:\n{Output}");
-            }
-
-            _process.WaitForExit();
-            return _process.ExitCode;
-        }
-
-        public void Dispose()
-        {
-            if (!_process.HasExited)
-            {
-                try
-                {
-                    _process.StandardInput.WriteLine("quit");
-                    _process.StandardInput.Flush();
-                    if (!_process.WaitForExit(5000)) Kill();
-                }
-                catch (Exception e) when (e is IOException or InvalidOperationException)
-                {
-                    Kill();
-                }
-            }
-
-            _process.Dispose();
-        }
-    }
+    /// <summary>The sample as a child process, its input open (the dev broker stops on "quit").</summary>
+    private static ChildProcess Start(params string[] args) => ChildProcess.Start(Sample, args, quitCommand: "quit");
 }

@@ -20,7 +20,7 @@ public class KillRestoreTests(Xunit.Abstractions.ITestOutputHelper log)
     [MemberData(nameof(Queries))]
     public async Task KilledMidRunAndRestoredTheOutputEqualsTheReference(string query)
     {
-        using var dir = new TempDirectory();
+        using var dir = new TempDir();
         // A query runs 1,000,000 events in about a second, faster than a busy test host polls: the first run
         // pauses after each batch so that the kill lands mid-run (without it, q3, q4 and q11 sometimes finished first).
         int batchEvents = query is "q0" or "q1" or "q2" ? 2_000 : 5_000;
@@ -34,24 +34,22 @@ public class KillRestoreTests(Xunit.Abstractions.ITestOutputHelper log)
 
         // Kill after a random number of committed batches (so sometimes after a snapshot, sometimes between).
         int killAfter = TestRandom.Create(20261130 + int.Parse(query[1..], System.Globalization.CultureInfo.InvariantCulture), log, "the kill point").Next(5, batches / 2);
-        var first = Start(args.Concat(new[] { "--pause-ms", "10" }).ToArray());
+        using var first = Start(args.Concat(new[] { "--pause-ms", "10" }).ToArray());
         string commits = Path.Combine(dir.Path, "checkpoint", "commits");
         var waited = Stopwatch.StartNew();
         while (!first.HasExited && LastCommitted(commits) < killAfter && waited.Elapsed < TimeSpan.FromSeconds(120))
             await Task.Delay(2);
-        // (The message must not read the child's stderr eagerly: that would wait for the child to finish.)
-        if (first.HasExited) Assert.Fail($"{query} finished before it could be killed: {first.StandardError.ReadToEnd()}");
+        if (first.HasExited) Assert.Fail($"{query} finished before it could be killed: {first.Stderr}");
         long killedAt = waited.ElapsedMilliseconds;
-        using (var kill = Process.Start("kill", new[] { "-KILL", first.Id.ToString(System.Globalization.CultureInfo.InvariantCulture) })!) await kill.WaitForExitAsync();
-        await first.WaitForExitAsync();
-        Assert.True(first.ExitCode == 137 || first.ExitCode == -9, $"{query}: the first run was not killed (exit code {first.ExitCode})");
+        first.KillHard();
+        int firstExit = first.WaitForExit(TimeSpan.FromSeconds(30));
+        Assert.True(firstExit == 137 || firstExit == -9, $"{query}: the first run was not killed (exit code {firstExit})");
         long committed = LastCommitted(commits);
         Assert.True(committed < batches - 1, $"{query} was killed after its last batch (batch {committed} committed; meant after {killAfter}, killed at {killedAt} ms, exited at {waited.ElapsedMilliseconds} ms)");
 
-        var second = Start(args);
-        string errors = await second.StandardError.ReadToEndAsync();
-        await second.WaitForExitAsync();
-        Assert.True(second.ExitCode == 0, $"{query} restart failed ({second.ExitCode}): {errors}");
+        using var second = Start(args);
+        int secondExit = second.WaitForExit(TimeSpan.FromMinutes(5));
+        Assert.True(secondExit == 0, $"{query} restart failed ({secondExit}): {second.Stderr}");
 
         QueryOutputs.AssertEqual(query, References.ByQuery[query](QueryTests.CanonicalEvents()).Select(r => r.ToCsv()).ToList(), QueryOutputs.Read(Path.Combine(dir.Path, "out")));
     }
@@ -70,11 +68,5 @@ public class KillRestoreTests(Xunit.Abstractions.ITestOutputHelper log)
         return last;
     }
 
-    private static Process Start(string[] args)
-    {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = false, UseShellExecute = false };
-        start.ArgumentList.Add(Sample);
-        foreach (var a in args) start.ArgumentList.Add(a);
-        return Process.Start(start) ?? throw new InvalidOperationException("could not start the Nexmark sample");
-    }
+    private static ChildProcess Start(string[] args) => ChildProcess.Start(Sample, args);
 }

@@ -24,7 +24,7 @@ public class QueryTests
     [MemberData(nameof(Queries))]
     public async Task PipelineOutputEqualsTheReference(string name)
     {
-        using var dir = new TempDirectory();
+        using var dir = new TempDir();
         var query = QueryCatalog.Get(name);
         var options = new PipelineRunnerOptions
         {
@@ -72,27 +72,5 @@ public static class QueryOutputs
         var missing = reference.Except(actual).Take(3).ToList();
         var extra = actual.Except(reference).Take(3).ToList();
         Assert.Fail($"{query}: {actual.Count} rows, the reference has {reference.Count}. Missing: [{string.Join(" | ", missing)}] Unexpected: [{string.Join(" | ", extra)}]");
-    }
-}
-
-internal sealed class TempDirectory : IDisposable
-{
-    public TempDirectory()
-    {
-        Path = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "nexmark-tests-" + Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(Path);
-    }
-
-    public string Path { get; }
-
-    public void Dispose()
-    {
-        try
-        {
-            Directory.Delete(Path, recursive: true);
-        }
-        catch (IOException)
-        {
-        }
     }
 }

@@ -152,27 +152,6 @@ public sealed class CollectingSink<T> : ISinkConnector<T>
     }
 }
 
-/// <summary>A fresh temporary directory per test, removed afterwards.</summary>
-public sealed class TempDir : IDisposable
-{
-    public TempDir() => Directory.CreateDirectory(Path);
-
-    public string Path { get; } = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "pdsl-" + Guid.NewGuid().ToString("N"));
-
-    public string Sub(string name) => System.IO.Path.Combine(Path, name);
-
-    public void Dispose()
-    {
-        try
-        {
-            Directory.Delete(Path, recursive: true);
-        }
-        catch (IOException)
-        {
-        }
-    }
-}
-
 /// <summary>Tests that run the "enrich" pipeline, whose for-each-batch stage appends to the static <c>Enrich.AuditLog</c>, run one at a time.</summary>
 [CollectionDefinition(Collection)]
 public sealed class EnrichAuditLog
