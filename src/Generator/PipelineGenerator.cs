@@ -84,11 +84,16 @@ namespace PipelineDsl.Generator
                 }
             });
 
-            var orphans = context.SyntaxProvider
-                .CreateSyntaxProvider(SmallParsers.MayBeOperatorMethod, SmallParsers.OrphanOperator)
-                .Where(static d => d is not null)
-                .WithTrackingName(TrackingNames.OrphanOperators);
-            context.RegisterSourceOutput(orphans, static (spc, diagnostic) => spc.ReportDiagnostic(diagnostic!.ToDiagnostic()));
+            // An operator attribute outside a pipeline class: one attribute-indexed provider per operator kind,
+            // so that the compiler's attribute index, not a semantic model per attributed method, finds them.
+            foreach (string attribute in KnownNames.OperatorAttributes)
+            {
+                var orphans = context.SyntaxProvider
+                    .ForAttributeWithMetadataName(attribute, static (node, _) => node is MethodDeclarationSyntax, SmallParsers.OrphanOperator)
+                    .Where(static d => d is not null)
+                    .WithTrackingName(TrackingNames.OrphanOperators);
+                context.RegisterSourceOutput(orphans, static (spc, diagnostic) => spc.ReportDiagnostic(diagnostic!.ToDiagnostic()));
+            }
         }
 
         private static void Emit(SourceProductionContext context, string typeName, Func<(string HintName, string Source)> emit)

@@ -24,6 +24,66 @@ public class SnapshotTests
     }
 
     [Fact]
+    public void Event_time_operators_watermark_windows_sessions_and_an_interval_join()
+    {
+        const string source = """
+            using PipelineDsl;
+
+            namespace Demo.EventTime;
+
+            [StateContract]
+            public sealed partial record Reading([property: Field(0)] string Sensor, [property: Field(1)] long Time, [property: Field(2)] long Value);
+
+            [StateContract]
+            public sealed partial record Payment([property: Field(0)] string Sensor, [property: Field(1)] long Time);
+
+            [Pipeline("event-time")]
+            public static partial class Sensors
+            {
+                [Source("readings")]
+                public static partial Source<Reading> Readings();
+
+                [Source("payments")]
+                public static partial Source<Payment> Payments();
+
+                [Watermark("timed", From = "readings", Time = nameof(Reading.Time), MaxOutOfOrdernessMs = 1000)]
+                public static partial Stream<Reading> Timed();
+
+                [Watermark("timed-payments", From = "payments", Time = nameof(Payment.Time))]
+                public static partial Stream<Payment> TimedPayments();
+
+                [EventTimeWindow("tumbling", From = "timed", Key = nameof(Reading.Sensor), Time = nameof(Reading.Time), SizeMs = 1000)]
+                public static Reading Sum(Reading a, Reading b) => a with { Value = a.Value + b.Value };
+
+                [EventTimeWindow("hopping", From = "timed", Key = nameof(Reading.Sensor), Time = nameof(Reading.Time), SizeMs = 1000, SlideMs = 500)]
+                public static Reading HopSum(Reading a, Reading b) => a with { Value = a.Value + b.Value };
+
+                [SessionWindow("sessions", From = "timed", Key = nameof(Reading.Sensor), Time = nameof(Reading.Time), GapMs = 500)]
+                public static Reading Session(Reading a, Reading b) => a with { Value = a.Value + b.Value };
+
+                [StreamJoin("paid", Left = "timed", Right = "timed-payments", LeftKey = nameof(Reading.Sensor), RightKey = nameof(Payment.Sensor),
+                    LeftTime = nameof(Reading.Time), RightTime = nameof(Payment.Time), LowerBoundMs = 0, UpperBoundMs = 1000)]
+                public static string Paid(Reading r, Payment p) => r.Sensor + "@" + p.Time;
+
+                [Sink("tumbling-out", From = "tumbling")]
+                public static partial Sink<EventWindow<string, Reading>> TumblingOut();
+
+                [Sink("hopping-out", From = "hopping")]
+                public static partial Sink<EventWindow<string, Reading>> HoppingOut();
+
+                [Sink("sessions-out", From = "sessions")]
+                public static partial Sink<EventWindow<string, Reading>> SessionsOut();
+
+                [Sink("paid-out", From = "paid")]
+                public static partial Sink<string> PaidOut();
+            }
+            """;
+        var result = GeneratorHarness.Run(source);
+        Assert.Empty(result.Errors);
+        Snapshot.Verify(result.Source("Demo.EventTime.Sensors.Pipeline.g.cs"), "EventTime.Pipeline");
+    }
+
+    [Fact]
     public void Nested_pipeline_class_in_the_global_namespace()
     {
         const string source = """

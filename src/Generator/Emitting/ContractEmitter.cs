@@ -22,8 +22,10 @@ namespace PipelineDsl.Generator.Emitting
             int depth = TypeNesting.Open(w, spec.Target);
 
             w.Line($"/// <summary>The MessagePack formatter of this state contract (schema <c>{Escape(spec.Schema)}</c>, fingerprint <c>{spec.Fingerprint}</c>).</summary>");
+            w.Line(GeneratedCode.Attribute);
             w.Line($"public static {Ns}IMessagePackFormatter<{type}> MessagePackFormatter {{ get; }} = new PipelineDslFormatter();");
             w.Line();
+            w.Line(GeneratedCode.Attribute);
             w.Open($"private sealed class PipelineDslFormatter : {Ns}IMessagePackFormatter<{type}>");
             foreach (var f in spec.Fields)
                 w.Line($"private static readonly {Ns}IMessagePackFormatter<{f.Shape.TypeName}> Field{f.Key} = {formatters.For(f.Shape)};");

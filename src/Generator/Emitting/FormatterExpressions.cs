@@ -32,6 +32,7 @@ namespace PipelineDsl.Generator.Emitting
                 var shape = pair.Value;
                 bool unsigned = shape.Formatter is "Byte" or "UInt16" or "UInt32" or "UInt64";
                 w.Line();
+                w.Line(GeneratedCode.Attribute);
                 w.Open($"private sealed class {pair.Key} : {Ns}IMessagePackFormatter<{shape.TypeName}>");
                 w.Line($"internal static readonly {pair.Key} Instance = new {pair.Key}();");
                 w.Line();

@@ -35,6 +35,7 @@ namespace PipelineDsl.Generator.Emitting
                     OperatorKindSpec.Sink => $"global::PipelineDsl.Sink<{op.InputType}>",
                     _ => $"global::PipelineDsl.Stream<{op.OutputType}>",
                 };
+                w.Line(GeneratedCode.Attribute);
                 w.Line($"{op.DeclaredAccessibility} static partial {handle} {op.MemberName}() => new {handle}({id}, {SourceWriter.Literal(op.Id)});");
             }
 
@@ -53,17 +54,21 @@ namespace PipelineDsl.Generator.Emitting
             var formatters = new FormatterExpressions();
             string manifest = ManifestWriter.Write(spec);
             w.Line($"/// <summary>The stable id of this pipeline, stored in every checkpoint.</summary>");
+            w.Line(GeneratedCode.Attribute);
             w.Line($"public const string PipelineId = {SourceWriter.Literal(spec.PipelineId)};");
             w.Line();
             w.Line("/// <summary>");
             w.Line("/// The manifest of this build: every operator's id, version, kind, inputs, types and state schema.");
             w.Line("/// Checkpoints store it; an upgraded build compares its own manifest with the stored one.");
             w.Line("/// </summary>");
+            w.Line(GeneratedCode.Attribute);
             w.Line("public const string ManifestJson = @\"" + manifest.Replace("\"", "\"\"") + "\";");
             w.Line();
             w.Line("/// <summary>The operator graph of this pipeline, wired to its methods. Hand it to the runtime.</summary>");
+            w.Line(GeneratedCode.Attribute);
             w.Line($"public static {Graph}PipelineDefinition Definition => PipelineDslDefinitionHolder.Value;");
             w.Line();
+            w.Line(GeneratedCode.Attribute);
             w.Open("private static class PipelineDslDefinitionHolder");
             w.Line($"internal static readonly {Graph}PipelineDefinition Value = BuildPipelineDslDefinition();");
             w.Close();
@@ -73,6 +78,7 @@ namespace PipelineDsl.Generator.Emitting
             var selectors = new List<(string Name, string RecordType, string KeyType, string Member)>();
             string L(long value) => value.ToString(System.Globalization.CultureInfo.InvariantCulture) + "L";
             var migrations = new List<(string Name, OperatorSpec Operator, MigrationSpec Migration)>();
+            w.Line(GeneratedCode.Attribute);
             w.Open($"private static {Graph}PipelineDefinition BuildPipelineDslDefinition()");
             w.Line($"var builder = new {CompilerServices}PipelineBuilder(PipelineId, ManifestJson);");
             foreach (var op in TopologicalOrder(spec.Operators))
@@ -216,6 +222,7 @@ namespace PipelineDsl.Generator.Emitting
                 string call = $"{formatters.For(m.InputShape)}.Deserialize(ref reader)";
                 foreach (var step in op.Migrations.Where(x => x.FromVersion >= m.FromVersion).OrderBy(x => x.FromVersion)) call = $"{step.MethodName}({call})";
                 w.Line();
+                w.Line(GeneratedCode.Attribute);
                 w.Line($"private static {op.StateType} {name}(ref global::PipelineDsl.Serialization.MessagePackReader reader) =>");
                 w.Line($"    {call};");
             }
@@ -223,6 +230,7 @@ namespace PipelineDsl.Generator.Emitting
             foreach (var (name, recordType, keyType, member) in selectors)
             {
                 w.Line();
+                w.Line(GeneratedCode.Attribute);
                 w.Line($"private static {keyType} {name}({recordType} record) => record.{member};");
             }
 

@@ -18,18 +18,17 @@ namespace PipelineDsl.Generator.Parsing
             return new PipelineIdInfo(id, context.TargetSymbol.ToDisplayString(), LocationInfo.From(SyntaxHelpers.ArgumentLocation(attribute, null, 0, ct)));
         }
 
-        public static bool MayBeOperatorMethod(SyntaxNode node, CancellationToken ct) =>
-            node is MethodDeclarationSyntax { AttributeLists.Count: > 0 } method
-            && method.Parent is TypeDeclarationSyntax type
-            && !type.AttributeLists.SelectMany(l => l.Attributes).Any(a => a.Name.ToString() is "Pipeline" or "PipelineAttribute" or "PipelineDsl.Pipeline" or "PipelineDsl.PipelineAttribute" or "global::PipelineDsl.Pipeline" or "global::PipelineDsl.PipelineAttribute");
-
-        /// <summary>An operator attribute on a method of a type that is not a pipeline.</summary>
-        public static DiagnosticInfo? OrphanOperator(GeneratorSyntaxContext context, CancellationToken ct)
+        /// <summary>
+        /// An operator attribute (the one <paramref name="context"/> found) on a method of a type that is not a
+        /// pipeline. Reported once per method: only for the method's first operator attribute.
+        /// </summary>
+        public static DiagnosticInfo? OrphanOperator(GeneratorAttributeSyntaxContext context, CancellationToken ct)
         {
-            if (context.SemanticModel.GetDeclaredSymbol(context.Node, ct) is not IMethodSymbol method) return null;
-            if (!method.GetAttributes().Any(a => KnownNames.IsOperatorAttribute(a.AttributeClass))) return null;
+            if (context.TargetSymbol is not IMethodSymbol method) return null;
             var type = method.ContainingType;
             if (type is null || KnownNames.HasAttribute(type, KnownNames.PipelineAttribute)) return null;
+            var first = method.GetAttributes().FirstOrDefault(a => KnownNames.IsOperatorAttribute(a.AttributeClass));
+            if (first is null || !SymbolEqualityComparer.Default.Equals(first.AttributeClass, context.Attributes[0].AttributeClass)) return null;
             return DiagnosticInfo.Create(DiagnosticDescriptors.OutsidePipeline, SyntaxHelpers.NameLocation(method), method.Name, type.Name);
         }
     }

@@ -8,17 +8,21 @@ namespace Demo
 {
     partial class ClicksPerUser
     {
+        [global::System.CodeDom.Compiler.GeneratedCodeAttribute("PipelineDsl.Generator", "0.1.0.0")]
         public static partial global::PipelineDsl.Source<global::Demo.ClickEvent> Clicks() => new global::PipelineDsl.Source<global::Demo.ClickEvent>("clicks-per-user", "clicks");
 
+        [global::System.CodeDom.Compiler.GeneratedCodeAttribute("PipelineDsl.Generator", "0.1.0.0")]
         public static partial global::PipelineDsl.Sink<global::Demo.UserTotals> Totals() => new global::PipelineDsl.Sink<global::Demo.UserTotals>("clicks-per-user", "totals");
 
         /// <summary>The stable id of this pipeline, stored in every checkpoint.</summary>
+        [global::System.CodeDom.Compiler.GeneratedCodeAttribute("PipelineDsl.Generator", "0.1.0.0")]
         public const string PipelineId = "clicks-per-user";
 
         /// <summary>
         /// The manifest of this build: every operator's id, version, kind, inputs, types and state schema.
         /// Checkpoints store it; an upgraded build compares its own manifest with the stored one.
         /// </summary>
+        [global::System.CodeDom.Compiler.GeneratedCodeAttribute("PipelineDsl.Generator", "0.1.0.0")]
         public const string ManifestJson = @"{
   ""formatVersion"": 1,
   ""pipeline"": ""clicks-per-user"",
@@ -79,13 +83,16 @@ namespace Demo
 ";
 
         /// <summary>The operator graph of this pipeline, wired to its methods. Hand it to the runtime.</summary>
+        [global::System.CodeDom.Compiler.GeneratedCodeAttribute("PipelineDsl.Generator", "0.1.0.0")]
         public static global::PipelineDsl.Graph.PipelineDefinition Definition => PipelineDslDefinitionHolder.Value;
 
+        [global::System.CodeDom.Compiler.GeneratedCodeAttribute("PipelineDsl.Generator", "0.1.0.0")]
         private static class PipelineDslDefinitionHolder
         {
             internal static readonly global::PipelineDsl.Graph.PipelineDefinition Value = BuildPipelineDslDefinition();
         }
 
+        [global::System.CodeDom.Compiler.GeneratedCodeAttribute("PipelineDsl.Generator", "0.1.0.0")]
         private static global::PipelineDsl.Graph.PipelineDefinition BuildPipelineDslDefinition()
         {
             var builder = new global::PipelineDsl.CompilerServices.PipelineBuilder(PipelineId, ManifestJson);
@@ -102,6 +109,7 @@ namespace Demo
             return builder.Build();
         }
 
+        [global::System.CodeDom.Compiler.GeneratedCodeAttribute("PipelineDsl.Generator", "0.1.0.0")]
         private static string PipelineDslKeyOf_per_user(global::Demo.Click record) => record.UserId;
     }
 }

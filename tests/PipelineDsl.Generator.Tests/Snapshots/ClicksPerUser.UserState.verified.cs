@@ -9,8 +9,10 @@ namespace Demo
     partial record struct UserState
     {
         /// <summary>The MessagePack formatter of this state contract (schema <c>{0:int64,1:int64}</c>, fingerprint <c>1c9eed5b4ea5dd95</c>).</summary>
+        [global::System.CodeDom.Compiler.GeneratedCodeAttribute("PipelineDsl.Generator", "0.1.0.0")]
         public static global::PipelineDsl.Serialization.IMessagePackFormatter<global::Demo.UserState> MessagePackFormatter { get; } = new PipelineDslFormatter();
 
+        [global::System.CodeDom.Compiler.GeneratedCodeAttribute("PipelineDsl.Generator", "0.1.0.0")]
         private sealed class PipelineDslFormatter : global::PipelineDsl.Serialization.IMessagePackFormatter<global::Demo.UserState>
         {
             private static readonly global::PipelineDsl.Serialization.IMessagePackFormatter<long> Field0 = global::PipelineDsl.CompilerServices.MessagePackFormatters.Int64;

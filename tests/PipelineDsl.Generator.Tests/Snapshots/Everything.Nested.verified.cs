@@ -9,8 +9,10 @@ namespace Demo.Everything
     partial struct Nested
     {
         /// <summary>The MessagePack formatter of this state contract (schema <c>{0:int32,1:array&lt;float64&gt;}</c>, fingerprint <c>99d0a39dfa3239cb</c>).</summary>
+        [global::System.CodeDom.Compiler.GeneratedCodeAttribute("PipelineDsl.Generator", "0.1.0.0")]
         public static global::PipelineDsl.Serialization.IMessagePackFormatter<global::Demo.Everything.Nested> MessagePackFormatter { get; } = new PipelineDslFormatter();
 
+        [global::System.CodeDom.Compiler.GeneratedCodeAttribute("PipelineDsl.Generator", "0.1.0.0")]
         private sealed class PipelineDslFormatter : global::PipelineDsl.Serialization.IMessagePackFormatter<global::Demo.Everything.Nested>
         {
             private static readonly global::PipelineDsl.Serialization.IMessagePackFormatter<int> Field0 = global::PipelineDsl.CompilerServices.MessagePackFormatters.Int32;

@@ -8,27 +8,36 @@ namespace Demo.Everything
 {
     partial class Everything
     {
+        [global::System.CodeDom.Compiler.GeneratedCodeAttribute("PipelineDsl.Generator", "0.1.0.0")]
         public static partial global::PipelineDsl.Sink<global::Demo.Everything.Alert?> Alerts() => new global::PipelineDsl.Sink<global::Demo.Everything.Alert?>("everything", "alerts");
 
+        [global::System.CodeDom.Compiler.GeneratedCodeAttribute("PipelineDsl.Generator", "0.1.0.0")]
         public static partial global::PipelineDsl.Stream<global::Demo.Everything.Line> AllLines() => new global::PipelineDsl.Stream<global::Demo.Everything.Line>("everything", "all-lines");
 
+        [global::System.CodeDom.Compiler.GeneratedCodeAttribute("PipelineDsl.Generator", "0.1.0.0")]
         public static partial global::PipelineDsl.Source<global::Demo.Everything.Customer> Customers() => new global::PipelineDsl.Source<global::Demo.Everything.Customer>("everything", "customers");
 
+        [global::System.CodeDom.Compiler.GeneratedCodeAttribute("PipelineDsl.Generator", "0.1.0.0")]
         public static partial global::PipelineDsl.Source<global::Demo.Everything.Line> Lines() => new global::PipelineDsl.Source<global::Demo.Everything.Line>("everything", "lines");
 
+        [global::System.CodeDom.Compiler.GeneratedCodeAttribute("PipelineDsl.Generator", "0.1.0.0")]
         internal static partial global::PipelineDsl.Source<global::Demo.Everything.Line> MoreLines() => new global::PipelineDsl.Source<global::Demo.Everything.Line>("everything", "more-lines");
 
+        [global::System.CodeDom.Compiler.GeneratedCodeAttribute("PipelineDsl.Generator", "0.1.0.0")]
         public static partial global::PipelineDsl.Source<global::Demo.Everything.Order> Orders() => new global::PipelineDsl.Source<global::Demo.Everything.Order>("everything", "orders");
 
+        [global::System.CodeDom.Compiler.GeneratedCodeAttribute("PipelineDsl.Generator", "0.1.0.0")]
         public static partial global::PipelineDsl.Sink<global::PipelineDsl.Windowed<string, global::Demo.Everything.Summary>> Trends() => new global::PipelineDsl.Sink<global::PipelineDsl.Windowed<string, global::Demo.Everything.Summary>>("everything", "trends");
 
         /// <summary>The stable id of this pipeline, stored in every checkpoint.</summary>
+        [global::System.CodeDom.Compiler.GeneratedCodeAttribute("PipelineDsl.Generator", "0.1.0.0")]
         public const string PipelineId = "everything";
 
         /// <summary>
         /// The manifest of this build: every operator's id, version, kind, inputs, types and state schema.
         /// Checkpoints store it; an upgraded build compares its own manifest with the stored one.
         /// </summary>
+        [global::System.CodeDom.Compiler.GeneratedCodeAttribute("PipelineDsl.Generator", "0.1.0.0")]
         public const string ManifestJson = @"{
   ""formatVersion"": 1,
   ""pipeline"": ""everything"",
@@ -202,13 +211,16 @@ namespace Demo.Everything
 ";
 
         /// <summary>The operator graph of this pipeline, wired to its methods. Hand it to the runtime.</summary>
+        [global::System.CodeDom.Compiler.GeneratedCodeAttribute("PipelineDsl.Generator", "0.1.0.0")]
         public static global::PipelineDsl.Graph.PipelineDefinition Definition => PipelineDslDefinitionHolder.Value;
 
+        [global::System.CodeDom.Compiler.GeneratedCodeAttribute("PipelineDsl.Generator", "0.1.0.0")]
         private static class PipelineDslDefinitionHolder
         {
             internal static readonly global::PipelineDsl.Graph.PipelineDefinition Value = BuildPipelineDslDefinition();
         }
 
+        [global::System.CodeDom.Compiler.GeneratedCodeAttribute("PipelineDsl.Generator", "0.1.0.0")]
         private static global::PipelineDsl.Graph.PipelineDefinition BuildPipelineDslDefinition()
         {
             var builder = new global::PipelineDsl.CompilerServices.PipelineBuilder(PipelineId, ManifestJson);
@@ -244,14 +256,19 @@ namespace Demo.Everything
             return builder.Build();
         }
 
+        [global::System.CodeDom.Compiler.GeneratedCodeAttribute("PipelineDsl.Generator", "0.1.0.0")]
         private static string PipelineDslLeftKeyOf_enriched(global::Demo.Everything.Order record) => record.Customer;
 
+        [global::System.CodeDom.Compiler.GeneratedCodeAttribute("PipelineDsl.Generator", "0.1.0.0")]
         private static string PipelineDslRightKeyOf_enriched(global::Demo.Everything.Customer record) => record.Id;
 
+        [global::System.CodeDom.Compiler.GeneratedCodeAttribute("PipelineDsl.Generator", "0.1.0.0")]
         private static string PipelineDslKeyOf_per_batch(global::Demo.Everything.Word record) => record.Text;
 
+        [global::System.CodeDom.Compiler.GeneratedCodeAttribute("PipelineDsl.Generator", "0.1.0.0")]
         private static string PipelineDslKeyOf_totals(global::Demo.Everything.Word record) => record.Text;
 
+        [global::System.CodeDom.Compiler.GeneratedCodeAttribute("PipelineDsl.Generator", "0.1.0.0")]
         private static string PipelineDslKeyOf_trending(global::Demo.Everything.Summary record) => record.Word;
     }
 }

@@ -9,8 +9,10 @@ namespace Demo.Everything
     partial record Summary
     {
         /// <summary>The MessagePack formatter of this state contract (schema <c>{0:string,1:int64}</c>, fingerprint <c>e516bc5036ad06b0</c>).</summary>
+        [global::System.CodeDom.Compiler.GeneratedCodeAttribute("PipelineDsl.Generator", "0.1.0.0")]
         public static global::PipelineDsl.Serialization.IMessagePackFormatter<global::Demo.Everything.Summary> MessagePackFormatter { get; } = new PipelineDslFormatter();
 
+        [global::System.CodeDom.Compiler.GeneratedCodeAttribute("PipelineDsl.Generator", "0.1.0.0")]
         private sealed class PipelineDslFormatter : global::PipelineDsl.Serialization.IMessagePackFormatter<global::Demo.Everything.Summary>
         {
             private static readonly global::PipelineDsl.Serialization.IMessagePackFormatter<string> Field0 = global::PipelineDsl.CompilerServices.MessagePackFormatters.String;

@@ -9,8 +9,10 @@ namespace Demo.Everything
     partial class WordState
     {
         /// <summary>The MessagePack formatter of this state contract (schema <c>{0:int64,1:array&lt;string&gt;,2:map&lt;string,int32&gt;,3:enum:uint8,5:nullable&lt;timestamp&gt;,6:guid,7:binary,8:{0:int32,1:array&lt;float64&gt;}}</c>, fingerprint <c>a9bdf2bc85356f35</c>).</summary>
+        [global::System.CodeDom.Compiler.GeneratedCodeAttribute("PipelineDsl.Generator", "0.1.0.0")]
         public static global::PipelineDsl.Serialization.IMessagePackFormatter<global::Demo.Everything.WordState> MessagePackFormatter { get; } = new PipelineDslFormatter();
 
+        [global::System.CodeDom.Compiler.GeneratedCodeAttribute("PipelineDsl.Generator", "0.1.0.0")]
         private sealed class PipelineDslFormatter : global::PipelineDsl.Serialization.IMessagePackFormatter<global::Demo.Everything.WordState>
         {
             private static readonly global::PipelineDsl.Serialization.IMessagePackFormatter<long> Field0 = global::PipelineDsl.CompilerServices.MessagePackFormatters.Int64;
@@ -129,6 +131,7 @@ namespace Demo.Everything
                 return result;
             }
 
+            [global::System.CodeDom.Compiler.GeneratedCodeAttribute("PipelineDsl.Generator", "0.1.0.0")]
             private sealed class PipelineDslEnumFormatter_Demo_Everything_Level : global::PipelineDsl.Serialization.IMessagePackFormatter<global::Demo.Everything.Level>
             {
                 internal static readonly PipelineDslEnumFormatter_Demo_Everything_Level Instance = new PipelineDslEnumFormatter_Demo_Everything_Level();

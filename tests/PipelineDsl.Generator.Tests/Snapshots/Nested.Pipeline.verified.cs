@@ -8,17 +8,21 @@ partial class Outer
 {
     partial class Inner
     {
+        [global::System.CodeDom.Compiler.GeneratedCodeAttribute("PipelineDsl.Generator", "0.1.0.0")]
         private static partial global::PipelineDsl.Source<int> Numbers() => new global::PipelineDsl.Source<int>("nested", "numbers");
 
+        [global::System.CodeDom.Compiler.GeneratedCodeAttribute("PipelineDsl.Generator", "0.1.0.0")]
         private static partial global::PipelineDsl.Sink<long> Out() => new global::PipelineDsl.Sink<long>("nested", "out");
 
         /// <summary>The stable id of this pipeline, stored in every checkpoint.</summary>
+        [global::System.CodeDom.Compiler.GeneratedCodeAttribute("PipelineDsl.Generator", "0.1.0.0")]
         public const string PipelineId = "nested";
 
         /// <summary>
         /// The manifest of this build: every operator's id, version, kind, inputs, types and state schema.
         /// Checkpoints store it; an upgraded build compares its own manifest with the stored one.
         /// </summary>
+        [global::System.CodeDom.Compiler.GeneratedCodeAttribute("PipelineDsl.Generator", "0.1.0.0")]
         public const string ManifestJson = @"{
   ""formatVersion"": 1,
   ""pipeline"": ""nested"",
@@ -68,13 +72,16 @@ partial class Outer
 ";
 
         /// <summary>The operator graph of this pipeline, wired to its methods. Hand it to the runtime.</summary>
+        [global::System.CodeDom.Compiler.GeneratedCodeAttribute("PipelineDsl.Generator", "0.1.0.0")]
         public static global::PipelineDsl.Graph.PipelineDefinition Definition => PipelineDslDefinitionHolder.Value;
 
+        [global::System.CodeDom.Compiler.GeneratedCodeAttribute("PipelineDsl.Generator", "0.1.0.0")]
         private static class PipelineDslDefinitionHolder
         {
             internal static readonly global::PipelineDsl.Graph.PipelineDefinition Value = BuildPipelineDslDefinition();
         }
 
+        [global::System.CodeDom.Compiler.GeneratedCodeAttribute("PipelineDsl.Generator", "0.1.0.0")]
         private static global::PipelineDsl.Graph.PipelineDefinition BuildPipelineDslDefinition()
         {
             var builder = new global::PipelineDsl.CompilerServices.PipelineBuilder(PipelineId, ManifestJson);
@@ -90,6 +97,7 @@ partial class Outer
             return builder.Build();
         }
 
+        [global::System.CodeDom.Compiler.GeneratedCodeAttribute("PipelineDsl.Generator", "0.1.0.0")]
         private static int PipelineDslKeyOf_sum(global::Outer.Reading record) => record.Sensor;
     }
 }

@@ -8,19 +8,24 @@ namespace Upgrades
 {
     partial class Up
     {
+        [global::System.CodeDom.Compiler.GeneratedCodeAttribute("PipelineDsl.Generator", "0.1.0.0")]
         public static partial global::PipelineDsl.Source<global::Upgrades.Hit> Hits() => new global::PipelineDsl.Source<global::Upgrades.Hit>("upgrade-demo", "hits");
 
+        [global::System.CodeDom.Compiler.GeneratedCodeAttribute("PipelineDsl.Generator", "0.1.0.0")]
         public static partial global::PipelineDsl.Sink<double> Out() => new global::PipelineDsl.Sink<double>("upgrade-demo", "out");
 
+        [global::System.CodeDom.Compiler.GeneratedCodeAttribute("PipelineDsl.Generator", "0.1.0.0")]
         public static partial global::PipelineDsl.Sink<global::PipelineDsl.Windowed<string, global::Upgrades.Seen>> RecentOut() => new global::PipelineDsl.Sink<global::PipelineDsl.Windowed<string, global::Upgrades.Seen>>("upgrade-demo", "recent-out");
 
         /// <summary>The stable id of this pipeline, stored in every checkpoint.</summary>
+        [global::System.CodeDom.Compiler.GeneratedCodeAttribute("PipelineDsl.Generator", "0.1.0.0")]
         public const string PipelineId = "upgrade-demo";
 
         /// <summary>
         /// The manifest of this build: every operator's id, version, kind, inputs, types and state schema.
         /// Checkpoints store it; an upgraded build compares its own manifest with the stored one.
         /// </summary>
+        [global::System.CodeDom.Compiler.GeneratedCodeAttribute("PipelineDsl.Generator", "0.1.0.0")]
         public const string ManifestJson = @"{
   ""formatVersion"": 1,
   ""pipeline"": ""upgrade-demo"",
@@ -105,13 +110,16 @@ namespace Upgrades
 ";
 
         /// <summary>The operator graph of this pipeline, wired to its methods. Hand it to the runtime.</summary>
+        [global::System.CodeDom.Compiler.GeneratedCodeAttribute("PipelineDsl.Generator", "0.1.0.0")]
         public static global::PipelineDsl.Graph.PipelineDefinition Definition => PipelineDslDefinitionHolder.Value;
 
+        [global::System.CodeDom.Compiler.GeneratedCodeAttribute("PipelineDsl.Generator", "0.1.0.0")]
         private static class PipelineDslDefinitionHolder
         {
             internal static readonly global::PipelineDsl.Graph.PipelineDefinition Value = BuildPipelineDslDefinition();
         }
 
+        [global::System.CodeDom.Compiler.GeneratedCodeAttribute("PipelineDsl.Generator", "0.1.0.0")]
         private static global::PipelineDsl.Graph.PipelineDefinition BuildPipelineDslDefinition()
         {
             var builder = new global::PipelineDsl.CompilerServices.PipelineBuilder(PipelineId, ManifestJson);
@@ -142,14 +150,18 @@ namespace Upgrades
             return builder.Build();
         }
 
+        [global::System.CodeDom.Compiler.GeneratedCodeAttribute("PipelineDsl.Generator", "0.1.0.0")]
         private static global::Upgrades.Tally PipelineDslMigrate_tally_from_1(ref global::PipelineDsl.Serialization.MessagePackReader reader) =>
             FromV2(FromV1(global::Upgrades.TallyV1.MessagePackFormatter.Deserialize(ref reader)));
 
+        [global::System.CodeDom.Compiler.GeneratedCodeAttribute("PipelineDsl.Generator", "0.1.0.0")]
         private static global::Upgrades.Tally PipelineDslMigrate_tally_from_2(ref global::PipelineDsl.Serialization.MessagePackReader reader) =>
             FromV2(global::Upgrades.TallyV2.MessagePackFormatter.Deserialize(ref reader));
 
+        [global::System.CodeDom.Compiler.GeneratedCodeAttribute("PipelineDsl.Generator", "0.1.0.0")]
         private static string PipelineDslKeyOf_recent(global::Upgrades.Seen record) => record.User;
 
+        [global::System.CodeDom.Compiler.GeneratedCodeAttribute("PipelineDsl.Generator", "0.1.0.0")]
         private static string PipelineDslKeyOf_tally(global::Upgrades.Hit record) => record.User;
     }
 }
