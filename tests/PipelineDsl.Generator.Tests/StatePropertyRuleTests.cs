@@ -163,4 +163,34 @@ public class StatePropertyRuleTests
                      "\"lowerBoundMs\": 0", "\"upperBoundMs\": 60000", "\"leftTime\": \"Time\"", "\"rightTime\": \"Time\"", "\"maxOutOfOrdernessMs\": 1000" })
             Assert.Contains(property, manifest);
     }
+
+    /// <summary>
+    /// The build-time verdict (PDSL2xx against the lock file) and the restore-time verdict (the runtime against a
+    /// checkpoint written by the locked build) come from one rule (Graph/StateCompatibility.cs) and must agree,
+    /// change by change: a build that compiles clean restores; a build that fails would be refused.
+    /// </summary>
+    [Theory]
+    [InlineData("SizeMs = 60000, SlideMs = 0)]", "SizeMs = 120000, SlideMs = 0)]", "per-minute")]
+    [InlineData("GapMs = 30000)]", "GapMs = 45000)]", "visits")]
+    [InlineData("GapMs = 30000)]", "GapMs = 30000, Version = 2)]", "visits")] // a bump without a migration
+    [InlineData("LowerBoundMs = 0, UpperBoundMs = 60000)]", "LowerBoundMs = 0, UpperBoundMs = 90000)]", "paid")]
+    [InlineData("Key = nameof(Order.Customer), Time = nameof(Order.Time), GapMs", "Key = nameof(Order.Region), Time = nameof(Order.Time), GapMs", "visits")]
+    [InlineData("MaxOutOfOrdernessMs = 1000)]\n    public static partial Stream<Order>", "MaxOutOfOrdernessMs = 4000)]\n    public static partial Stream<Order>", "timed-orders")] // safe
+    [InlineData("a with { Amount = a.Amount + b.Amount };\n\n    [SessionWindow", "a with { Amount = a.Amount * b.Amount };\n\n    [SessionWindow", "per-minute")] // code only: safe
+    public void The_build_time_and_the_restore_time_verdicts_agree(string before, string after, string operatorId)
+    {
+        string changed = EventTime.Replace(before, after);
+        Assert.NotEqual(EventTime, changed);
+        var buildErrors = Compatibility(changed).Where(d => d.Severity == DiagnosticSeverity.Error).Select(Message).ToList();
+
+        var stored = PipelineDsl.Graph.PipelineManifest.Parse(Manifests.Of((EventTime, "Timed.cs")));
+        var current = PipelineDsl.Graph.PipelineManifest.Parse(Manifests.Of((changed, "Timed.cs")));
+        var old = stored.Find(operatorId)!;
+        var restore = PipelineDsl.Execution.RestoreCompatibility.DecideOperator(
+            operatorId, old.Version, old.Kind, old.StateSchema?.KeySchema, old.StateSchema?.ValueSchema, old.StateSchema?.Fingerprint, current, old);
+
+        bool refused = restore.Action.ToString() == "Incompatible"; // (StateAction is compiled into the generator too: named by value here)
+        Assert.True(refused == (buildErrors.Count > 0),
+            $"build: {(buildErrors.Count == 0 ? "clean" : string.Join(" | ", buildErrors))}; restore: {restore.Action} {restore.Problem}");
+    }
 }

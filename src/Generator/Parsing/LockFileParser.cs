@@ -153,47 +153,55 @@ namespace PipelineDsl.Generator.Parsing
                 }
 
                 if (!IsStateful(old.Kind)) continue;
-                bool discarded = now.DiscardsStateFrom.Contains(old.Version);
+
+                // The state rule shared with the restore (Graph/StateCompatibility.cs), rendered as diagnostics.
                 var current = ManifestWriter.StateProperties(now).ToDictionary(p => p.Name, p => p.Value);
                 current["inputs"] = PipelineDsl.Graph.OperatorCompatibility.Canonical(now.Inputs);
-                string? Current(string name) => current.TryGetValue(name, out var value) ? value : null;
-                if (old.KeySchema is not null && now.StateSchema is not null && old.KeySchema != now.StateSchema.KeySchema && !discarded)
+                var stored = new PipelineDsl.Graph.StoredState
                 {
-                    yield return DiagnosticInfo.Create(DiagnosticDescriptors.KeyTypeChanged, At(old.Id), old.Id, old.KeySchema, now.StateSchema.KeySchema);
-                    continue;
-                }
-
-                if (!discarded && PipelineDsl.Graph.OperatorCompatibility.KeyMemberChange(old.Property, Current) is { } rekeyed)
+                    Kind = old.Kind,
+                    Version = old.Version,
+                    KeySchema = old.KeySchema,
+                    ValueSchema = old.ValueSchema,
+                    Properties = old.Property,
+                };
+                var state = new PipelineDsl.Graph.CurrentState
                 {
-                    yield return DiagnosticInfo.Create(DiagnosticDescriptors.StateRekeyed, At(old.Id), old.Id, rekeyed, V(now.Version + (now.Version == old.Version ? 1 : 0)), V(old.Version));
-                    continue;
-                }
-
-                if (now.Version == old.Version && PipelineDsl.Graph.OperatorCompatibility.PropertyChange(old.Kind, old.Property, Current) is { } changed)
+                    Kind = kind,
+                    KeepsState = true,
+                    Version = now.Version,
+                    KeySchema = now.StateSchema?.KeySchema,
+                    ValueSchema = now.StateSchema?.ValueSchema,
+                    Properties = name => current.TryGetValue(name, out var value) ? value : null,
+                    MigratesFrom = v => now.Migrations.Any(m => m.FromVersion == v),
+                    DiscardsFrom = v => now.DiscardsStateFrom.Contains(v),
+                };
+                var ruling = PipelineDsl.Graph.StateCompatibility.Decide(stored, state, retired: false);
+                switch (ruling.Conflict)
                 {
-                    yield return DiagnosticInfo.Create(DiagnosticDescriptors.StatePropertyChanged, At(old.Id), old.Id, changed, V(old.Version + 1), V(old.Version));
-                    continue;
-                }
-
-                if (now.StateSchema is null) continue;
-
-                if (now.Version == old.Version)
-                {
-                    string? reason = old.ValueSchema is null ? null : PipelineDsl.Graph.SchemaCompatibility.Check(old.ValueSchema, now.StateSchema.ValueSchema);
-                    if (reason is not null)
-                        yield return DiagnosticInfo.Create(DiagnosticDescriptors.IncompatibleStateChange, At(old.Id), old.Id, V(old.Version), reason, V(old.Version + 1));
-                }
-                else if (!discarded)
-                {
-                    var migration = now.Migrations.FirstOrDefault(m => m.FromVersion == old.Version);
-                    if (migration is null)
-                    {
+                    case PipelineDsl.Graph.StateConflict.KeyTypeChanged:
+                        yield return DiagnosticInfo.Create(DiagnosticDescriptors.KeyTypeChanged, At(old.Id), old.Id, old.KeySchema!, now.StateSchema!.KeySchema);
+                        continue;
+                    case PipelineDsl.Graph.StateConflict.Rekeyed:
+                        yield return DiagnosticInfo.Create(DiagnosticDescriptors.StateRekeyed, At(old.Id), old.Id, ruling.Detail!, V(now.Version + (now.Version == old.Version ? 1 : 0)), V(old.Version));
+                        continue;
+                    case PipelineDsl.Graph.StateConflict.PropertyChanged:
+                        yield return DiagnosticInfo.Create(DiagnosticDescriptors.StatePropertyChanged, At(old.Id), old.Id, ruling.Detail!, V(old.Version + 1), V(old.Version));
+                        continue;
+                    case PipelineDsl.Graph.StateConflict.SchemaChanged:
+                        yield return DiagnosticInfo.Create(DiagnosticDescriptors.IncompatibleStateChange, At(old.Id), old.Id, V(old.Version), ruling.Detail!, V(old.Version + 1));
+                        continue;
+                    case PipelineDsl.Graph.StateConflict.NoMigration:
                         yield return DiagnosticInfo.Create(DiagnosticDescriptors.VersionBumpWithoutMigration, At(old.Id), old.Id, V(old.Version), V(now.Version));
-                    }
-                    else if (old.ValueSchema is not null && PipelineDsl.Graph.SchemaCompatibility.Check(old.ValueSchema, migration.InputShape.Schema) is { } reason)
-                    {
+                        continue;
+                }
+
+                // Migrating is allowed; the generator alone can also check that the migration reads what the lock file holds.
+                if (ruling.Action == PipelineDsl.Graph.StateAction.Migrate && old.ValueSchema is not null)
+                {
+                    var migration = now.Migrations.First(m => m.FromVersion == old.Version);
+                    if (PipelineDsl.Graph.SchemaCompatibility.Check(old.ValueSchema, migration.InputShape.Schema) is { } reason)
                         yield return DiagnosticInfo.Create(DiagnosticDescriptors.MigrationCannotReadLockedState, At(old.Id), old.Id, V(old.Version), migration.MethodName, reason);
-                    }
                 }
             }
         }

@@ -5,21 +5,6 @@ using PipelineDsl.Graph;
 
 namespace PipelineDsl.Execution;
 
-/// <summary>What happens to one stateful operator's state when a checkpoint is restored.</summary>
-internal enum StateAction
-{
-    /// <summary>Restored as it is (same version, compatible schema).</summary>
-    Keep,
-    /// <summary>Decoded through the declared migrations from its version.</summary>
-    Migrate,
-    /// <summary>Dropped: the build declared [DiscardState] for that version.</summary>
-    Discard,
-    /// <summary>Dropped: the operator was retired.</summary>
-    Retired,
-    /// <summary>Cannot be restored by this build.</summary>
-    Incompatible,
-}
-
 internal sealed record StateDecision(string OperatorId, StateAction Action, long StoredVersion, string? Problem);
 
 /// <summary>
@@ -65,53 +50,56 @@ internal static class RestoreCompatibility
         // The stored entry's properties describe this state only if they were recorded at the state's version.
         if (storedEntry is not null && storedEntry.Version != version) storedEntry = null;
         var entry = current.Find(id);
-        if (entry is null || entry.StateSchema is null)
+        var stored = new StoredState
         {
-            if (current.Retired.Contains(id)) return new StateDecision(id, StateAction.Retired, version, null);
-            if (entry is null)
-                return Problem(id, version, $"operator '{id}' holds state in the checkpoint but is not in this build. Declare [RetiredOperator(\"{id}\")] on the pipeline class to drop that state, or bring the operator back.");
-            return Problem(id, version, $"operator '{id}' held state as '{storedKind ?? "a stateful operator"}' and is now a '{entry.Kind}'. Give the new operator a new id and declare [RetiredOperator(\"{id}\")].");
-        }
-
-        if (storedKind is not null && storedKind != entry.Kind)
-            return Problem(id, version, $"operator '{id}' was a '{storedKind}' and is now a '{entry.Kind}'. Give the new operator a new id and declare [RetiredOperator(\"{id}\")].");
-
-        bool discard = entry.DiscardsStateFrom.Contains((int)version);
-        string? keyChange = storedKeySchema is not null && storedKeySchema != entry.StateSchema.KeySchema
-            ? $"its key type changed from {storedKeySchema} to {entry.StateSchema.KeySchema}; keys cannot be migrated. Use a new operator id and declare [RetiredOperator(\"{id}\")]."
-            : null;
-        if (keyChange is null && storedEntry is not null && OperatorCompatibility.KeyMemberChange(storedEntry.Property, entry.Property) is { } rekeyed)
-            keyChange = $"{rekeyed}. Keyed state cannot be migrated to another key: bump its Version and declare [DiscardState(\"{id}\", FromVersion = {version})], or use a new operator id and declare [RetiredOperator(\"{id}\")].";
-
-        if (version == entry.Version)
+            Kind = storedKind,
+            Version = version,
+            KeySchema = storedKeySchema,
+            ValueSchema = storedValueSchema,
+            Fingerprint = storedFingerprint,
+            Properties = storedEntry is null ? null : storedEntry.Property,
+        };
+        var now = entry is null ? null : new CurrentState
         {
-            string? change = keyChange;
-            if (change is null && storedEntry is not null && OperatorCompatibility.PropertyChange(entry.Kind, storedEntry.Property, entry.Property) is { } property)
-                change = $"{property}. Bump its Version and declare [DiscardState(\"{id}\", FromVersion = {version})] to start its state empty, or use a new operator id and declare [RetiredOperator(\"{id}\")].";
-            if (change is null && storedValueSchema is not null)
-            {
-                string? reason = SchemaCompatibility.Check(storedValueSchema, entry.StateSchema.ValueSchema);
-                if (reason is not null)
-                    change = $"its state schema changed incompatibly at version {version}: {reason}. Bump its Version and add a [StateMigration(\"{id}\", FromVersion = {version})] method, or declare [DiscardState(\"{id}\", FromVersion = {version})].";
-            }
-            else if (change is null && storedFingerprint is { Length: > 0 } && storedFingerprint != entry.StateSchema.Fingerprint)
-            {
-                change = $"its state schema fingerprint changed at version {version} ({storedFingerprint} to {entry.StateSchema.Fingerprint}).";
-            }
+            Kind = entry.Kind,
+            KeepsState = entry.StateSchema is not null,
+            Version = entry.Version,
+            KeySchema = entry.StateSchema?.KeySchema,
+            ValueSchema = entry.StateSchema?.ValueSchema,
+            Fingerprint = entry.StateSchema?.Fingerprint,
+            Properties = entry.Property,
+            MigratesFrom = v => entry.MigratesFrom.Contains(v),
+            DiscardsFrom = v => entry.DiscardsStateFrom.Contains(v),
+        };
+        bool retired = current.Retired.Contains(id);
+        var ruling = StateCompatibility.Decide(stored, now, retired);
+        if (ruling.Action != StateAction.Incompatible) return new StateDecision(id, ruling.Action, version, null);
 
-            return change is null ? new StateDecision(id, StateAction.Keep, version, null) : Problem(id, version, $"operator '{id}': {change}");
-        }
-
-        if (version < entry.Version)
+        // A retired operator that is still in the build (as another kind) is dropped, not an error.
+        if (retired && ruling.Conflict == StateConflict.KindChanged && (entry is null || entry.StateSchema is null)) return new StateDecision(id, StateAction.Retired, version, null);
+        return Problem(id, version, ruling.Conflict switch
         {
-            if (discard) return new StateDecision(id, StateAction.Discard, version, null);
-            if (keyChange is not null) return Problem(id, version, $"operator '{id}': {keyChange}");
-            if (entry.MigratesFrom.Contains((int)version)) return new StateDecision(id, StateAction.Migrate, version, null);
-            return Problem(id, version,
-                $"operator '{id}' is at version {entry.Version} but the checkpoint holds its state at version {version}. Add a [StateMigration(\"{id}\", FromVersion = {version})] method, or declare [DiscardState(\"{id}\", FromVersion = {version})] to start it empty.");
-        }
-
-        return Problem(id, version, $"the checkpoint holds version {version} of operator '{id}', newer than this build's version {entry.Version}. Run the build that wrote it, or a newer one.");
+            StateConflict.Removed =>
+                $"operator '{id}' holds state in the checkpoint but is not in this build. Declare [RetiredOperator(\"{id}\")] on the pipeline class to drop that state, or bring the operator back.",
+            StateConflict.KindChanged when entry!.StateSchema is null =>
+                $"operator '{id}' held state as '{storedKind ?? "a stateful operator"}' and is now a '{entry.Kind}'. Give the new operator a new id and declare [RetiredOperator(\"{id}\")].",
+            StateConflict.KindChanged =>
+                $"operator '{id}' was a '{storedKind}' and is now a '{entry!.Kind}'. Give the new operator a new id and declare [RetiredOperator(\"{id}\")].",
+            StateConflict.NewerThanBuild =>
+                $"the checkpoint holds version {version} of operator '{id}', newer than this build's version {entry!.Version}. Run the build that wrote it, or a newer one.",
+            StateConflict.KeyTypeChanged =>
+                $"operator '{id}': its key type changed from {storedKeySchema} to {entry!.StateSchema!.KeySchema}; keys cannot be migrated. Use a new operator id and declare [RetiredOperator(\"{id}\")].",
+            StateConflict.Rekeyed =>
+                $"operator '{id}': {ruling.Detail}. Keyed state cannot be migrated to another key: bump its Version and declare [DiscardState(\"{id}\", FromVersion = {version})], or use a new operator id and declare [RetiredOperator(\"{id}\")].",
+            StateConflict.PropertyChanged =>
+                $"operator '{id}': {ruling.Detail}. Bump its Version and declare [DiscardState(\"{id}\", FromVersion = {version})] to start its state empty, or use a new operator id and declare [RetiredOperator(\"{id}\")].",
+            StateConflict.SchemaChanged =>
+                $"operator '{id}': its state schema changed incompatibly at version {version}: {ruling.Detail}. Bump its Version and add a [StateMigration(\"{id}\", FromVersion = {version})] method, or declare [DiscardState(\"{id}\", FromVersion = {version})].",
+            StateConflict.FingerprintChanged =>
+                $"operator '{id}': its state schema fingerprint changed at version {version} ({storedFingerprint} to {entry!.StateSchema!.Fingerprint}).",
+            _ =>
+                $"operator '{id}' is at version {entry!.Version} but the checkpoint holds its state at version {version}. Add a [StateMigration(\"{id}\", FromVersion = {version})] method, or declare [DiscardState(\"{id}\", FromVersion = {version})] to start it empty.",
+        });
     }
 
     private static StateDecision Problem(string id, long version, string problem) => new(id, StateAction.Incompatible, version, problem);
