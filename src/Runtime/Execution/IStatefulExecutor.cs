@@ -1,0 +1,46 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Threading.Tasks;
+using PipelineDsl.CompilerServices;
+using PipelineDsl.Graph;
+using PipelineDsl.Serialization;
+using PipelineDsl.State;
+
+namespace PipelineDsl.Execution;
+
+/// <summary>An executor whose state crosses batches and is written into snapshots.</summary>
+internal interface IStatefulExecutor
+{
+    OperatorNode Node { get; }
+
+    /// <summary>The number of keys held.</summary>
+    long KeyCount { get; }
+
+    /// <summary>
+    /// The layout of this executor's snapshot entries and deltas, recorded with them. A checkpoint whose format
+    /// is newer than the build's is refused before anything is decoded; a change of layout raises the number
+    /// and keeps reading the older ones.
+    /// </summary>
+    int StateFormat { get; }
+
+    /// <summary>Writes all state as one MessagePack value: an array of per-key entries.</summary>
+    void WriteSnapshot(MessagePackWriter writer);
+
+    /// <summary>
+    /// Replaces all state with the entries of a snapshot written by <see cref="WriteSnapshot"/> of
+    /// <paramref name="storedVersion"/> of this operator (decoded through its migrations when older).
+    /// </summary>
+    void RestoreSnapshot(ref MessagePackReader reader, long storedVersion);
+
+    /// <summary>Drops all state.</summary>
+    void Clear();
+
+    /// <summary>Writes what batch <paramref name="batchId"/> changed (one MessagePack value).</summary>
+    void WriteDelta(MessagePackWriter writer, long batchId);
+
+    /// <summary>Applies a delta written by <see cref="WriteDelta"/> of <paramref name="storedVersion"/> of this operator.</summary>
+    void ApplyDelta(ref MessagePackReader reader, long storedVersion);
+}

@@ -1,0 +1,176 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using System.Runtime.InteropServices;
+using System.Threading;
+using System.Threading.Tasks;
+using PipelineDsl.CompilerServices;
+using PipelineDsl.Graph;
+using PipelineDsl.Serialization;
+using PipelineDsl.Sinks;
+using PipelineDsl.Sources;
+
+namespace PipelineDsl.Execution;
+
+/// <summary>What an executor needs to know about the batch it runs.</summary>
+internal sealed class BatchContext
+{
+    public BatchContext(long batchId, int parallelism, IReadOnlySet<string>? finishedSources = null)
+    {
+        BatchId = batchId;
+        Parallelism = parallelism;
+        FinishedSources = finishedSources ?? new HashSet<string>();
+    }
+
+    public long BatchId { get; }
+
+    /// <summary>Bounded sources read to their end by this batch: their input is complete.</summary>
+    public IReadOnlySet<string> FinishedSources { get; }
+
+    private long _lateRecords;
+
+    /// <summary>Records event-time operators dropped in this batch because the watermark had passed them.</summary>
+    public long LateRecords => Interlocked.Read(ref _lateRecords);
+
+    public void AddLate(long count)
+    {
+        if (count > 0) Interlocked.Add(ref _lateRecords, count);
+    }
+
+    public int Parallelism { get; }
+
+    public ParallelOptions ParallelOptions => new() { MaxDegreeOfParallelism = Parallelism };
+}
+
+/// <summary>Runs one operator for one batch. Executors run in topological order; each reads its inputs' outputs.</summary>
+internal abstract class OperatorExecutor
+{
+    protected OperatorExecutor(OperatorNode node) => Node = node;
+
+    public OperatorNode Node { get; }
+
+    public abstract int OutputCount { get; }
+
+    public abstract void Execute(BatchContext batch);
+
+    public abstract void ClearOutput();
+}
+
+internal abstract class OperatorExecutor<T> : OperatorExecutor
+{
+    protected OperatorExecutor(OperatorNode node) : base(node) { }
+
+    /// <summary>This batch's output, in a deterministic order. Cleared (capacity kept) before each batch.</summary>
+    public List<T> Output { get; } = new();
+
+    public override int OutputCount => Output.Count;
+
+    public override void ClearOutput() => Output.Clear();
+}
+
+/// <summary>Builds executors: resolves each node's inputs to their executors and its connector bindings.</summary>
+internal sealed class ExecutorFactory
+{
+    private readonly Dictionary<OperatorNode, OperatorExecutor> _built = new();
+    private readonly IReadOnlyDictionary<string, object> _sources;
+    private readonly IReadOnlyDictionary<string, object> _sinks;
+
+    public ExecutorFactory(IReadOnlyDictionary<string, object> sources, IReadOnlyDictionary<string, object> sinks, int parallelism)
+    {
+        _sources = sources;
+        _sinks = sinks;
+        Parallelism = parallelism;
+    }
+
+    public int Parallelism { get; }
+
+    public OperatorExecutor<T> Input<T>(OperatorNode<T> node) => (OperatorExecutor<T>)_built[node];
+
+    public ISourceConnector<T> Source<T>(string id) => (ISourceConnector<T>)_sources[id];
+
+    public ISinkConnector<T> Sink<T>(string id) => (ISinkConnector<T>)_sinks[id];
+
+    /// <summary>The ids of the sources <paramref name="node"/> reads from, directly or through other operators.</summary>
+    public IReadOnlyList<string> SourcesUpstreamOf(OperatorNode node)
+    {
+        var found = new SortedSet<string>(StringComparer.Ordinal);
+        var stack = new Stack<OperatorNode>(node.Inputs);
+        while (stack.Count > 0)
+        {
+            var n = stack.Pop();
+            if (n.Kind == OperatorKind.Source) found.Add(n.Id);
+            foreach (var i in n.Inputs) stack.Push(i);
+        }
+
+        return found.ToArray();
+    }
+
+    /// <summary>
+    /// The watermark of an event-time operator: the smallest of the watermark stages on its input paths.
+    /// Every path from a source must pass one, or event time is undefined on it.
+    /// </summary>
+    public IWatermark WatermarkOf(OperatorNode node)
+    {
+        var found = new List<IWatermark>();
+        foreach (var input in node.Inputs) Collect(input, new List<string> { node.Id });
+        return found.Count == 1 ? found[0] : new MinimumWatermark(found.Distinct().ToArray());
+
+        void Collect(OperatorNode n, List<string> path)
+        {
+            if (n.Kind == OperatorKind.Watermark)
+            {
+                found.Add((IWatermark)_built[n]);
+                return;
+            }
+
+            if (n.Kind == OperatorKind.Source)
+                throw new PipelineDefinitionException(
+                    $"Operator '{node.Id}' works in event time, but its input from source '{n.Id}' passes no watermark stage. "
+                    + $"Declare [Watermark(\"...\", From = \"{n.Id}\", Time = ...)] between the source and '{path[^1]}'.");
+            foreach (var i in n.Inputs) Collect(i, new List<string>(path) { n.Id });
+        }
+    }
+
+    public OperatorExecutor Build(OperatorNode node)
+    {
+        var executor = node.CreateExecutor(this);
+        _built.Add(node, executor);
+        return executor;
+    }
+}
+
+/// <summary>Splits work into chunks run on several cores, keeping the input order in the output.</summary>
+internal static class Chunks
+{
+    public const int ParallelThreshold = 8192;
+
+    public static void Transform<TIn, TOut>(List<TIn> input, List<TOut> output, BatchContext batch, Action<TIn, List<TOut>> body)
+    {
+        int n = input.Count;
+        if (batch.Parallelism <= 1 || n < ParallelThreshold)
+        {
+            foreach (var record in CollectionsMarshal.AsSpan(input)) body(record, output);
+            return;
+        }
+
+        int chunks = batch.Parallelism * 4;
+        var parts = new List<TOut>[chunks];
+        Parallel.For(0, chunks, batch.ParallelOptions, c =>
+        {
+            int start = (int)((long)n * c / chunks), end = (int)((long)n * (c + 1) / chunks);
+            var part = new List<TOut>(end - start);
+            var span = CollectionsMarshal.AsSpan(input);
+            for (int i = start; i < end; i++) body(span[i], part);
+            parts[c] = part;
+        });
+        foreach (var part in parts) output.AddRange(part);
+    }
+}
+
+internal static class KeyCheck
+{
+    public static TKey NotNull<TKey>(TKey key, OperatorNode node) =>
+        key is null
+            ? throw new InvalidOperationException($"Operator '{node.Id}' got a record whose key is null. Keys must not be null: filter such records out or map them to a key first.")
+            : key;
+}

@@ -1,0 +1,201 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Threading.Tasks;
+using PipelineDsl.CompilerServices;
+using PipelineDsl.Graph;
+using PipelineDsl.Serialization;
+using PipelineDsl.State;
+
+namespace PipelineDsl.Execution;
+
+/// <summary>
+/// Keyed state across batches. Keys are spread over shards (one per core) processed in parallel; each
+/// output goes back to its input record's index, so the output order is the input order whatever the
+/// shard count. Idle keys expire after <c>IdleTimeoutBatches</c> batches without a record.
+/// </summary>
+internal sealed class UpdateStateExecutor<TKey, TIn, TState, TOut> : OperatorExecutor<TOut>, IStatefulExecutor where TKey : notnull
+{
+    private readonly OperatorExecutor<TIn> _input;
+    private readonly UpdateStateNode<TKey, TIn, TState, TOut> _node;
+    private readonly KeyedStateStore<TKey, TState> _store;
+
+    public UpdateStateExecutor(UpdateStateNode<TKey, TIn, TState, TOut> node, OperatorExecutor<TIn> input, int parallelism) : base(node)
+    {
+        _node = node;
+        _input = input;
+        _store = new KeyedStateStore<TKey, TState>(node.Id, parallelism, node.KeyFormatter, node.StateFormatter);
+        _indices = Enumerable.Range(0, _store.ShardCount).Select(_ => Array.Empty<int>()).ToArray();
+        _results = Enumerable.Range(0, _store.ShardCount).Select(_ => Array.Empty<TOut>()).ToArray();
+        _has = Enumerable.Range(0, _store.ShardCount).Select(_ => Array.Empty<bool>()).ToArray();
+    }
+
+    /// <summary>The layout of <see cref="KeyedStateStore{TKey, TValue}"/>.</summary>
+    public int StateFormat => KeyedStateStore<TKey, TState>.Format;
+
+    public long KeyCount => _store.Count;
+
+    public override void Execute(BatchContext batch)
+    {
+        _store.BeginBatch();
+        var input = _input.Output;
+        int n = input.Count;
+        if (n > 0)
+        {
+            if (_store.ShardCount == 1 || batch.Parallelism <= 1 || n < Chunks.ParallelThreshold)
+                ExecuteSequential(input, batch.BatchId);
+            else
+                ExecuteSharded(input, batch);
+        }
+
+        if (_node.IdleTimeoutBatches > 0) ExpireIdle(batch.BatchId);
+    }
+
+    private void ExecuteSequential(List<TIn> input, long batchId)
+    {
+        var state = new KeyedState<TState>();
+        foreach (var record in CollectionsMarshal.AsSpan(input))
+        {
+            TKey key = KeyCheck.NotNull(_node.KeySelector(record), Node);
+            int shard = _store.ShardOf(key);
+            TOut result = Process(shard, state, key, record, batchId);
+            if (result is not null) Output.Add(result);
+        }
+    }
+
+    // Scratch arrays reused from batch to batch (per shard where a shard writes them).
+    private TKey[] _keys = Array.Empty<TKey>();
+    private int[] _shardOf = Array.Empty<int>();
+    private int[][] _indices = Array.Empty<int[]>();
+    private TOut[][] _results = Array.Empty<TOut[]>();
+    private bool[][] _has = Array.Empty<bool[]>();
+
+    private void ExecuteSharded(List<TIn> input, BatchContext batch)
+    {
+        int n = input.Count;
+        if (_keys.Length < n)
+        {
+            _keys = new TKey[n];
+            _shardOf = new int[n];
+        }
+
+        var keys = _keys;
+        var shardOf = _shardOf;
+        Parallel.For(0, batch.Parallelism, batch.ParallelOptions, c =>
+        {
+            int start = (int)((long)n * c / batch.Parallelism), end = (int)((long)n * (c + 1) / batch.Parallelism);
+            var span = CollectionsMarshal.AsSpan(input);
+            for (int i = start; i < end; i++)
+            {
+                keys[i] = KeyCheck.NotNull(_node.KeySelector(span[i]), Node);
+                shardOf[i] = _store.ShardOf(keys[i]);
+            }
+        });
+
+        int shards = _store.ShardCount;
+        var counts = new int[shards];
+        for (int i = 0; i < n; i++) counts[shardOf[i]]++;
+        var fill = new int[shards];
+        for (int s = 0; s < shards; s++)
+        {
+            if (_indices[s].Length < counts[s])
+            {
+                _indices[s] = new int[counts[s]];
+                _results[s] = new TOut[counts[s]];
+                _has[s] = new bool[counts[s]];
+            }
+        }
+
+        var indices = _indices;
+        for (int i = 0; i < n; i++) indices[shardOf[i]][fill[shardOf[i]]++] = i;
+
+        // Each shard writes only its own dense arrays: no two cores write the same cache lines.
+        var results = _results;
+        var has = _has;
+        long batchId = batch.BatchId;
+        Parallel.For(0, shards, batch.ParallelOptions, s =>
+        {
+            var span = CollectionsMarshal.AsSpan(input);
+            var mine = indices[s];
+            var out_ = results[s];
+            var ok = has[s];
+            // The state handle lives on this core's heap: a shared one written for every record would put both
+            // cores on the same cache lines (false sharing).
+            var state = new KeyedState<TState>();
+            for (int j = 0; j < counts[s]; j++)
+            {
+                int i = mine[j];
+                TOut result = Process(s, state, keys[i], span[i], batchId);
+                out_[j] = result;
+                ok[j] = result is not null;
+            }
+        });
+
+        // Back into input order: the k-th record of shard s in input order is its k-th result.
+        Array.Clear(fill);
+        Output.EnsureCapacity(Output.Count + n);
+        for (int i = 0; i < n; i++)
+        {
+            int s = shardOf[i];
+            int j = fill[s]++;
+            if (has[s][j]) Output.Add(results[s][j]);
+        }
+
+        Array.Clear(keys, 0, n);
+        for (int s = 0; s < shards; s++) Array.Clear(results[s], 0, counts[s]);
+    }
+
+    private TOut Process(int shard, KeyedState<TState> state, TKey key, TIn record, long batchId)
+    {
+        ref var entry = ref _store.GetOrAdd(shard, key, out bool existed);
+        state.Reset(existed, entry.Value);
+        TOut result = _node.Function(key, record, state);
+        if (state.Exists)
+        {
+            // A key whose state the function left alone stays out of the delta, unless idle expiry needs the
+            // batch it was last seen in (a deduplication or distinct stage sees most keys without a change).
+            if (existed && !state.IsChanged && _node.IdleTimeoutBatches == 0) return result;
+            entry.Value = state.Value;
+            _store.Written(shard, key, ref entry, existed, batchId);
+        }
+        else
+        {
+            _store.Remove(shard, key, existed);
+        }
+
+        return result;
+    }
+
+    private void ExpireIdle(long batchId)
+    {
+        var expired = new List<(TKey Key, TState Value)>();
+        _store.Expire(batchId, _node.IdleTimeoutBatches, expired);
+        if (expired.Count == 0 || _node.OnTimeout is null) return;
+        foreach (var (key, value) in KeyOrder.Sorted(expired, _node.KeyFormatter))
+        {
+            TOut result = _node.OnTimeout(key, value);
+            if (result is not null) Output.Add(result);
+        }
+    }
+
+    public void WriteSnapshot(MessagePackWriter writer) => _store.WriteSnapshot(writer);
+
+    public void Clear() => _store.Clear();
+
+    public void WriteDelta(MessagePackWriter writer, long batchId) => _store.WriteDelta(writer, batchId);
+
+    public void ApplyDelta(ref MessagePackReader reader, long storedVersion) => _store.ApplyDelta(ref reader, Decoder(storedVersion));
+
+    public void RestoreSnapshot(ref MessagePackReader reader, long storedVersion) => _store.RestoreSnapshot(ref reader, Decoder(storedVersion));
+
+    /// <summary>The migration that decodes state of <paramref name="storedVersion"/>; null for this version's own.</summary>
+    private StateDecoder<TState>? Decoder(long storedVersion)
+    {
+        if (storedVersion == _node.Version) return null;
+        return _node.Migrations.TryGetValue((int)storedVersion, out var migrate)
+            ? migrate
+            : throw new InvalidOperationException($"Operator '{Node.Id}' has no migration from version {storedVersion}.");
+    }
+}
