@@ -34,9 +34,15 @@ internal static class GeneratorHarness
             new CSharpCompilationOptions(OutputKind.DynamicallyLinkedLibrary, nullableContextOptions: NullableContextOptions.Enable));
 
     public static GeneratorDriver Driver(params (string Path, string Text)[] additionalFiles) =>
+        DriverWith(additionalFiles.Select(f => Text(f.Path, f.Text)).ToArray());
+
+    /// <summary>An additional file (a lock file) in memory; keep it to replace it in a driver later.</summary>
+    public static AdditionalText Text(string path, string text) => new InMemoryText(path, text);
+
+    public static GeneratorDriver DriverWith(params AdditionalText[] additionalFiles) =>
         CSharpGeneratorDriver.Create(
             new[] { new PipelineGenerator().AsSourceGenerator() },
-            additionalTexts: additionalFiles.Select(f => (AdditionalText)new InMemoryText(f.Path, f.Text)),
+            additionalTexts: additionalFiles,
             parseOptions: ParseOptions,
             driverOptions: new GeneratorDriverOptions(IncrementalGeneratorOutputKind.None, trackIncrementalGeneratorSteps: true));
 
