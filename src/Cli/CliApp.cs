@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Reflection;
-using System.Runtime.Loader;
+using System.Reflection.Metadata;
 using System.Text;
 using System.Text.Json;
 using PipelineDsl.Checkpointing;
@@ -386,40 +386,44 @@ public static class CliApp
     }
 
     /// <summary>
-    /// Reads each pipeline's manifest constant from a built assembly. Only constants are read: no code of the
-    /// assembly runs.
+    /// Reads each pipeline's manifest constant (a generated class's <c>ManifestJson</c> literal) from a built
+    /// assembly's metadata: the assembly is not loaded, so none of its code runs and none of its dependencies
+    /// has to be found.
     /// </summary>
     private static List<PipelineManifest> ManifestsFromAssembly(string path)
     {
         if (!File.Exists(path)) throw new CliException($"The assembly '{path}' does not exist: build the project first and give the path of its .dll.");
-        var full = Path.GetFullPath(path);
-        var context = new AssemblyLoadContext("pipelinedsl-" + Guid.NewGuid().ToString("N"), isCollectible: true);
-        var resolver = new AssemblyDependencyResolver(full);
-        context.Resolving += (ctx, name) => resolver.ResolveAssemblyToPath(name) is { } p ? ctx.LoadFromAssemblyPath(p) : null;
+        using var stream = File.OpenRead(path);
+        using var pe = new System.Reflection.PortableExecutable.PEReader(stream);
+        MetadataReader metadata;
         try
         {
-            var assembly = context.LoadFromAssemblyPath(full);
-            Type[] types;
-            try
-            {
-                types = assembly.GetTypes();
-            }
-            catch (ReflectionTypeLoadException e)
-            {
-                types = e.Types.Where(t => t is not null).ToArray()!;
-            }
-
-            return types
-                .Select(t => t.GetField("ManifestJson", BindingFlags.Public | BindingFlags.Static))
-                .Where(f => f is { IsLiteral: true } && f.FieldType == typeof(string))
-                .Select(f => PipelineManifest.Parse((string)f!.GetRawConstantValue()!))
-                .OrderBy(m => m.PipelineId, StringComparer.Ordinal)
-                .ToList();
+            if (!pe.HasMetadata) throw new BadImageFormatException("it has no .NET metadata");
+            metadata = pe.GetMetadataReader();
         }
-        finally
+        catch (BadImageFormatException e)
         {
-            context.Unload();
+            throw new CliException($"'{path}' is not a .NET assembly ({e.Message.TrimEnd('.')}): give the .dll that the build of your pipelines produced.");
         }
+
+        var manifests = new List<PipelineManifest>();
+        foreach (var typeHandle in metadata.TypeDefinitions)
+        {
+            foreach (var fieldHandle in metadata.GetTypeDefinition(typeHandle).GetFields())
+            {
+                var field = metadata.GetFieldDefinition(fieldHandle);
+                const FieldAttributes literal = FieldAttributes.Literal | FieldAttributes.Static | FieldAttributes.Public;
+                if ((field.Attributes & literal) != literal || !metadata.StringComparer.Equals(field.Name, "ManifestJson")) continue;
+                var constant = field.GetDefaultValue();
+                if (constant.IsNil) continue;
+                var value = metadata.GetConstant(constant);
+                if (value.TypeCode != System.Reflection.Metadata.ConstantTypeCode.String) continue;
+                var blob = metadata.GetBlobReader(value.Value);
+                manifests.Add(PipelineManifest.Parse(blob.ReadUTF16(blob.Length)));
+            }
+        }
+
+        return manifests.OrderBy(m => m.PipelineId, StringComparer.Ordinal).ToList();
     }
 
     // ---- output helpers ----------------------------------------------------------------------------

@@ -86,6 +86,26 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public async Task Lock_reads_the_manifest_from_metadata_alone_without_the_assemblys_dependencies()
+    {
+        // The built assembly alone, away from PipelineDsl.Runtime and everything else it references: loading it
+        // would need them; reading its metadata does not (and runs none of its code).
+        string alone = _dir.Sub("alone");
+        Directory.CreateDirectory(alone);
+        string copy = Path.Combine(alone, Path.GetFileName(SampleAssembly));
+        File.Copy(SampleAssembly, copy);
+        string lockFile = _dir.Sub("alone.lock.json");
+        var (code, _, error) = await Cli("lock", copy, "--lock-file", lockFile);
+        Assert.True(code == 0, error);
+        Assert.Contains("\"pipeline\": \"clicks-per-user\"", File.ReadAllText(lockFile));
+
+        File.WriteAllText(_dir.Sub("not-an-assembly.dll"), "plain text");
+        var bad = await Cli("lock", _dir.Sub("not-an-assembly.dll"));
+        Assert.Equal(1, bad.Code);
+        Assert.Contains("not-an-assembly.dll", bad.Err);
+    }
+
+    [Fact]
     public async Task Diff_reports_each_operator_and_fails_on_an_incompatible_build()
     {
         RunJob();
