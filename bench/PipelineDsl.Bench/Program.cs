@@ -8,12 +8,14 @@ using PipelineDsl.Checkpointing;
 using PipelineDsl.Sources;
 
 // Runtime benchmark: records/s of map+filter and keyed count through the PipelineRunner (checkpointing
-// every batch, every 10 batches, off) against a plain C# loop doing the same work, all in one run on
-// the same in-memory data; then the time a restart with 1,000,000 keys of state takes to resume.
+// every batch, every 10 batches, off) against a plain C# loop doing the same work, interleaved round by round
+// in one process on the same in-memory data (best and median ratio, per-core rates from CPU time); the keyed
+// count's speedup from parallelism 1 to the configured parallelism; then the time a restart with 1,000,000
+// keys of state takes to resume.
 //   dotnet run -c Release --project bench/PipelineDsl.Bench [-- --records N --keys K --repeat R]
 var recordsOption = new Option<long>("--records") { Description = "Records per run", DefaultValueFactory = _ => 4_000_000 }.Positive();
 var keysOption = new Option<int>("--keys") { Description = "Distinct keys", DefaultValueFactory = _ => 100_000 }.Positive();
-var repeatOption = new Option<int>("--repeat") { Description = "Runs of each scenario; the best counts", DefaultValueFactory = _ => 5 }.Positive();
+var repeatOption = new Option<int>("--repeat") { Description = "Interleaved rounds (plain loop, then pipeline) per scenario, after one warm-up round", DefaultValueFactory = _ => 5 }.Positive();
 var parallelismOption = new Option<int>("--parallelism") { Description = "Pipeline parallelism (default: the number of cores)", DefaultValueFactory = _ => Environment.ProcessorCount }.Positive();
 var profileOption = new Option<string?>("--profile") { Description = "Run one scenario repeatedly for a profiler: keyed or map-filter" };
 profileOption.AcceptOnlyFromAmong("keyed", "map-filter");
@@ -33,7 +35,7 @@ long perPartitionPerBatch = records / partitions / batches;
 Console.WriteLine($"# PipelineDsl runtime benchmark");
 Console.WriteLine();
 Console.WriteLine($"{records:N0} records, {keys:N0} keys, {partitions} partitions, {batches} batches of {records / batches:N0}; "
-                  + $"{Environment.ProcessorCount} cores; .NET {Environment.Version}; best of {repeat} runs each.");
+                  + $"{Environment.ProcessorCount} cores; .NET {Environment.Version}; pipeline parallelism {parallelism}.");
 Console.WriteLine();
 
 var data = new Click[records];
@@ -60,20 +62,6 @@ MemorySource<Click> BuildSource()
 }
 
 string temp = Path.Combine(Path.GetTempPath(), "pdsl-bench-" + Guid.NewGuid().ToString("N"));
-double Best(Func<TimeSpan> run)
-{
-    run(); // warm-up (JIT, tiering)
-    double best = double.MaxValue;
-    for (int i = 0; i < repeat; i++)
-    {
-        GC.Collect();
-        GC.WaitForPendingFinalizers();
-        best = Math.Min(best, run().TotalSeconds);
-    }
-
-    return records / best;
-}
-
 TimeSpan RunPipeline(bool keyed, int? checkpointEvery)
 {
     var source = Source();
@@ -166,28 +154,58 @@ if (parsed.GetValue(profileOption) is { } profile)
     return 0;
 }
 
-var rows = new List<(string Name, double Rate, double Baseline)>();
-double plainMapFilter = Best(PlainMapFilter);
-double plainKeyed = Best(PlainKeyedCount);
-rows.Add(("map+filter, plain C# loop (baseline)", plainMapFilter, plainMapFilter));
-rows.Add(("map+filter, checkpoint off", Best(() => RunPipeline(false, null)), plainMapFilter));
-rows.Add(("map+filter, checkpoint every 10 batches", Best(() => RunPipeline(false, 10)), plainMapFilter));
-rows.Add(("map+filter, checkpoint every batch", Best(() => RunPipeline(false, 1)), plainMapFilter));
-rows.Add(("keyed count, plain C# loop (baseline)", plainKeyed, plainKeyed));
-rows.Add(("keyed count, checkpoint off", Best(() => RunPipeline(true, null)), plainKeyed));
-rows.Add(("keyed count, checkpoint every 10 batches", Best(() => RunPipeline(true, 10)), plainKeyed));
-rows.Add(("keyed count, checkpoint every batch", Best(() => RunPipeline(true, 1)), plainKeyed));
+// Each scenario runs interleaved with its plain loop, round after round, in this one process: a noisy
+// neighbour slows both sides of a round alike. The report gives the best and the median round's ratio, and
+// per-core rates from CPU time (user + system of this process), not wall time.
+Console.WriteLine($"Load average before the run: {LoadAverage()}; {repeat} interleaved rounds per scenario, after one warm-up round.");
+Console.WriteLine();
+Console.WriteLine("| scenario | records/s (best) | ratio to its plain loop: best | median | per core, records per CPU-s (best) | per-core ratio (median) |");
+Console.WriteLine("|---|---:|---:|---:|---:|---:|");
+var results = new Dictionary<string, Interleaved>();
+foreach (var (name, plain, pipeline) in new (string, Func<TimeSpan>, Func<TimeSpan>)[]
+{
+    ("map+filter, checkpoint off", PlainMapFilter, () => RunPipeline(false, null)),
+    ("map+filter, checkpoint every 10 batches", PlainMapFilter, () => RunPipeline(false, 10)),
+    ("map+filter, checkpoint every batch", PlainMapFilter, () => RunPipeline(false, 1)),
+    ("keyed count, checkpoint off", PlainKeyedCount, () => RunPipeline(true, null)),
+    ("keyed count, checkpoint every 10 batches", PlainKeyedCount, () => RunPipeline(true, 10)),
+    ("keyed count, checkpoint every batch", PlainKeyedCount, () => RunPipeline(true, 1)),
+})
+{
+    var r = results[name] = Interleave(plain, pipeline);
+    Console.WriteLine($"| {name} | {records / r.Pipeline.Min(m => m.Wall):N0} | {r.Ratios.Max():F2} | {Median(r.Ratios):F2} | {records / r.Pipeline.Min(m => m.Cpu):N0} | {Median(r.CpuRatios):F2} |");
+}
 
-Console.WriteLine("| scenario | records/s | ratio to its plain loop |");
-Console.WriteLine("|---|---:|---:|");
-foreach (var (name, rate, baseline) in rows) Console.WriteLine($"| {name} | {rate:N0} | {rate / baseline:F2} |");
 Console.WriteLine();
-double off = rows.Single(x => x.Name == "keyed count, checkpoint off").Rate;
-double every10 = rows.Single(x => x.Name == "keyed count, checkpoint every 10 batches").Rate;
-double mfOff = rows.Single(x => x.Name == "map+filter, checkpoint off").Rate;
-double mf10 = rows.Single(x => x.Name == "map+filter, checkpoint every 10 batches").Rate;
-Console.WriteLine($"Checkpoint overhead at every 10 batches (vs off): keyed count {(1 - every10 / off) * 100:F1}%, map+filter {(1 - mf10 / mfOff) * 100:F1}%.");
+Console.WriteLine($"Plain loops (best): map+filter {records / results["map+filter, checkpoint off"].Plain.Min(m => m.Wall):N0} records/s, keyed count {records / results["keyed count, checkpoint off"].Plain.Min(m => m.Wall):N0} records/s.");
+double Rate(string name) => records / results[name].Pipeline.Min(m => m.Wall);
+Console.WriteLine($"Checkpoint overhead at every 10 batches (vs off, best runs): keyed count {(1 - Rate("keyed count, checkpoint every 10 batches") / Rate("keyed count, checkpoint off")) * 100:F1}%, "
+                  + $"map+filter {(1 - Rate("map+filter, checkpoint every 10 batches") / Rate("map+filter, checkpoint off")) * 100:F1}%.");
 Console.WriteLine();
+
+// Scaling: the keyed count at parallelism 1 against the configured parallelism, interleaved the same way.
+if (parallelism > 1)
+{
+    int configured = parallelism;
+    TimeSpan At(int p)
+    {
+        parallelism = p;
+        try
+        {
+            return RunPipeline(true, 10);
+        }
+        finally
+        {
+            parallelism = configured;
+        }
+    }
+
+    var scaling = Interleave(() => At(1), () => At(configured));
+    double speedup = Median(scaling.Ratios);
+    Console.WriteLine($"Keyed count, checkpoint every 10 batches, parallelism {configured} against 1: speedup {speedup:F2}x (median of {repeat} rounds; best {scaling.Ratios.Max():F2}x), "
+                      + $"efficiency per core {speedup / configured:P0}; CPU time per record {1 / Median(scaling.CpuRatios):F2}x that of parallelism 1.");
+    Console.WriteLine();
+}
 
 // Restart with 1,000,000 keys of state: build the state, stop (final snapshot), then time a new run's recovery.
 {
@@ -215,3 +233,63 @@ catch (IOException)
 {
 }
 return 0;
+
+static double Median(IReadOnlyList<double> values)
+{
+    var sorted = values.Order().ToArray();
+    return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
+}
+
+static string LoadAverage()
+{
+    try
+    {
+        return string.Join(" ", File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) + " (1, 5, 15 min)";
+    }
+    catch (IOException)
+    {
+        return "unknown";
+    }
+}
+
+/// <summary>Runs <paramref name="plain"/> and <paramref name="pipeline"/> alternately: one warm-up round, then the timed ones.</summary>
+Interleaved Interleave(Func<TimeSpan> plain, Func<TimeSpan> pipeline)
+{
+    Measure(plain);
+    Measure(pipeline);
+    var result = new Interleaved();
+    for (int i = 0; i < repeat; i++)
+    {
+        var a = Measure(plain);
+        var b = Measure(pipeline);
+        result.Plain.Add(a);
+        result.Pipeline.Add(b);
+        result.Ratios.Add(a.Wall / b.Wall);
+        result.CpuRatios.Add(a.Cpu / b.Cpu);
+    }
+
+    return result;
+}
+
+static (double Wall, double Cpu) Measure(Func<TimeSpan> run)
+{
+    GC.Collect();
+    GC.WaitForPendingFinalizers();
+    var process = Process.GetCurrentProcess();
+    var cpu = process.TotalProcessorTime;
+    double wall = run().TotalSeconds;
+    process.Refresh();
+    return (wall, (process.TotalProcessorTime - cpu).TotalSeconds);
+}
+
+/// <summary>One scenario's interleaved rounds: each side's (wall, CPU) seconds and the per-round ratios (plain / pipeline).</summary>
+sealed class Interleaved
+{
+    public List<(double Wall, double Cpu)> Plain { get; } = new();
+
+    public List<(double Wall, double Cpu)> Pipeline { get; } = new();
+
+    public List<double> Ratios { get; } = new();
+
+    public List<double> CpuRatios { get; } = new();
+}
