@@ -5,6 +5,7 @@ using System.Runtime.InteropServices;
 using PipelineDsl.CompilerServices;
 using PipelineDsl.Graph;
 using PipelineDsl.Serialization;
+using PipelineDsl.State;
 
 namespace PipelineDsl.Execution;
 
@@ -44,18 +45,11 @@ internal sealed class EventTimeWindowExecutor<TKey, T> : OperatorExecutor<EventW
     private readonly IWatermark _watermark;
     private readonly long _paneMs;
     private readonly bool _tumbling;
-    private readonly SortedDictionary<long, Dictionary<TKey, T>> _panes = new();
+    private readonly PaneStore<TKey, T> _store;
     private readonly SortedDictionary<long, Dictionary<TKey, T>> _legacyWindows = new();
 
-    // What this batch changed, for its delta: the keys updated per pane, the panes removed, the legacy windows fired.
-    private readonly Dictionary<long, HashSet<TKey>> _updated = new();
-    private readonly List<long> _removedPanes = new();
+    // The legacy windows this batch fired, for its delta (the panes' changes are tracked by the store).
     private readonly List<long> _firedLegacy = new();
-
-    // Emptied panes and key sets kept for reuse: a busy pane's table is large enough for the large object
-    // heap, and allocating one per pane per batch there turns collections into full ones.
-    private readonly Stack<Dictionary<TKey, T>> _sparePanes = new();
-    private readonly Stack<HashSet<TKey>> _spareKeySets = new();
     private readonly Dictionary<TKey, T> _combined = new();
     private readonly List<(TKey Key, T Value)> _firing = new();
     private readonly SortedSet<long> _toFire = new();
@@ -67,7 +61,10 @@ internal sealed class EventTimeWindowExecutor<TKey, T> : OperatorExecutor<EventW
         _watermark = watermark;
         _tumbling = node.SlideMs == node.SizeMs;
         _paneMs = Gcd(node.SizeMs, node.SlideMs);
+        _store = new PaneStore<TKey, T>(node.Id, node.KeyFormatter, node.ValueFormatter);
     }
+
+    private SortedDictionary<long, Dictionary<TKey, T>> Panes => _store.Panes;
 
     /// <summary>
     /// Format 2: panes (a hopping window's snapshot is a map of pane and legacy-window updates; deltas are
@@ -76,7 +73,7 @@ internal sealed class EventTimeWindowExecutor<TKey, T> : OperatorExecutor<EventW
     /// </summary>
     public int StateFormat => 2;
 
-    public long KeyCount => _panes.Values.Sum(w => (long)w.Count) + _legacyWindows.Values.Sum(w => (long)w.Count);
+    public long KeyCount => _store.KeyCount + _legacyWindows.Values.Sum(w => (long)w.Count);
 
     private static long Gcd(long a, long b) => b == 0 ? a : Gcd(b, a % b);
 
@@ -95,9 +92,7 @@ internal sealed class EventTimeWindowExecutor<TKey, T> : OperatorExecutor<EventW
         Dictionary<TKey, T>? cached = null;
         HashSet<TKey>? cachedUpdated = null;
         long late = 0;
-        foreach (var keys in _updated.Values) Recycle(keys);
-        _updated.Clear();
-        _removedPanes.Clear();
+        _store.BeginBatch();
         _firedLegacy.Clear();
         foreach (var record in CollectionsMarshal.AsSpan(_input.Output))
         {
@@ -112,9 +107,7 @@ internal sealed class EventTimeWindowExecutor<TKey, T> : OperatorExecutor<EventW
             long start = Floor(time, pane);
             if (start != cachedStart)
             {
-                if (!_panes.TryGetValue(start, out cached)) _panes[start] = cached = _sparePanes.TryPop(out var spare) ? spare : new Dictionary<TKey, T>();
-                if (!_updated.TryGetValue(start, out cachedUpdated))
-                    _updated[start] = cachedUpdated = _spareKeySets.TryPop(out var spareKeys) ? spareKeys : new HashSet<TKey>();
+                (cached, cachedUpdated) = _store.Open(start);
                 cachedStart = start;
             }
 
@@ -143,7 +136,7 @@ internal sealed class EventTimeWindowExecutor<TKey, T> : OperatorExecutor<EventW
         long size = _node.SizeMs, slide = _node.SlideMs;
         bool everything = current == long.MaxValue;
         _toFire.Clear();
-        foreach (long p in _panes.Keys)
+        foreach (long p in Panes.Keys)
         {
             // The earliest window holding p starts at the first multiple of slide after p - size; if even it
             // is still open, so is every window holding p or a later pane.
@@ -163,15 +156,11 @@ internal sealed class EventTimeWindowExecutor<TKey, T> : OperatorExecutor<EventW
 
         foreach (long s in _toFire) EmitWindow(s);
 
-        while (_panes.Count > 0)
+        while (Panes.Count > 0)
         {
-            var (p, entries) = _panes.First();
+            long p = Panes.First().Key;
             if (!everything && Floor(p, slide) + size > current) break; // a window holding p is still open
-            _panes.Remove(p);
-            if (_updated.Remove(p, out var keys)) Recycle(keys);
-            _removedPanes.Add(p);
-            entries.Clear();
-            _sparePanes.Push(entries);
+            _store.Remove(p);
         }
     }
 
@@ -181,7 +170,7 @@ internal sealed class EventTimeWindowExecutor<TKey, T> : OperatorExecutor<EventW
         _firing.Clear();
         if (_tumbling && _legacyWindows.Count == 0)
         {
-            if (_panes.TryGetValue(start, out var only))
+            if (Panes.TryGetValue(start, out var only))
                 foreach (var (key, value) in only) _firing.Add((key, value));
         }
         else
@@ -195,7 +184,7 @@ internal sealed class EventTimeWindowExecutor<TKey, T> : OperatorExecutor<EventW
 
             for (long p = start; p < end; p += _paneMs)
             {
-                if (!_panes.TryGetValue(p, out var entries)) continue;
+                if (!Panes.TryGetValue(p, out var entries)) continue;
                 foreach (var (key, value) in entries)
                 {
                     ref T? slot = ref CollectionsMarshal.GetValueRefOrAddDefault(_combined, key, out bool exists);
@@ -212,59 +201,34 @@ internal sealed class EventTimeWindowExecutor<TKey, T> : OperatorExecutor<EventW
         _firing.Clear();
     }
 
-    private void Recycle(HashSet<TKey> keys)
-    {
-        keys.Clear();
-        _spareKeySets.Push(keys);
-    }
-
     public void WriteSnapshot(MessagePackWriter writer)
     {
         if (_tumbling)
         {
-            WriteWindows(writer, _panes);
+            _store.WriteAll(writer);
             return;
         }
 
         writer.WriteMapHeader(2);
         writer.Write(PaneUpdates);
-        WriteWindows(writer, _panes);
+        _store.WriteAll(writer);
         writer.Write(WindowUpdates);
-        WriteWindows(writer, _legacyWindows);
-    }
-
-    private void WriteWindows(MessagePackWriter writer, SortedDictionary<long, Dictionary<TKey, T>> windows)
-    {
-        writer.WriteArrayHeader(windows.Count);
-        foreach (var (start, entries) in windows)
-        {
-            writer.WriteArrayHeader(2);
-            writer.Write(start);
-            writer.WriteArrayHeader(entries.Count);
-            foreach (var (key, value) in entries)
-            {
-                writer.WriteArrayHeader(2);
-                _node.KeyFormatter.Serialize(writer, key);
-                _node.ValueFormatter.Serialize(writer, value);
-            }
-        }
+        _store.WriteWindows(writer, _legacyWindows);
     }
 
     public void RestoreSnapshot(ref MessagePackReader reader, long storedVersion)
     {
         CheckVersion(storedVersion);
-        _panes.Clear();
+        Panes.Clear();
         _legacyWindows.Clear();
         if (reader.NextType == MessagePackType.Map) ReadChanges(ref reader);
-        else ReadWindows(ref reader, _tumbling ? _panes : _legacyWindows, replace: false);
+        else _store.Read(ref reader, _tumbling ? Panes : _legacyWindows, replace: false);
     }
 
     public void Clear()
     {
-        _panes.Clear();
+        _store.Clear();
         _legacyWindows.Clear();
-        _updated.Clear();
-        _removedPanes.Clear();
         _firedLegacy.Clear();
     }
 
@@ -275,37 +239,19 @@ internal sealed class EventTimeWindowExecutor<TKey, T> : OperatorExecutor<EventW
         {
             writer.WriteMapHeader(2);
             writer.Write(WindowUpdates);
-            WriteUpdates(writer);
+            _store.WriteUpdates(writer);
             writer.Write(FiredWindows);
-            WriteStarts(writer, _removedPanes);
+            _store.WriteRemoved(writer);
             return;
         }
 
         writer.WriteMapHeader(3);
         writer.Write(PaneUpdates);
-        WriteUpdates(writer);
+        _store.WriteUpdates(writer);
         writer.Write(RemovedPanes);
-        WriteStarts(writer, _removedPanes);
+        _store.WriteRemoved(writer);
         writer.Write(FiredWindows);
         WriteStarts(writer, _firedLegacy);
-    }
-
-    private void WriteUpdates(MessagePackWriter writer)
-    {
-        writer.WriteArrayHeader(_updated.Count);
-        foreach (var (start, keys) in _updated)
-        {
-            var entries = _panes[start];
-            writer.WriteArrayHeader(2);
-            writer.Write(start);
-            writer.WriteArrayHeader(keys.Count);
-            foreach (var key in keys)
-            {
-                writer.WriteArrayHeader(2);
-                _node.KeyFormatter.Serialize(writer, key);
-                _node.ValueFormatter.Serialize(writer, entries[key]);
-            }
-        }
     }
 
     private static void WriteStarts(MessagePackWriter writer, List<long> starts)
@@ -335,7 +281,7 @@ internal sealed class EventTimeWindowExecutor<TKey, T> : OperatorExecutor<EventW
     private void ReadChanges(ref MessagePackReader reader)
     {
         // Keys 0 and 1 name whole windows: the panes themselves when tumbling, legacy windows when hopping.
-        var windows = _tumbling ? _panes : _legacyWindows;
+        var windows = _tumbling ? Panes : _legacyWindows;
         int fields = reader.ReadMapHeader();
         for (int f = 0; f < fields; f++)
         {
@@ -343,48 +289,20 @@ internal sealed class EventTimeWindowExecutor<TKey, T> : OperatorExecutor<EventW
             switch (field)
             {
                 case WindowUpdates:
-                    ReadWindows(ref reader, windows, replace: true);
+                    _store.Read(ref reader, windows, replace: true);
                     break;
                 case PaneUpdates when !_tumbling:
-                    ReadWindows(ref reader, _panes, replace: true);
+                    _store.Read(ref reader, Panes, replace: true);
                     break;
                 case FiredWindows:
-                    RemoveStarts(ref reader, windows);
+                    PaneStore<TKey, T>.RemoveStarts(ref reader, windows);
                     break;
                 case RemovedPanes when !_tumbling:
-                    RemoveStarts(ref reader, _panes);
+                    PaneStore<TKey, T>.RemoveStarts(ref reader, Panes);
                     break;
                 default:
                     throw new MessagePackException($"The state of window '{Node.Id}' has field {field}, which a {(_tumbling ? "tumbling" : "hopping")} window does not write.");
             }
         }
-    }
-
-    private void ReadWindows(ref MessagePackReader reader, SortedDictionary<long, Dictionary<TKey, T>> windows, bool replace)
-    {
-        int count = reader.ReadArrayHeader();
-        for (int i = 0; i < count; i++)
-        {
-            if (reader.ReadArrayHeader() != 2) throw new MessagePackException($"A window of operator '{Node.Id}' is not a [start, entries] pair.");
-            long start = reader.ReadInt64();
-            if (!windows.TryGetValue(start, out var entries)) windows[start] = entries = new Dictionary<TKey, T>();
-            else if (!replace) throw new MessagePackException($"Operator '{Node.Id}' holds window {start} twice.");
-            int n = reader.ReadArrayHeader();
-            for (int e = 0; e < n; e++)
-            {
-                if (reader.ReadArrayHeader() != 2) throw new MessagePackException($"An entry of window {start} of operator '{Node.Id}' is not a [key, value] pair.");
-                TKey key = _node.KeyFormatter.Deserialize(ref reader);
-                if (key is null) throw new MessagePackException($"Window {start} of operator '{Node.Id}' holds a null key.");
-                T value = _node.ValueFormatter.Deserialize(ref reader);
-                if (replace) entries[key] = value;
-                else if (!entries.TryAdd(key, value)) throw new MessagePackException($"Window {start} of operator '{Node.Id}' holds key {key} twice.");
-            }
-        }
-    }
-
-    private static void RemoveStarts(ref MessagePackReader reader, SortedDictionary<long, Dictionary<TKey, T>> windows)
-    {
-        int count = reader.ReadArrayHeader();
-        for (int i = 0; i < count; i++) windows.Remove(reader.ReadInt64());
     }
 }
