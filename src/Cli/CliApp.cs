@@ -8,6 +8,7 @@ using PipelineDsl.Checkpointing;
 using PipelineDsl.Execution;
 using PipelineDsl.Graph;
 using PipelineDsl.Serialization;
+using PipelineDsl.State;
 
 namespace PipelineDsl.Cli;
 
@@ -202,127 +203,9 @@ public static class CliApp
             throw new CliException($"Snapshot {snapshot.Batch} holds no state for '{operatorId}'; it holds: {string.Join(", ", snapshot.Operators.Keys.Order(StringComparer.Ordinal))}.");
         var entry = (snapshot.Manifest ?? c.Reader.Manifest).Find(operatorId);
         var names = entry?.StateSchema?.Fields.ToDictionary(f => (long)f.Key, f => f.Name) ?? new Dictionary<long, string>();
-        if (entry is not null && entry.Kind is not (OperatorKinds.UpdateState or OperatorKinds.Reduce or OperatorKinds.Window))
-        {
-            // Event-time operators keep state in a layout of their own (panes, sessions, buffered join records, a
-            // watermark): written as stored, one JSON line per entry, without field names.
-            var raw = new MessagePackReader(op.Entries.Span);
-            bool single = raw.NextType != MessagePackType.Array;
-            int entries = single ? 1 : raw.ReadArrayHeader();
-            for (int i = 0; i < entries && i < limit; i++)
-            {
-                var buffer = new MemoryStream();
-                using (var json = new Utf8JsonWriter(buffer))
-                {
-                    json.WriteStartObject();
-                    json.WriteString("kind", entry.Kind);
-                    json.WritePropertyName(single ? "state" : "entry");
-                    ToJson(ref raw, json, null);
-                    json.WriteEndObject();
-                }
-
-                o.WriteLine(Encoding.UTF8.GetString(buffer.ToArray()));
-            }
-
-            return Ok;
-        }
-
-        bool window = entry?.Kind == OperatorKinds.Window;
-        var r = new MessagePackReader(op.Entries.Span);
-        int count = r.ReadArrayHeader();
-        for (int i = 0; i < count && i < limit; i++)
-        {
-            var buffer = new MemoryStream();
-            using (var json = new Utf8JsonWriter(buffer))
-            {
-                json.WriteStartObject();
-                int parts = r.ReadArrayHeader();
-                json.WritePropertyName("key");
-                ToJson(ref r, json, null);
-                if (window)
-                {
-                    json.WriteStartArray("panes");
-                    int panes = r.ReadArrayHeader();
-                    for (int p = 0; p < panes; p++)
-                    {
-                        r.ReadArrayHeader();
-                        json.WriteStartObject();
-                        json.WriteNumber("batch", r.ReadInt64());
-                        json.WritePropertyName("value");
-                        ToJson(ref r, json, names);
-                        json.WriteEndObject();
-                    }
-
-                    json.WriteEndArray();
-                }
-                else
-                {
-                    json.WritePropertyName("value");
-                    ToJson(ref r, json, names);
-                    if (parts > 2) json.WriteNumber("lastSeenBatch", r.ReadInt64());
-                }
-
-                json.WriteEndObject();
-            }
-
-            o.WriteLine(Encoding.UTF8.GetString(buffer.ToArray()));
-        }
-
+        // The layouts belong to the state stores; StateDump asks the one of this operator's kind.
+        StateDump.WriteJsonLines(entry?.Kind ?? "", op.Entries.Span, names, limit, o);
         return Ok;
-    }
-
-    /// <summary>Any MessagePack value as JSON; the top-level map of a state contract gets its field names.</summary>
-    private static void ToJson(ref MessagePackReader r, Utf8JsonWriter json, Dictionary<long, string>? fieldNames)
-    {
-        switch (r.NextType)
-        {
-            case MessagePackType.Nil: r.ReadNil(); json.WriteNullValue(); break;
-            case MessagePackType.Boolean: json.WriteBooleanValue(r.ReadBoolean()); break;
-            case MessagePackType.Integer:
-                var peek = r;
-                try { json.WriteNumberValue(r.ReadInt64()); }
-                catch (MessagePackException) { r = peek; json.WriteNumberValue(r.ReadUInt64()); }
-                break;
-            case MessagePackType.Float:
-                double d = r.ReadDouble();
-                // JSON has no NaN or infinities: written as the strings JSON tools (Json.NET, Jackson, jq) use for them.
-                if (double.IsFinite(d)) json.WriteNumberValue(d);
-                else json.WriteStringValue(double.IsNaN(d) ? "NaN" : d > 0 ? "Infinity" : "-Infinity");
-                break;
-            case MessagePackType.String: json.WriteStringValue(r.ReadString()); break;
-            case MessagePackType.Binary: json.WriteBase64StringValue(r.ReadBinarySpan()); break;
-            case MessagePackType.Array:
-                int n = r.ReadArrayHeader();
-                json.WriteStartArray();
-                for (int i = 0; i < n; i++) ToJson(ref r, json, null);
-                json.WriteEndArray();
-                break;
-            case MessagePackType.Map:
-                int m = r.ReadMapHeader();
-                json.WriteStartObject();
-                for (int i = 0; i < m; i++)
-                {
-                    string name;
-                    if (r.NextType == MessagePackType.Integer)
-                    {
-                        long key = r.ReadInt64();
-                        name = fieldNames is not null && fieldNames.TryGetValue(key, out var fieldName) ? fieldName : key.ToString(CultureInfo.InvariantCulture);
-                    }
-                    else if (r.NextType == MessagePackType.String) name = r.ReadString() ?? "";
-                    else name = Convert.ToHexString(r.ReadRaw());
-                    json.WritePropertyName(name);
-                    ToJson(ref r, json, null);
-                }
-
-                json.WriteEndObject();
-                break;
-            case MessagePackType.Extension:
-                var ext = r;
-                ext.ReadExtension(out sbyte type);
-                if (type == -1) json.WriteStringValue(r.ReadDateTime().ToString("O", CultureInfo.InvariantCulture));
-                else json.WriteBase64StringValue(r.ReadExtension(out _));
-                break;
-        }
     }
 
     // ---- lock ---------------------------------------------------------------------------------------

@@ -86,3 +86,37 @@ public class SessionStoreTests
         Assert.Equal(new[] { "early", "middle" }, due);
     }
 }
+
+/// <summary>dump-state reads each layout with the dumper beside its writer.</summary>
+public class StateDumpTests
+{
+    [Fact]
+    public void Sessions_are_dumped_one_line_per_key_with_their_sessions()
+    {
+        var store = new SessionStore<string, long>("sessions", MessagePackFormatters.String!, MessagePackFormatters.Int64);
+        store.BeginBatch();
+        store.SessionsOf("a").Add(new Session<long> { Start = 0, End = 50, Value = 7 });
+        store.SessionsOf("a").Add(new Session<long> { Start = 100, End = 150, Value = 8 });
+        store.SessionsOf("b").Add(new Session<long> { Start = 10, End = 60, Value = 9 });
+        var w = new MessagePackWriter(64);
+        store.WriteSnapshot(w);
+        var output = new StringWriter();
+        StateDump.WriteJsonLines("session-window", w.WrittenSpan, new Dictionary<long, string>(), int.MaxValue, output);
+        var lines = output.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement).ToList();
+        Assert.Equal(2, lines.Count);
+        var a = lines.Single(l => l.GetProperty("key").GetString() == "a");
+        Assert.Equal(new[] { (0L, 50L, 7L), (100L, 150L, 8L) },
+            a.GetProperty("sessions").EnumerateArray().Select(s => (s.GetProperty("start").GetInt64(), s.GetProperty("end").GetInt64(), s.GetProperty("value").GetInt64())));
+    }
+
+    [Fact]
+    public void A_limit_cuts_the_lines_and_an_unknown_layout_is_written_as_stored()
+    {
+        var w = new MessagePackWriter(64);
+        w.WriteArrayHeader(3);
+        for (int i = 0; i < 3; i++) w.Write((long)i);
+        var output = new StringWriter();
+        StateDump.WriteJsonLines("stream-join", w.WrittenSpan, new Dictionary<long, string>(), 2, output);
+        Assert.Equal(new[] { "{\"kind\":\"stream-join\",\"entry\":0}", "{\"kind\":\"stream-join\",\"entry\":1}" }, output.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries));
+    }
+}

@@ -225,3 +225,23 @@ internal sealed class KeyedStateStore<TKey, TValue> where TKey : notnull
         }
     }
 }
+
+/// <summary>Reads the keyed entries' layout (<see cref="KeyedStateStore{TKey, TValue}.Format"/> 1) for <c>dump-state</c>: one line per key.</summary>
+internal static class KeyedStateLayout
+{
+    public static void Dump(ref MessagePackReader r, IReadOnlyDictionary<long, string> fieldNames, JsonLines lines)
+    {
+        int count = r.ReadArrayHeader();
+        for (int i = 0; i < count && !lines.Full; i++)
+        {
+            var json = lines.Begin();
+            int parts = r.ReadArrayHeader();
+            json.WritePropertyName("key");
+            Json.Write(ref r, json, null);
+            json.WritePropertyName("value");
+            Json.Write(ref r, json, fieldNames);
+            if (parts > 2) json.WriteNumber("lastSeenBatch", r.ReadInt64());
+            lines.End();
+        }
+    }
+}

@@ -165,3 +165,58 @@ internal sealed class PaneStore<TKey, T> where TKey : notnull
         for (int i = 0; i < count; i++) windows.Remove(reader.ReadInt64());
     }
 }
+
+/// <summary>
+/// Reads the panes' layout for <c>dump-state</c>: one line per key and pane (<c>pane</c>: its start), and per key
+/// and legacy window of an older build (<c>window</c>: its start). A hopping window's snapshot is the map
+/// <c>{2: panes, 0: legacy windows}</c>, a tumbling window's the panes alone.
+/// </summary>
+internal static class PaneLayout
+{
+    private const long LegacyWindows = 0, Panes = 2;
+
+    public static void Dump(ref MessagePackReader r, IReadOnlyDictionary<long, string> fieldNames, JsonLines lines)
+    {
+        if (r.NextType != MessagePackType.Map)
+        {
+            DumpWindows(ref r, "pane", fieldNames, lines);
+            return;
+        }
+
+        int fields = r.ReadMapHeader();
+        for (int f = 0; f < fields; f++)
+        {
+            long field = r.ReadInt64();
+            if (field is Panes or LegacyWindows) DumpWindows(ref r, field == Panes ? "pane" : "window", fieldNames, lines);
+            else r.Skip();
+        }
+    }
+
+    private static void DumpWindows(ref MessagePackReader r, string label, IReadOnlyDictionary<long, string> fieldNames, JsonLines lines)
+    {
+        int count = r.ReadArrayHeader();
+        for (int i = 0; i < count; i++)
+        {
+            r.ReadArrayHeader();
+            long start = r.ReadInt64();
+            int entries = r.ReadArrayHeader();
+            for (int e = 0; e < entries; e++)
+            {
+                if (lines.Full)
+                {
+                    r.Skip();
+                    continue;
+                }
+
+                r.ReadArrayHeader();
+                var json = lines.Begin();
+                json.WriteNumber(label, start);
+                json.WritePropertyName("key");
+                Json.Write(ref r, json, null);
+                json.WritePropertyName("value");
+                Json.Write(ref r, json, fieldNames);
+                lines.End();
+            }
+        }
+    }
+}

@@ -5,6 +5,7 @@ using System.Runtime.InteropServices;
 using PipelineDsl.CompilerServices;
 using PipelineDsl.Graph;
 using PipelineDsl.Serialization;
+using PipelineDsl.State;
 
 namespace PipelineDsl.Execution;
 
@@ -102,4 +103,18 @@ internal sealed class WatermarkExecutor<T> : OperatorExecutor<T>, IStatefulExecu
     public void WriteDelta(MessagePackWriter writer, long batchId) => WriteSnapshot(writer);
 
     public void ApplyDelta(ref MessagePackReader reader, long storedVersion) => RestoreSnapshot(ref reader, storedVersion);
+}
+
+/// <summary>Reads the watermark's layout (format 1: <c>[largest event time seen, watermark]</c>) for <c>dump-state</c>.</summary>
+internal static class WatermarkLayout
+{
+    public static void Dump(ref MessagePackReader r, JsonLines lines)
+    {
+        if (r.ReadArrayHeader() != 2 || lines.Full) return;
+        var json = lines.Begin();
+        json.WriteString("kind", OperatorKinds.Watermark);
+        json.WriteNumber("maxEventTime", r.ReadInt64());
+        json.WriteNumber("watermark", r.ReadInt64());
+        lines.End();
+    }
 }
