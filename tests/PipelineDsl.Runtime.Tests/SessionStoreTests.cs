@@ -110,6 +110,26 @@ public class StateDumpTests
     }
 
     [Fact]
+    public void A_batch_windows_panes_are_dumped_with_their_batches()
+    {
+        var w = new MessagePackWriter(64);
+        w.WriteArrayHeader(1);
+        w.WriteArrayHeader(2);
+        w.Write("k");
+        w.WriteArrayHeader(2);
+        foreach (var (batch, value) in new[] { (4L, 10L), (5L, 11L) })
+        {
+            w.WriteArrayHeader(2);
+            w.Write(batch);
+            w.Write(value);
+        }
+
+        var output = new StringWriter();
+        StateDump.WriteJsonLines("window", w.WrittenSpan, new Dictionary<long, string>(), int.MaxValue, output);
+        Assert.Equal("{\"key\":\"k\",\"panes\":[{\"batch\":4,\"value\":10},{\"batch\":5,\"value\":11}]}", output.ToString().Trim());
+    }
+
+    [Fact]
     public void A_limit_cuts_the_lines_and_an_unknown_layout_is_written_as_stored()
     {
         var w = new MessagePackWriter(64);

@@ -172,30 +172,6 @@ internal sealed class SessionStore<TKey, T> where TKey : notnull
 /// <summary>Reads the sessions' layout for <c>dump-state</c>: one line per key with its open sessions.</summary>
 internal static class SessionLayout
 {
-    public static void Dump(ref MessagePackReader r, IReadOnlyDictionary<long, string> fieldNames, JsonLines lines)
-    {
-        int count = r.ReadArrayHeader();
-        for (int i = 0; i < count && !lines.Full; i++)
-        {
-            r.ReadArrayHeader();
-            var json = lines.Begin();
-            json.WritePropertyName("key");
-            Json.Write(ref r, json, null);
-            json.WriteStartArray("sessions");
-            int sessions = r.ReadArrayHeader();
-            for (int s = 0; s < sessions; s++)
-            {
-                r.ReadArrayHeader();
-                json.WriteStartObject();
-                json.WriteNumber("start", r.ReadInt64());
-                json.WriteNumber("end", r.ReadInt64());
-                json.WritePropertyName("value");
-                Json.Write(ref r, json, fieldNames);
-                json.WriteEndObject();
-            }
-
-            json.WriteEndArray();
-            lines.End();
-        }
-    }
+    public static void Dump(ref MessagePackReader r, IReadOnlyDictionary<long, string> fieldNames, JsonLines lines) =>
+        KeyedListLayout.Dump(ref r, "sessions", new[] { "start", "end" }, fieldNames, lines);
 }

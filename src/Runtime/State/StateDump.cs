@@ -56,6 +56,37 @@ internal static class StateDump
     }
 }
 
+/// <summary>What the layouts of the form <c>[[key, [[n1, n2, ..., value], ...]], ...]</c> share (sessions, batch-window panes).</summary>
+internal static class KeyedListLayout
+{
+    /// <summary>One line per key: <c>{"key": …, listName: [{numberNames[0]: n1, …, "value": …}, …]}</c>.</summary>
+    public static void Dump(ref MessagePackReader r, string listName, string[] numberNames, IReadOnlyDictionary<long, string> fieldNames, JsonLines lines)
+    {
+        int count = r.ReadArrayHeader();
+        for (int i = 0; i < count && !lines.Full; i++)
+        {
+            r.ReadArrayHeader();
+            var json = lines.Begin();
+            json.WritePropertyName("key");
+            Json.Write(ref r, json, null);
+            json.WriteStartArray(listName);
+            int items = r.ReadArrayHeader();
+            for (int p = 0; p < items; p++)
+            {
+                r.ReadArrayHeader();
+                json.WriteStartObject();
+                foreach (string name in numberNames) json.WriteNumber(name, r.ReadInt64());
+                json.WritePropertyName("value");
+                Json.Write(ref r, json, fieldNames);
+                json.WriteEndObject();
+            }
+
+            json.WriteEndArray();
+            lines.End();
+        }
+    }
+}
+
 /// <summary>Writes JSON objects one per line, up to a limit.</summary>
 internal sealed class JsonLines
 {

@@ -143,29 +143,6 @@ internal sealed class WindowExecutor<TKey, T> : OperatorExecutor<Windowed<TKey, 
 /// <summary>Reads the batch window's layout (format 1) for <c>dump-state</c>: one line per key with its panes.</summary>
 internal static class BatchWindowLayout
 {
-    public static void Dump(ref MessagePackReader r, IReadOnlyDictionary<long, string> fieldNames, JsonLines lines)
-    {
-        int count = r.ReadArrayHeader();
-        for (int i = 0; i < count && !lines.Full; i++)
-        {
-            r.ReadArrayHeader();
-            var json = lines.Begin();
-            json.WritePropertyName("key");
-            Json.Write(ref r, json, null);
-            json.WriteStartArray("panes");
-            int panes = r.ReadArrayHeader();
-            for (int p = 0; p < panes; p++)
-            {
-                r.ReadArrayHeader();
-                json.WriteStartObject();
-                json.WriteNumber("batch", r.ReadInt64());
-                json.WritePropertyName("value");
-                Json.Write(ref r, json, fieldNames);
-                json.WriteEndObject();
-            }
-
-            json.WriteEndArray();
-            lines.End();
-        }
-    }
+    public static void Dump(ref MessagePackReader r, IReadOnlyDictionary<long, string> fieldNames, JsonLines lines) =>
+        KeyedListLayout.Dump(ref r, "panes", new[] { "batch" }, fieldNames, lines);
 }
