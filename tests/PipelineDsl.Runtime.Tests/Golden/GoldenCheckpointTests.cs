@@ -27,9 +27,29 @@ public sealed class GoldenCheckpointTests
         var versions = Directory.GetDirectories(Root).Select(Path.GetFileName).ToList();
         Assert.Contains("v2", versions);
         Assert.Contains("v3", versions);
+        Assert.Contains("v3-state-formats", versions);
         foreach (var version in Directory.GetDirectories(Root))
         foreach (var scenario in GoldenScenario.All)
             Assert.True(File.Exists(Path.Combine(version, scenario.Name, "expected.txt")), $"{version}/{scenario.Name} is incomplete");
+    }
+
+    [Fact]
+    public void The_state_formats_folder_records_a_format_number_for_every_operators_state()
+    {
+        // The folder is only worth keeping if it holds the newer layout: every snapshot part carries "format".
+        int parts = 0;
+        foreach (var file in Directory.EnumerateFiles(Path.Combine(Root, "v3-state-formats"), "*", SearchOption.AllDirectories)
+                     .Where(f => f.Contains($"{Path.DirectorySeparatorChar}state{Path.DirectorySeparatorChar}", StringComparison.Ordinal)))
+        {
+            var body = Checkpointing.SnapshotCodec.Read(Checkpointing.CheckpointFile.Open(File.ReadAllBytes(file), "snapshot", file).Body, file);
+            foreach (var (id, op) in body.Operators!)
+            {
+                Assert.True(op.Format is >= 1, $"{file}: operator '{id}' has no format number");
+                parts++;
+            }
+        }
+
+        Assert.True(parts >= 5, $"only {parts} operator parts were found");
     }
 
     [Theory]
