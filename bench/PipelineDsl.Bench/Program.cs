@@ -19,15 +19,27 @@ var repeatOption = new Option<int>("--repeat") { Description = "Interleaved roun
 var parallelismOption = new Option<int>("--parallelism") { Description = "Pipeline parallelism (default: the number of cores)", DefaultValueFactory = _ => Environment.ProcessorCount }.Positive();
 var profileOption = new Option<string?>("--profile") { Description = "Run one scenario repeatedly for a profiler: keyed or map-filter" };
 profileOption.AcceptOnlyFromAmong("keyed", "map-filter");
+var latencyOption = new Option<bool>("--latency") { Description = "Measure end-to-end latency at steady input rates (see --rates) instead of throughput" };
+var ratesOption = new Option<long[]>("--rates") { Description = "Input rates (records/s) for --latency", DefaultValueFactory = _ => new long[] { 50_000, 100_000, 200_000 }, AllowMultipleArgumentsPerToken = true };
+var secondsOption = new Option<int>("--seconds") { Description = "Seconds per rate for --latency", DefaultValueFactory = _ => 15 }.Positive();
+var intervalOption = new Option<int>("--interval-ms") { Description = "Batch interval in milliseconds for --latency", DefaultValueFactory = _ => 10 }.Positive();
 var root = new RootCommand("Runtime benchmark: map+filter and keyed count through the runner against a plain C# loop, in one run; then restart time.")
 {
-    recordsOption, keysOption, repeatOption, parallelismOption, profileOption,
+    recordsOption, keysOption, repeatOption, parallelismOption, profileOption, latencyOption, ratesOption, secondsOption, intervalOption,
 };
 if (CommandLineProgram.Parse(root, args, out var parsed) is int exit) return exit;
 long records = parsed.GetValue(recordsOption);
 int keys = parsed.GetValue(keysOption);
 int repeat = parsed.GetValue(repeatOption);
 int parallelism = parsed.GetValue(parallelismOption);
+if (parsed.GetValue(latencyOption))
+{
+    string latencyTemp = Path.Combine(Path.GetTempPath(), "pdsl-latency-" + Guid.NewGuid().ToString("N"));
+    LatencyBenchmark.Run(parsed.GetValue(ratesOption)!, TimeSpan.FromSeconds(parsed.GetValue(secondsOption)), TimeSpan.FromMilliseconds(parsed.GetValue(intervalOption)), parallelism, latencyTemp);
+    Directory.Delete(latencyTemp, recursive: true);
+    return 0;
+}
+
 const int partitions = 4;
 const int batches = 20;
 long perPartitionPerBatch = records / partitions / batches;

@@ -91,15 +91,26 @@ namespace PipelineDsl.Generator.Emitting
                 {
                     string name = $"PipelineDsl{prefix}_{SourceWriter.Identifier(op.Id)}";
                     selectors.Add((name, recordType, op.KeyType!, member));
-                    return name;
+                    return Call(name, 1);
                 }
 
                 string TimeSelector(string prefix, string recordType, string member)
                 {
                     string name = $"PipelineDsl{prefix}_{SourceWriter.Identifier(op.Id)}";
                     selectors.Add((name, recordType, "long", member));
-                    return name;
+                    return Call(name, 1);
                 }
+
+                // Per-record functions are passed as lambdas that call the user's static method, not as method
+                // groups: a delegate bound to a static method goes through a shuffle thunk on every call, while a
+                // lambda is an instance method of the compiler's cached closure class, called directly (and the
+                // user's method is inlined into it when small).
+                static string Call(string method, int arity) => arity switch
+                {
+                    1 => $"static a => {method}(a)",
+                    2 => $"static (a, b) => {method}(a, b)",
+                    _ => $"static (a, b, c) => {method}(a, b, c)",
+                };
 
                 switch (op.Kind)
                 {
@@ -107,20 +118,20 @@ namespace PipelineDsl.Generator.Emitting
                         w.Line($"var {v} = builder.Source<{op.OutputType}>({opId}, {version});");
                         break;
                     case OperatorKindSpec.Map:
-                        w.Line($"var {v} = builder.Map<{op.InputType}, {op.OutputType}>({opId}, {version}, {Input(0)}, {op.MemberName});");
+                        w.Line($"var {v} = builder.Map<{op.InputType}, {op.OutputType}>({opId}, {version}, {Input(0)}, {Call(op.MemberName!, 1)});");
                         break;
                     case OperatorKindSpec.FlatMap:
-                        w.Line($"var {v} = builder.FlatMap<{op.InputType}, {op.OutputType}>({opId}, {version}, {Input(0)}, {op.MemberName});");
+                        w.Line($"var {v} = builder.FlatMap<{op.InputType}, {op.OutputType}>({opId}, {version}, {Input(0)}, {Call(op.MemberName!, 1)});");
                         break;
                     case OperatorKindSpec.Filter:
-                        w.Line($"var {v} = builder.Filter<{op.InputType}>({opId}, {version}, {Input(0)}, {op.MemberName});");
+                        w.Line($"var {v} = builder.Filter<{op.InputType}>({opId}, {version}, {Input(0)}, {Call(op.MemberName!, 1)});");
                         break;
                     case OperatorKindSpec.Reduce:
-                        w.Line($"var {v} = builder.Reduce<{op.KeyType}, {op.InputType}>({opId}, {version}, {Input(0)}, {KeySelector("KeyOf", op.InputType!, op.KeyMember!)}, {op.MemberName});");
+                        w.Line($"var {v} = builder.Reduce<{op.KeyType}, {op.InputType}>({opId}, {version}, {Input(0)}, {KeySelector("KeyOf", op.InputType!, op.KeyMember!)}, {Call(op.MemberName!, 2)});");
                         break;
                     case OperatorKindSpec.UpdateState:
                         w.Line($"var {v} = builder.UpdateState<{op.KeyType}, {op.InputType}, {op.StateType}, {op.OutputType}>(");
-                        w.Line($"    {opId}, {version}, {Input(0)}, {KeySelector("KeyOf", op.InputType!, op.KeyMember!)}, {op.MemberName},");
+                        w.Line($"    {opId}, {version}, {Input(0)}, {KeySelector("KeyOf", op.InputType!, op.KeyMember!)}, {Call(op.MemberName!, 3)},");
                         w.Line($"    keyFormatter: {formatters.For(op.KeyShape!)},");
                         w.Line($"    stateFormatter: {formatters.For(op.StateShape!)},");
                         w.Line($"    idleTimeoutBatches: {op.IdleTimeoutBatches},");
@@ -145,7 +156,7 @@ namespace PipelineDsl.Generator.Emitting
                         break;
                     case OperatorKindSpec.Window:
                         w.Line($"var {v} = builder.Window<{op.KeyType}, {op.InputType}>(");
-                        w.Line($"    {opId}, {version}, {Input(0)}, {KeySelector("KeyOf", op.InputType!, op.KeyMember!)}, {op.MemberName},");
+                        w.Line($"    {opId}, {version}, {Input(0)}, {KeySelector("KeyOf", op.InputType!, op.KeyMember!)}, {Call(op.MemberName!, 2)},");
                         w.Line($"    keyFormatter: {formatters.For(op.KeyShape!)},");
                         w.Line($"    valueFormatter: {formatters.For(op.StateShape!)},");
                         w.Line($"    lengthBatches: {op.LengthBatches},");
@@ -157,7 +168,7 @@ namespace PipelineDsl.Generator.Emitting
                     case OperatorKindSpec.Join:
                         w.Line($"var {v} = builder.Join<{op.KeyType}, {op.InputType}, {op.RightType}, {op.OutputType}>(");
                         w.Line($"    {opId}, {version}, {Input(0)}, {Input(1)},");
-                        w.Line($"    {KeySelector("LeftKeyOf", op.InputType!, op.KeyMember!)}, {KeySelector("RightKeyOf", op.RightType!, op.RightKeyMember!)}, {op.MemberName});");
+                        w.Line($"    {KeySelector("LeftKeyOf", op.InputType!, op.KeyMember!)}, {KeySelector("RightKeyOf", op.RightType!, op.RightKeyMember!)}, {Call(op.MemberName!, 2)});");
                         break;
                     case OperatorKindSpec.Watermark:
                         w.Line($"var {v} = builder.Watermark<{op.OutputType}>({opId}, {version}, {Input(0)}, {TimeSelector("TimeOf", op.InputType!, op.EventTime!.TimeMember!)},");
@@ -168,7 +179,7 @@ namespace PipelineDsl.Generator.Emitting
                     {
                         bool session = op.Kind == OperatorKindSpec.SessionWindow;
                         w.Line($"var {v} = builder.{(session ? "SessionWindow" : "EventTimeWindow")}<{op.KeyType}, {op.InputType}>(");
-                        w.Line($"    {opId}, {version}, {Input(0)}, {KeySelector("KeyOf", op.InputType!, op.KeyMember!)}, {TimeSelector("TimeOf", op.InputType!, op.EventTime!.TimeMember!)}, {op.MemberName},");
+                        w.Line($"    {opId}, {version}, {Input(0)}, {KeySelector("KeyOf", op.InputType!, op.KeyMember!)}, {TimeSelector("TimeOf", op.InputType!, op.EventTime!.TimeMember!)}, {Call(op.MemberName!, 2)},");
                         w.Line($"    keyFormatter: {formatters.For(op.KeyShape!)},");
                         w.Line($"    valueFormatter: {formatters.For(op.StateShape!)},");
                         if (session) w.Line($"    gapMs: {L(op.EventTime.GapMs)});");
@@ -181,7 +192,7 @@ namespace PipelineDsl.Generator.Emitting
                         var time = op.EventTime!;
                         w.Line($"var {v} = builder.StreamJoin<{op.KeyType}, {op.InputType}, {op.RightType}, {op.OutputType}>(");
                         w.Line($"    {opId}, {version}, {Input(0)}, {Input(1)},");
-                        w.Line($"    {KeySelector("LeftKeyOf", op.InputType!, op.KeyMember!)}, {KeySelector("RightKeyOf", op.RightType!, op.RightKeyMember!)}, {op.MemberName},");
+                        w.Line($"    {KeySelector("LeftKeyOf", op.InputType!, op.KeyMember!)}, {KeySelector("RightKeyOf", op.RightType!, op.RightKeyMember!)}, {Call(op.MemberName!, 2)},");
                         w.Line($"    keyFormatter: {formatters.For(op.KeyShape!)},");
                         w.Line($"    leftFormatter: {formatters.For(op.StateShape!)},");
                         if (time.TimeMember is null)

@@ -20,14 +20,16 @@ public readonly record struct RateRecord(long Value, long TimestampMs);
 public sealed class RateSource : ISourceConnector<RateRecord>
 {
     private readonly RateSourceOptions _options;
-    private readonly long _wallStartMs;
+    // Stopwatch, not Environment.TickCount64: on Linux the tick count is a coarse clock (about 4 ms steps), which
+    // would hold each record back by up to a step after its time and add that to every latency measured.
+    private readonly long _wallStart;
 
     /// <summary>Creates the source.</summary>
     public RateSource(RateSourceOptions? options = null)
     {
         _options = options ?? new RateSourceOptions();
         _options.Validate();
-        _wallStartMs = Environment.TickCount64;
+        _wallStart = System.Diagnostics.Stopwatch.GetTimestamp();
     }
 
     /// <inheritdoc />
@@ -45,7 +47,7 @@ public sealed class RateSource : ISourceConnector<RateRecord>
     public Task<long> GetEndPositionAsync(string partition, CancellationToken cancellationToken)
     {
         int p = int.Parse(partition, System.Globalization.CultureInfo.InvariantCulture);
-        long total = _options.TotalRecords ?? (long)((Environment.TickCount64 - _wallStartMs) / 1000.0 * _options.RecordsPerSecond);
+        long total = _options.TotalRecords ?? (long)(System.Diagnostics.Stopwatch.GetElapsedTime(_wallStart).TotalSeconds * _options.RecordsPerSecond);
         // Values p, p + P, p + 2P, … below total belong to partition p.
         long count = total <= p ? 0 : (total - p + _options.Partitions - 1) / _options.Partitions;
         return Task.FromResult(count);

@@ -97,10 +97,10 @@ namespace Demo
         {
             var builder = new global::PipelineDsl.CompilerServices.PipelineBuilder(PipelineId, ManifestJson);
             var op_clicks = builder.Source<global::Demo.ClickEvent>("clicks", 1);
-            var op_humans = builder.Filter<global::Demo.ClickEvent>("humans", 1, op_clicks, IsHuman);
-            var op_parse = builder.Map<global::Demo.ClickEvent, global::Demo.Click>("parse", 1, op_humans, Parse);
+            var op_humans = builder.Filter<global::Demo.ClickEvent>("humans", 1, op_clicks, static a => IsHuman(a));
+            var op_parse = builder.Map<global::Demo.ClickEvent, global::Demo.Click>("parse", 1, op_humans, static a => Parse(a));
             var op_per_user = builder.UpdateState<string, global::Demo.Click, global::Demo.UserState, global::Demo.UserTotals>(
-                "per-user", 2, op_parse, PipelineDslKeyOf_per_user, PerUser,
+                "per-user", 2, op_parse, static a => PipelineDslKeyOf_per_user(a), static (a, b, c) => PerUser(a, b, c),
                 keyFormatter: global::PipelineDsl.CompilerServices.MessagePackFormatters.String,
                 stateFormatter: global::Demo.UserState.MessagePackFormatter,
                 idleTimeoutBatches: 0,

@@ -235,34 +235,34 @@ namespace Demo.EventTime
             var builder = new global::PipelineDsl.CompilerServices.PipelineBuilder(PipelineId, ManifestJson);
             var op_payments = builder.Source<global::Demo.EventTime.Payment>("payments", 1);
             var op_readings = builder.Source<global::Demo.EventTime.Reading>("readings", 1);
-            var op_timed = builder.Watermark<global::Demo.EventTime.Reading>("timed", 1, op_readings, PipelineDslTimeOf_timed,
+            var op_timed = builder.Watermark<global::Demo.EventTime.Reading>("timed", 1, op_readings, static a => PipelineDslTimeOf_timed(a),
                 maxOutOfOrdernessMs: 1000L);
             var op_hopping = builder.EventTimeWindow<string, global::Demo.EventTime.Reading>(
-                "hopping", 1, op_timed, PipelineDslKeyOf_hopping, PipelineDslTimeOf_hopping, HopSum,
+                "hopping", 1, op_timed, static a => PipelineDslKeyOf_hopping(a), static a => PipelineDslTimeOf_hopping(a), static (a, b) => HopSum(a, b),
                 keyFormatter: global::PipelineDsl.CompilerServices.MessagePackFormatters.String,
                 valueFormatter: global::Demo.EventTime.Reading.MessagePackFormatter,
                 sizeMs: 1000L, slideMs: 500L);
             builder.Sink<global::PipelineDsl.EventWindow<string, global::Demo.EventTime.Reading>>("hopping-out", 1, op_hopping);
             var op_sessions = builder.SessionWindow<string, global::Demo.EventTime.Reading>(
-                "sessions", 1, op_timed, PipelineDslKeyOf_sessions, PipelineDslTimeOf_sessions, Session,
+                "sessions", 1, op_timed, static a => PipelineDslKeyOf_sessions(a), static a => PipelineDslTimeOf_sessions(a), static (a, b) => Session(a, b),
                 keyFormatter: global::PipelineDsl.CompilerServices.MessagePackFormatters.String,
                 valueFormatter: global::Demo.EventTime.Reading.MessagePackFormatter,
                 gapMs: 500L);
             builder.Sink<global::PipelineDsl.EventWindow<string, global::Demo.EventTime.Reading>>("sessions-out", 1, op_sessions);
-            var op_timed_payments = builder.Watermark<global::Demo.EventTime.Payment>("timed-payments", 1, op_payments, PipelineDslTimeOf_timed_payments,
+            var op_timed_payments = builder.Watermark<global::Demo.EventTime.Payment>("timed-payments", 1, op_payments, static a => PipelineDslTimeOf_timed_payments(a),
                 maxOutOfOrdernessMs: 0L);
             var op_paid = builder.StreamJoin<string, global::Demo.EventTime.Reading, global::Demo.EventTime.Payment, string>(
                 "paid", 1, op_timed, op_timed_payments,
-                PipelineDslLeftKeyOf_paid, PipelineDslRightKeyOf_paid, Paid,
+                static a => PipelineDslLeftKeyOf_paid(a), static a => PipelineDslRightKeyOf_paid(a), static (a, b) => Paid(a, b),
                 keyFormatter: global::PipelineDsl.CompilerServices.MessagePackFormatters.String,
                 leftFormatter: global::Demo.EventTime.Reading.MessagePackFormatter,
                 rightFormatter: global::Demo.EventTime.Payment.MessagePackFormatter,
                 bounds: new global::PipelineDsl.CompilerServices.JoinTimeBounds<global::Demo.EventTime.Reading, global::Demo.EventTime.Payment>(
-                    PipelineDslLeftTimeOf_paid, null, PipelineDslRightTimeOf_paid,
+                    static a => PipelineDslLeftTimeOf_paid(a), null, static a => PipelineDslRightTimeOf_paid(a),
                     LowerBoundMs: 0L, UpperBoundMs: 1000L));
             builder.Sink<string>("paid-out", 1, op_paid);
             var op_tumbling = builder.EventTimeWindow<string, global::Demo.EventTime.Reading>(
-                "tumbling", 1, op_timed, PipelineDslKeyOf_tumbling, PipelineDslTimeOf_tumbling, Sum,
+                "tumbling", 1, op_timed, static a => PipelineDslKeyOf_tumbling(a), static a => PipelineDslTimeOf_tumbling(a), static (a, b) => Sum(a, b),
                 keyFormatter: global::PipelineDsl.CompilerServices.MessagePackFormatters.String,
                 valueFormatter: global::Demo.EventTime.Reading.MessagePackFormatter,
                 sizeMs: 1000L, slideMs: 1000L);

@@ -231,23 +231,23 @@ namespace Demo.Everything
             var op_orders = builder.Source<global::Demo.Everything.Order>("orders", 1);
             var op_enriched = builder.Join<string, global::Demo.Everything.Order, global::Demo.Everything.Customer, global::Demo.Everything.Enriched>(
                 "enriched", 1, op_orders, op_customers,
-                PipelineDslLeftKeyOf_enriched, PipelineDslRightKeyOf_enriched, Enrich);
+                static a => PipelineDslLeftKeyOf_enriched(a), static a => PipelineDslRightKeyOf_enriched(a), static (a, b) => Enrich(a, b));
             builder.ForEachBatch<global::Demo.Everything.Enriched>("async-audit", 1, op_enriched, AuditAsync);
             builder.ForEachBatch<global::Demo.Everything.Enriched>("audit", 1, op_enriched, Audit);
-            var op_words = builder.FlatMap<global::Demo.Everything.Line, string>("words", 1, op_all_lines, Split);
-            var op_non_empty = builder.Filter<string>("non-empty", 1, op_words, NonEmpty);
-            var op_counted = builder.Map<string, global::Demo.Everything.Word>("counted", 1, op_non_empty, One);
-            var op_per_batch = builder.Reduce<string, global::Demo.Everything.Word>("per-batch", 1, op_counted, PipelineDslKeyOf_per_batch, Add);
-            var op_as_summary = builder.Map<global::Demo.Everything.Word, global::Demo.Everything.Summary>("as-summary", 1, op_per_batch, ToSummary);
+            var op_words = builder.FlatMap<global::Demo.Everything.Line, string>("words", 1, op_all_lines, static a => Split(a));
+            var op_non_empty = builder.Filter<string>("non-empty", 1, op_words, static a => NonEmpty(a));
+            var op_counted = builder.Map<string, global::Demo.Everything.Word>("counted", 1, op_non_empty, static a => One(a));
+            var op_per_batch = builder.Reduce<string, global::Demo.Everything.Word>("per-batch", 1, op_counted, static a => PipelineDslKeyOf_per_batch(a), static (a, b) => Add(a, b));
+            var op_as_summary = builder.Map<global::Demo.Everything.Word, global::Demo.Everything.Summary>("as-summary", 1, op_per_batch, static a => ToSummary(a));
             var op_totals = builder.UpdateState<string, global::Demo.Everything.Word, global::Demo.Everything.WordState, global::Demo.Everything.Alert?>(
-                "totals", 1, op_per_batch, PipelineDslKeyOf_totals, Track,
+                "totals", 1, op_per_batch, static a => PipelineDslKeyOf_totals(a), static (a, b, c) => Track(a, b, c),
                 keyFormatter: global::PipelineDsl.CompilerServices.MessagePackFormatters.String,
                 stateFormatter: global::Demo.Everything.WordState.MessagePackFormatter,
                 idleTimeoutBatches: 10,
                 onTimeout: Expired);
             builder.Sink<global::Demo.Everything.Alert?>("alerts", 1, op_totals);
             var op_trending = builder.Window<string, global::Demo.Everything.Summary>(
-                "trending", 1, op_as_summary, PipelineDslKeyOf_trending, Merge,
+                "trending", 1, op_as_summary, static a => PipelineDslKeyOf_trending(a), static (a, b) => Merge(a, b),
                 keyFormatter: global::PipelineDsl.CompilerServices.MessagePackFormatters.String,
                 valueFormatter: global::Demo.Everything.Summary.MessagePackFormatter,
                 lengthBatches: 6,

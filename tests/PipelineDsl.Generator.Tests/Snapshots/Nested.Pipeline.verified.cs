@@ -86,9 +86,9 @@ partial class Outer
         {
             var builder = new global::PipelineDsl.CompilerServices.PipelineBuilder(PipelineId, ManifestJson);
             var op_numbers = builder.Source<int>("numbers", 1);
-            var op_doubled = builder.Map<int, global::Outer.Reading>("doubled", 1, op_numbers, Double);
+            var op_doubled = builder.Map<int, global::Outer.Reading>("doubled", 1, op_numbers, static a => Double(a));
             var op_sum = builder.UpdateState<int, global::Outer.Reading, long, long>(
-                "sum", 1, op_doubled, PipelineDslKeyOf_sum, Sum,
+                "sum", 1, op_doubled, static a => PipelineDslKeyOf_sum(a), static (a, b, c) => Sum(a, b, c),
                 keyFormatter: global::PipelineDsl.CompilerServices.MessagePackFormatters.Int32,
                 stateFormatter: global::PipelineDsl.CompilerServices.MessagePackFormatters.Int64,
                 idleTimeoutBatches: 0,

@@ -124,16 +124,16 @@ namespace Upgrades
         {
             var builder = new global::PipelineDsl.CompilerServices.PipelineBuilder(PipelineId, ManifestJson);
             var op_hits = builder.Source<global::Upgrades.Hit>("hits", 1);
-            var op_seen = builder.Map<global::Upgrades.Hit, global::Upgrades.Seen>("seen", 1, op_hits, ToSeen);
+            var op_seen = builder.Map<global::Upgrades.Hit, global::Upgrades.Seen>("seen", 1, op_hits, static a => ToSeen(a));
             var op_recent = builder.Window<string, global::Upgrades.Seen>(
-                "recent", 2, op_seen, PipelineDslKeyOf_recent, Merge,
+                "recent", 2, op_seen, static a => PipelineDslKeyOf_recent(a), static (a, b) => Merge(a, b),
                 keyFormatter: global::PipelineDsl.CompilerServices.MessagePackFormatters.String,
                 valueFormatter: global::Upgrades.Seen.MessagePackFormatter,
                 lengthBatches: 4,
                 slideBatches: 1);
             builder.Sink<global::PipelineDsl.Windowed<string, global::Upgrades.Seen>>("recent-out", 1, op_recent);
             var op_tally = builder.UpdateState<string, global::Upgrades.Hit, global::Upgrades.Tally, double>(
-                "tally", 3, op_hits, PipelineDslKeyOf_tally, Mean,
+                "tally", 3, op_hits, static a => PipelineDslKeyOf_tally(a), static (a, b, c) => Mean(a, b, c),
                 keyFormatter: global::PipelineDsl.CompilerServices.MessagePackFormatters.String,
                 stateFormatter: global::Upgrades.Tally.MessagePackFormatter,
                 idleTimeoutBatches: 0,
