@@ -49,6 +49,33 @@ public sealed class CheckpointLockedException : CheckpointException
     public override bool IsTransient => true;
 }
 
+/// <summary>
+/// Thrown when the checkpoint store did not answer for longer than its outage limit. Nothing accepted is
+/// lost: the batch in flight is not committed and runs again from its logged range when the pipeline
+/// starts again with the store back.
+/// </summary>
+public sealed class CheckpointStoreUnavailableException : CheckpointException
+{
+    /// <summary>Creates the exception.</summary>
+    public CheckpointStoreUnavailableException(string message, Exception? inner = null) : base(message, inner) { }
+
+    /// <inheritdoc />
+    public override bool IsTransient => true;
+}
+
+/// <summary>
+/// Thrown when this process no longer holds the checkpoint's lock (its lease expired or was taken by
+/// another instance, for example after a long pause): it must not write anything more, and stops.
+/// </summary>
+public sealed class CheckpointFencedException : CheckpointException
+{
+    /// <summary>Creates the exception.</summary>
+    public CheckpointFencedException(string message, Exception? inner = null) : base(message, inner) { }
+
+    /// <inheritdoc />
+    public override bool IsTransient => true;
+}
+
 /// <summary>Thrown when a checkpoint cannot be used by this pipeline (another pipeline's, or unreadable beyond recovery).</summary>
 public sealed class CheckpointMismatchException : CheckpointException
 {
