@@ -11,7 +11,6 @@ using Azure;
 using Azure.Core;
 using Azure.Storage.Blobs;
 using Azure.Storage.Blobs.Models;
-using Azure.Storage.Blobs.Specialized;
 using PipelineDsl.Checkpointing;
 
 namespace PipelineDsl.Azure;
@@ -26,10 +25,14 @@ public sealed class AzureBlobCheckpointStoreOptions
     public TimeSpan OutageLimit { get; set; } = TimeSpan.FromSeconds(60);
 
     /// <summary>
-    /// The lease on the checkpoint's <c>lock</c> blob: 15 to 60 s (Azure's bounds). The holder renews it every
-    /// third of this; after a crash another instance can take the checkpoint once it expires. Default 15 s.
+    /// How long the lock holder's heartbeat must stay still before another process takes the checkpoint over
+    /// (the holder crashed, lost its network, or is paused). The holder beats every fifth of this and writes only
+    /// while its last heartbeat is younger than half of it, so a paused holder is fenced before it writes again.
+    /// This bounds the takeover time after a crash. At least 1 s; default 5 s.
     /// </summary>
-    public TimeSpan LeaseDuration { get; set; } = TimeSpan.FromSeconds(15);
+    public TimeSpan TakeoverAfter { get; set; } = TimeSpan.FromSeconds(5);
+
+    internal TimeSpan HeartbeatInterval => TakeoverAfter / 5;
 
     /// <summary>The time one request may take before it counts as failed and is retried. Default 10 s.</summary>
     public TimeSpan RequestTimeout { get; set; } = TimeSpan.FromSeconds(10);
@@ -40,8 +43,8 @@ public sealed class AzureBlobCheckpointStoreOptions
     internal void Validate()
     {
         if (OutageLimit <= TimeSpan.Zero) throw new ArgumentException($"AzureBlobCheckpointStoreOptions.OutageLimit is {OutageLimit}: it must be positive.");
-        if (LeaseDuration < TimeSpan.FromSeconds(15) || LeaseDuration > TimeSpan.FromSeconds(60))
-            throw new ArgumentException($"AzureBlobCheckpointStoreOptions.LeaseDuration is {LeaseDuration}: Azure leases last 15 to 60 seconds.");
+        if (TakeoverAfter < TimeSpan.FromSeconds(1))
+            throw new ArgumentException($"AzureBlobCheckpointStoreOptions.TakeoverAfter is {TakeoverAfter}: it must be at least 1 second (the holder beats every fifth of it).");
         if (RequestTimeout <= TimeSpan.Zero) throw new ArgumentException($"AzureBlobCheckpointStoreOptions.RequestTimeout is {RequestTimeout}: it must be positive.");
     }
 }
@@ -49,8 +52,9 @@ public sealed class AzureBlobCheckpointStoreOptions
 /// <summary>
 /// A checkpoint in an Azure Blob Storage container, under a prefix: each checkpoint entry is one block blob,
 /// written whole in one request (a reader sees the old or the new content, never a mix) and durable when
-/// Azure acknowledges it. The checkpoint's lock is a lease on its <c>lock</c> blob, renewed in the background;
-/// a process that cannot prove it still holds the lease writes nothing (<see cref="CheckpointFencedException"/>).
+/// Azure acknowledges it. The checkpoint's lock is its <c>lock</c> blob, an epoch record changed only by
+/// compare-and-swap, with a heartbeat; a process that cannot prove it still holds the lock writes nothing
+/// (<see cref="CheckpointFencedException"/>), and every blob written carries its writer's epoch.
 /// Operations that fail for a transient reason are retried with backoff up to
 /// <see cref="AzureBlobCheckpointStoreOptions.OutageLimit"/>.
 /// </summary>
@@ -61,7 +65,7 @@ public sealed class AzureBlobCheckpointStore : ICheckpointStore
     private readonly string _prefix;
     private readonly AzureBlobCheckpointStoreOptions _options;
     private Task? _containerReady;
-    private HeldLease? _lease;
+    private HeldLock? _held;
 
     /// <summary>A store in <paramref name="container"/> (created if missing) under <paramref name="prefix"/> (for example <c>pipelines/clicks/</c>; empty for the container's root).</summary>
     public AzureBlobCheckpointStore(BlobContainerClient container, string prefix = "", AzureBlobCheckpointStoreOptions? options = null)
@@ -105,8 +109,9 @@ public sealed class AzureBlobCheckpointStore : ICheckpointStore
         var blob = Blob(name);
         return RunAsync($"writing '{name}'", async ct =>
         {
-            await EnsureLeaseAsync(ct).ConfigureAwait(false);
-            await blob.UploadAsync(BinaryData.FromBytes(content), overwrite: true, ct).ConfigureAwait(false);
+            await EnsureLockHeldAsync(ct).ConfigureAwait(false);
+            var upload = new BlobUploadOptions { Metadata = new Dictionary<string, string> { ["epoch"] = Epoch.ToString(System.Globalization.CultureInfo.InvariantCulture) } };
+            await blob.UploadAsync(BinaryData.FromBytes(content), upload, ct).ConfigureAwait(false);
             return true;
         }, cancellationToken);
     }
@@ -152,7 +157,7 @@ public sealed class AzureBlobCheckpointStore : ICheckpointStore
         var blob = Blob(name);
         return RunAsync($"deleting '{name}'", async ct =>
         {
-            await EnsureLeaseAsync(ct).ConfigureAwait(false);
+            await EnsureLockHeldAsync(ct).ConfigureAwait(false);
             await blob.DeleteIfExistsAsync(cancellationToken: ct).ConfigureAwait(false);
             return true;
         }, cancellationToken);
@@ -160,74 +165,126 @@ public sealed class AzureBlobCheckpointStore : ICheckpointStore
 
     /// <inheritdoc />
     /// <remarks>
-    /// Takes a lease of <see cref="AzureBlobCheckpointStoreOptions.LeaseDuration"/> on the <c>lock</c> blob and
-    /// renews it in the background. A crashed holder's lease expires after that duration; until then a new
-    /// process is refused with <see cref="CheckpointLockedException"/> naming the holder.
+    /// The lock is the <c>lock</c> blob: a record of the holder's epoch, name and heartbeat count, changed only by
+    /// compare-and-swap (a write conditional on the ETag last seen). The holder bumps its heartbeat every fifth of
+    /// <see cref="AzureBlobCheckpointStoreOptions.TakeoverAfter"/>. A new process that finds the lock held watches
+    /// it: if the heartbeat moves, the holder is alive and the call throws <see cref="CheckpointLockedException"/>
+    /// naming it; if it stays still for <see cref="AzureBlobCheckpointStoreOptions.TakeoverAfter"/>, the holder is
+    /// gone (killed, its machine lost, or paused) and the new process takes the lock with the next epoch.
     /// </remarks>
     public IDisposable AcquireLock(string owner)
     {
-        if (_lease is { Released: false }) throw new CheckpointLockedException($"The checkpoint '{Location}' is already locked by this store instance ({_lease.Owner}).");
-        var lease = RunAsync("taking the checkpoint's lease", ct => AcquireLeaseAsync(owner, ct), CancellationToken.None).GetAwaiter().GetResult();
-        _lease = lease;
-        return lease;
+        if (_held is { Released: false }) throw new CheckpointLockedException($"The checkpoint '{Location}' is already locked by this store instance ({_held.Owner}).");
+        var held = RunAsync("taking the checkpoint's lock", ct => AcquireLockAsync(owner, ct), CancellationToken.None).GetAwaiter().GetResult();
+        _held = held;
+        return held;
     }
 
-    private async Task<HeldLease> AcquireLeaseAsync(string owner, CancellationToken ct)
+    private async Task<HeldLock> AcquireLockAsync(string owner, CancellationToken ct)
     {
         var blob = Blob(LockBlob);
+        string who = $"{owner}, process {Environment.ProcessId} on {Environment.MachineName}";
+        var time = _options.Time;
+        LockRecord? watched = null;
+        ETag watchedTag = default;
+        long stillSince = 0;
+        while (true)
+        {
+            var (record, tag) = await ReadLockAsync(blob, ct).ConfigureAwait(false);
+            LockRecord? claim = record switch
+            {
+                null => new LockRecord(1, who, 0, Released: false),
+                { Released: true } => new LockRecord(record.Epoch + 1, who, 0, Released: false),
+                _ => null,
+            };
+
+            if (claim is null)
+            {
+                // Held: watch its heartbeat. A moving heartbeat is a live holder; a still one, for TakeoverAfter, a gone one.
+                if (watched is null || tag != watchedTag)
+                {
+                    if (watched is not null)
+                    {
+                        throw new CheckpointLockedException(
+                            $"The checkpoint '{Location}' is in use by {record!.Owner} (epoch {record.Epoch}), whose heartbeat is moving. Only one process may run a pipeline on a checkpoint: "
+                            + "stop the other process, or give this one another checkpoint.");
+                    }
+
+                    watched = record;
+                    watchedTag = tag;
+                    stillSince = time.GetTimestamp();
+                }
+                else if (time.GetElapsedTime(stillSince) >= _options.TakeoverAfter)
+                {
+                    claim = new LockRecord(record!.Epoch + 1, who, 0, Released: false);
+                }
+
+                if (claim is null)
+                {
+                    await Task.Delay(_options.HeartbeatInterval, time, ct).ConfigureAwait(false);
+                    continue;
+                }
+            }
+
+            long sent = time.GetTimestamp();
+            var written = await TryWriteLockAsync(blob, claim, record is null ? null : tag, ct).ConfigureAwait(false);
+            if (written is { } newTag)
+            {
+                var held = new HeldLock(this, blob, claim, newTag, sent, owner, taken: record is { Released: false } ? record : null);
+                held.StartHeartbeat();
+                return held;
+            }
+
+            // Another process changed the lock between our read and our write: look again.
+            watched = null;
+        }
+    }
+
+    private static async Task<(LockRecord? Record, ETag Tag)> ReadLockAsync(BlobClient blob, CancellationToken ct)
+    {
         try
         {
-            await blob.UploadAsync(BinaryData.FromBytes(Array.Empty<byte>()), overwrite: false, ct).ConfigureAwait(false);
+            var result = await blob.DownloadContentAsync(ct).ConfigureAwait(false);
+            return (LockRecord.Parse(result.Value.Content.ToMemory(), blob.Name), result.Value.Details.ETag);
+        }
+        catch (RequestFailedException e) when (e.Status == 404)
+        {
+            return (null, default);
+        }
+    }
+
+    /// <summary>Writes the lock record if the blob is still at <paramref name="expected"/> (or absent, when null); the new ETag, or null when it moved.</summary>
+    private static async Task<ETag?> TryWriteLockAsync(BlobClient blob, LockRecord record, ETag? expected, CancellationToken ct)
+    {
+        var conditions = expected is { } tag ? new BlobRequestConditions { IfMatch = tag } : new BlobRequestConditions { IfNoneMatch = ETag.All };
+        try
+        {
+            var result = await blob.UploadAsync(BinaryData.FromBytes(record.ToBytes()), new BlobUploadOptions { Conditions = conditions }, ct).ConfigureAwait(false);
+            return result.Value.ETag;
         }
         catch (RequestFailedException e) when (e.Status is 409 or 412)
         {
-            // It exists (and may be leased): that is the normal case after the first run.
+            return null;
         }
-
-        var client = blob.GetBlobLeaseClient(Guid.NewGuid().ToString());
-        long sent = _options.Time.GetTimestamp();
-        try
-        {
-            await client.AcquireAsync(_options.LeaseDuration, cancellationToken: ct).ConfigureAwait(false);
-        }
-        catch (RequestFailedException e) when (e.Status == 409)
-        {
-            string holder = "another process";
-            try
-            {
-                var properties = await blob.GetPropertiesAsync(cancellationToken: ct).ConfigureAwait(false);
-                if (properties.Value.Metadata.TryGetValue("owner", out var o)) holder = Uri.UnescapeDataString(o);
-            }
-            catch (RequestFailedException)
-            {
-            }
-
-            throw new CheckpointLockedException(
-                $"The checkpoint '{Location}' is in use by {holder}: it holds the lease on the 'lock' blob. Only one process may run a pipeline on a checkpoint. "
-                + $"If that process crashed, its lease expires within {_options.LeaseDuration.TotalSeconds:F0} s; start again then.", e);
-        }
-
-        var lease = new HeldLease(this, client, owner, sent);
-        string info = $"{owner}, process {Environment.ProcessId} on {Environment.MachineName}, since {DateTime.UtcNow:O}";
-        await blob.SetMetadataAsync(new Dictionary<string, string> { ["owner"] = Uri.EscapeDataString(info) },
-            new BlobRequestConditions { LeaseId = client.LeaseId }, ct).ConfigureAwait(false);
-        lease.StartRenewing();
-        return lease;
     }
 
     /// <summary>
-    /// Writes only while the lease is known to be held: when the last renewal is older than a third of the
-    /// lease (the background renewal is late, for example after a pause of this process), renews it first.
-    /// If another instance took the lease meanwhile, the renewal fails and this process is fenced.
+    /// Writes only while this process provably holds the lock: when its last confirmed heartbeat is older than
+    /// half of <see cref="AzureBlobCheckpointStoreOptions.TakeoverAfter"/> (the background heartbeat is late, for
+    /// example after a pause of this process), it beats first. If another process took the lock meanwhile, that
+    /// fails and this process is fenced.
     /// </summary>
-    private async Task EnsureLeaseAsync(CancellationToken ct)
+    private async Task EnsureLockHeldAsync(CancellationToken ct)
     {
-        if (_lease is not { } lease) return;
-        if (lease.Released) throw new CheckpointFencedException($"The lock on checkpoint '{Location}' was released; this store writes nothing more.");
-        if (lease.Lost is { } lost) throw lost;
-        if (_options.Time.GetElapsedTime(lease.RenewedAt) < _options.LeaseDuration / 3) return;
-        await lease.RenewAsync(ct).ConfigureAwait(false);
+        if (_held is not { } held) return;
+        if (held.Released) throw new CheckpointFencedException($"The lock on checkpoint '{Location}' was released; this store writes nothing more.");
+        if (held.Lost is { } lost) throw lost;
+        if (_options.Time.GetElapsedTime(held.ConfirmedAt) < _options.TakeoverAfter / 2) return;
+        await held.BeatAsync(ct).ConfigureAwait(false);
     }
+
+    /// <summary>The epoch of the lock this store holds, or 0; stamped on every blob it writes (metadata <c>epoch</c>).</summary>
+    internal long Epoch => _held is { Released: false } held ? held.Record.Epoch : 0;
 
     private BlobClient Blob(string name) => _container.GetBlobClient(_prefix + CheckpointNames.Check(name));
 
@@ -288,43 +345,74 @@ public sealed class AzureBlobCheckpointStore : ICheckpointStore
         _ => false,
     };
 
-    /// <summary>The lease held on the <c>lock</c> blob, renewed every third of its duration until released.</summary>
-    private sealed class HeldLease : IDisposable
+    /// <summary>The lock record: whose it is, its epoch, its heartbeat count, and whether it was released.</summary>
+    internal sealed record LockRecord(long Epoch, string Owner, long Heartbeat, bool Released)
+    {
+        public byte[] ToBytes() => System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(new Dictionary<string, object>
+        {
+            ["epoch"] = Epoch, ["owner"] = Owner, ["heartbeat"] = Heartbeat, ["released"] = Released,
+        });
+
+        public static LockRecord Parse(ReadOnlyMemory<byte> bytes, string blobName)
+        {
+            try
+            {
+                using var json = System.Text.Json.JsonDocument.Parse(bytes);
+                var root = json.RootElement;
+                return new LockRecord(root.GetProperty("epoch").GetInt64(), root.GetProperty("owner").GetString() ?? "?", root.GetProperty("heartbeat").GetInt64(), root.GetProperty("released").GetBoolean());
+            }
+            catch (Exception e) when (e is System.Text.Json.JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
+            {
+                throw new CheckpointCorruptException($"The checkpoint's lock blob '{blobName}' is not a lock record ({e.Message}). Remove it only if no process runs this pipeline.", e);
+            }
+        }
+    }
+
+    /// <summary>The lock held: its record and ETag, moved forward by a heartbeat every fifth of TakeoverAfter until released.</summary>
+    private sealed class HeldLock : IDisposable
     {
         private readonly AzureBlobCheckpointStore _store;
-        private readonly BlobLeaseClient _client;
+        private readonly BlobClient _blob;
         private readonly CancellationTokenSource _stop = new();
-        private readonly SemaphoreSlim _renewing = new(1, 1);
+        private readonly SemaphoreSlim _beating = new(1, 1);
+        private ETag _tag;
         private Task _loop = Task.CompletedTask;
 
-        public HeldLease(AzureBlobCheckpointStore store, BlobLeaseClient client, string owner, long sentAt)
+        public HeldLock(AzureBlobCheckpointStore store, BlobClient blob, LockRecord record, ETag tag, long sentAt, string owner, LockRecord? taken)
         {
             _store = store;
-            _client = client;
+            _blob = blob;
+            Record = record;
+            _tag = tag;
+            ConfirmedAt = sentAt;
             Owner = owner;
-            RenewedAt = sentAt;
+            TakenFrom = taken;
         }
 
         public string Owner { get; }
 
-        /// <summary>When the last successful renewal (or the acquisition) was sent: the lease runs from no earlier than that.</summary>
-        public long RenewedAt { get; private set; }
+        public LockRecord Record { get; private set; }
+
+        /// <summary>The holder whose still heartbeat this lock was taken from, if any.</summary>
+        public LockRecord? TakenFrom { get; }
+
+        /// <summary>When the last confirmed heartbeat (or the acquisition) was sent: the lock was held at least until then.</summary>
+        public long ConfirmedAt { get; private set; }
 
         public CheckpointFencedException? Lost { get; private set; }
 
         public bool Released { get; private set; }
 
-        public void StartRenewing() => _loop = Task.Run(RenewLoopAsync);
+        public void StartHeartbeat() => _loop = Task.Run(HeartbeatLoopAsync);
 
-        private async Task RenewLoopAsync()
+        private async Task HeartbeatLoopAsync()
         {
-            var period = _store._options.LeaseDuration / 3;
             while (!_stop.IsCancellationRequested)
             {
                 try
                 {
-                    await Task.Delay(period, _store._options.Time, _stop.Token).ConfigureAwait(false);
-                    await RenewAsync(_stop.Token).ConfigureAwait(false);
+                    await Task.Delay(_store._options.HeartbeatInterval, _store._options.Time, _stop.Token).ConfigureAwait(false);
+                    await BeatAsync(_stop.Token).ConfigureAwait(false);
                 }
                 catch (OperationCanceledException) when (_stop.IsCancellationRequested)
                 {
@@ -336,35 +424,45 @@ public sealed class AzureBlobCheckpointStore : ICheckpointStore
                 }
                 catch (Exception e) when (IsTransient(e))
                 {
-                    // The store is not answering: the next renewal (or the next write's) tries again.
+                    // The store is not answering: the next heartbeat (or the next write's) tries again.
                 }
             }
         }
 
-        public async Task RenewAsync(CancellationToken ct)
+        /// <summary>Moves the heartbeat on, conditional on the ETag this holder wrote last; a mismatch means another process took the lock.</summary>
+        public async Task BeatAsync(CancellationToken ct)
         {
-            await _renewing.WaitAsync(ct).ConfigureAwait(false);
+            await _beating.WaitAsync(ct).ConfigureAwait(false);
             try
             {
                 if (Lost is { } lost) throw lost;
+                var next = Record with { Heartbeat = Record.Heartbeat + 1 };
                 long sent = _store._options.Time.GetTimestamp();
+                if (await TryWriteLockAsync(_blob, next, _tag, ct).ConfigureAwait(false) is { } tag)
+                {
+                    Record = next;
+                    _tag = tag;
+                    ConfirmedAt = sent;
+                    return;
+                }
+
+                string successor = "another process";
                 try
                 {
-                    await _client.RenewAsync(cancellationToken: ct).ConfigureAwait(false);
-                    RenewedAt = sent;
+                    if ((await ReadLockAsync(_blob, ct).ConfigureAwait(false)).Record is { } now) successor = $"{now.Owner} (epoch {now.Epoch})";
                 }
-                catch (RequestFailedException e) when (e.Status is 409 or 412)
+                catch (Exception e) when (e is RequestFailedException || IsTransient(e) || e is CheckpointCorruptException)
                 {
-                    // Renewing works even after expiry unless another instance leased the blob since: it did.
-                    Lost = new CheckpointFencedException(
-                        $"This process ({Owner}) lost the lease on checkpoint '{_store.Location}': another instance took it over after this one stopped renewing "
-                        + $"(for example during a pause longer than {_store._options.LeaseDuration.TotalSeconds:F0} s). It writes nothing more and stops; the other instance continues exactly.", e);
-                    throw Lost;
                 }
+
+                Lost = new CheckpointFencedException(
+                    $"This process ({Owner}, epoch {Record.Epoch}) lost the lock on checkpoint '{_store.Location}' to {successor}, which took over after this one's heartbeat stopped "
+                    + $"for {_store._options.TakeoverAfter.TotalSeconds:F0} s (a crash, a lost network, or a pause of this process). It writes nothing more and stops; the new holder continues exactly.");
+                throw Lost;
             }
             finally
             {
-                _renewing.Release();
+                _beating.Release();
             }
         }
 
@@ -379,19 +477,20 @@ public sealed class AzureBlobCheckpointStore : ICheckpointStore
             }
             catch (Exception)
             {
-                // The loop ends on cancellation; nothing else it can raise matters once the lease is given up.
+                // The loop ends on cancellation; nothing else it can raise matters once the lock is given up.
             }
 
             if (Lost is null)
             {
                 try
                 {
+                    // Released: the next process takes the lock at once instead of waiting for TakeoverAfter.
                     using var timeout = new CancellationTokenSource(_store._options.RequestTimeout);
-                    _client.ReleaseAsync(cancellationToken: timeout.Token).GetAwaiter().GetResult();
+                    TryWriteLockAsync(_blob, Record with { Released = true }, _tag, timeout.Token).GetAwaiter().GetResult();
                 }
                 catch (Exception e) when (e is RequestFailedException || IsTransient(e))
                 {
-                    // Not released: the lease expires by itself after its duration.
+                    // Not released: the next process waits TakeoverAfter for the still heartbeat instead.
                 }
             }
 

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using Azure.Storage.Blobs;
-using Azure.Storage.Blobs.Specialized;
 using PipelineDsl.Checkpointing;
 using PipelineDsl.Azure.Testing;
 using PipelineDsl.Runtime.Tests;
@@ -45,14 +44,16 @@ public sealed class AzureBlobCheckpointStoreTests : IClassFixture<AzuriteFixture
     }
 
     [Fact]
-    public void A_second_instance_is_refused_the_lock_with_the_holders_name_until_it_is_released()
+    public void A_second_instance_is_refused_the_lock_while_the_holders_heartbeat_moves_and_gets_it_at_once_when_released()
     {
         var first = Store().AcquireLock("pipeline 'clicks' (first)");
         var second = Store();
+        var watch = Stopwatch.StartNew();
         var refused = Assert.Throws<CheckpointLockedException>(() => second.AcquireLock("pipeline 'clicks' (second)"));
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(5), $"a live holder is recognised by its heartbeat within TakeoverAfter; it took {watch.Elapsed}");
         Assert.Contains("pipeline 'clicks' (first)", refused.Message);
+        Assert.Contains("epoch 1", refused.Message);
         Assert.Contains(second.Location, refused.Message);
-        Assert.Contains("expires within 15 s", refused.Message);
 
         // Another prefix is another checkpoint, with its own lock.
         using (Store("other-job").AcquireLock("other"))
@@ -60,37 +61,43 @@ public sealed class AzureBlobCheckpointStoreTests : IClassFixture<AzuriteFixture
         }
 
         first.Dispose();
+        watch.Restart();
         using var taken = second.AcquireLock("pipeline 'clicks' (second)");
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(2), $"a released lock is taken at once; it took {watch.Elapsed}");
     }
 
     [Fact]
-    public async Task A_paused_holder_whose_lease_was_taken_over_is_fenced_and_writes_nothing()
+    public async Task A_holder_whose_heartbeat_stopped_is_taken_over_after_TakeoverAfter_and_is_fenced_when_it_wakes()
     {
-        var clock = new ManualClock();
-        var zombie = Store(options: new AzureBlobCheckpointStoreOptions { Time = clock });
+        // The holder's timers never fire and its clock moves only when told: a process stopped with SIGSTOP.
+        var pausedClock = new PausedClock();
+        var zombie = Store(options: new AzureBlobCheckpointStoreOptions { Time = pausedClock, TakeoverAfter = TimeSpan.FromSeconds(2) });
         using var zombieLock = zombie.AcquireLock("zombie");
         await zombie.WriteAsync("offsets/0000000000000000001", new byte[] { 1 }, durable: true, default);
 
-        // The holder stops (SIGSTOP, a long GC pause): its lease runs out and another instance takes the checkpoint.
-        // Breaking the lease stands in for its expiry; the paused process's clock moves past the lease.
-        await Container.GetBlobClient("job/lock").GetBlobLeaseClient().BreakAsync(TimeSpan.Zero);
-        var successor = Store();
+        var successor = Store(options: new AzureBlobCheckpointStoreOptions { TakeoverAfter = TimeSpan.FromSeconds(2) });
+        var watch = Stopwatch.StartNew();
         using var successorLock = successor.AcquireLock("successor");
-        clock.Advance(TimeSpan.FromSeconds(20));
+        Assert.InRange(watch.Elapsed, TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(10));
+        await successor.WriteAsync("offsets/0000000000000000002", new byte[] { 2 }, durable: true, default);
 
-        var fenced = await Assert.ThrowsAsync<CheckpointFencedException>(() => zombie.WriteAsync("offsets/0000000000000000002", new byte[] { 2 }, durable: true, default));
-        Assert.Contains("lost the lease", fenced.Message);
-        Assert.Contains("zombie", fenced.Message);
+        // The zombie wakes: its last heartbeat is old, so it beats before writing, and finds the lock taken.
+        pausedClock.Advance(TimeSpan.FromSeconds(3));
+        var fenced = await Assert.ThrowsAsync<CheckpointFencedException>(() => zombie.WriteAsync("offsets/0000000000000000002", new byte[] { 9 }, durable: true, default));
+        Assert.Contains("zombie, epoch 1", fenced.Message);
+        Assert.Contains("successor", fenced.Message);
+        Assert.Contains("epoch 2", fenced.Message);
         await Assert.ThrowsAsync<CheckpointFencedException>(() => zombie.DeleteAsync("offsets/0000000000000000001", default));
-        Assert.Null(await successor.ReadAsync("offsets/0000000000000000002", default));
+        Assert.Equal(new byte[] { 2 }, await successor.ReadAsync("offsets/0000000000000000002", default));
         Assert.NotNull(await successor.ReadAsync("offsets/0000000000000000001", default));
 
-        // The successor writes on.
-        await successor.WriteAsync("offsets/0000000000000000002", new byte[] { 3 }, durable: true, default);
+        // Every blob carries the epoch of the holder that wrote it.
+        Assert.Equal("1", (await Container.GetBlobClient("job/offsets/0000000000000000001").GetPropertiesAsync()).Value.Metadata["epoch"]);
+        Assert.Equal("2", (await Container.GetBlobClient("job/offsets/0000000000000000002").GetPropertiesAsync()).Value.Metadata["epoch"]);
     }
 
     [Fact]
-    public async Task A_paused_holder_whose_lease_nobody_took_renews_it_before_writing_and_continues()
+    public async Task A_paused_holder_that_nobody_took_over_beats_before_writing_and_continues()
     {
         var clock = new ManualClock();
         var store = Store(options: new AzureBlobCheckpointStoreOptions { Time = clock });
@@ -99,6 +106,16 @@ public sealed class AzureBlobCheckpointStoreTests : IClassFixture<AzuriteFixture
         await store.WriteAsync("commits/0000000000000000001", new byte[] { 7 }, durable: true, default);
         Assert.Equal(new byte[] { 7 }, await store.ReadAsync("commits/0000000000000000001", default));
         Assert.Throws<CheckpointLockedException>(() => Store().AcquireLock("intruder"));
+    }
+
+    [Fact]
+    public async Task A_damaged_lock_blob_is_reported_not_overwritten()
+    {
+        await Container.CreateIfNotExistsAsync();
+        await Container.GetBlobClient("job/lock").UploadAsync(BinaryData.FromString("not a lock"));
+        var e = Assert.Throws<CheckpointCorruptException>(() => Store().AcquireLock("someone"));
+        Assert.Contains("job/lock", e.Message);
+        Assert.Equal("not a lock", (await Container.GetBlobClient("job/lock").DownloadContentAsync()).Value.Content.ToString());
     }
 
     [Fact]
@@ -134,14 +151,39 @@ public sealed class AzureBlobCheckpointStoreTests : IClassFixture<AzuriteFixture
     [Fact]
     public void Options_out_of_range_are_refused_by_name()
     {
-        var e = Assert.Throws<ArgumentException>(() => Store(options: new AzureBlobCheckpointStoreOptions { LeaseDuration = TimeSpan.FromSeconds(5) }));
-        Assert.Contains("LeaseDuration", e.Message);
-        Assert.Contains("15 to 60", e.Message);
+        var e = Assert.Throws<ArgumentException>(() => Store(options: new AzureBlobCheckpointStoreOptions { TakeoverAfter = TimeSpan.FromMilliseconds(500) }));
+        Assert.Contains("TakeoverAfter", e.Message);
+        Assert.Contains("at least 1 second", e.Message);
         Assert.Contains("OutageLimit", Assert.Throws<ArgumentException>(() => Store(options: new AzureBlobCheckpointStoreOptions { OutageLimit = TimeSpan.Zero })).Message);
         Assert.Throws<ArgumentException>(() => Store("../escape"));
     }
 
-    /// <summary>A clock that moves only when told: the store's view of time during a simulated pause.</summary>
+    /// <summary>A process stopped with SIGSTOP, as the store sees it: timers that never fire, a clock that moves only when told.</summary>
+    private sealed class PausedClock : TimeProvider
+    {
+        private long _ticks = TimeProvider.System.GetTimestamp();
+
+        public void Advance(TimeSpan by) => Interlocked.Add(ref _ticks, (long)(by.TotalSeconds * TimestampFrequency));
+
+        public override long GetTimestamp() => Interlocked.Read(ref _ticks);
+
+        public override long TimestampFrequency => TimeProvider.System.TimestampFrequency;
+
+        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period) => new StoppedTimer();
+
+        private sealed class StoppedTimer : ITimer
+        {
+            public bool Change(TimeSpan dueTime, TimeSpan period) => true;
+
+            public void Dispose()
+            {
+            }
+
+            public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+        }
+    }
+
+    /// <summary>A clock that moves only when told (its timers are real): the store's view of time during a simulated pause.</summary>
     private sealed class ManualClock : TimeProvider
     {
         private long _ticks = TimeProvider.System.GetTimestamp();
