@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Runtime.InteropServices;
 using ClicksPerUser;
 using PipelineDsl;
+using PipelineDsl.Azure;
 using PipelineDsl.Checkpointing;
 using PipelineDsl.Graph;
 using PipelineDsl.Sinks;
@@ -11,6 +12,7 @@ using PipelineDsl.Sources;
 // The main job: clicks per user over the files of a directory, exactly once, restartable at any instant.
 //   dotnet run --project samples/ClicksPerUser                    (bundled input, work under ./clicks-per-user-work)
 //   ... -- --input DIR --checkpoint DIR --output DIR [--bounded | --continuous] [--max-records-per-partition N]
+//   ... -- --azure-container NAME ...                             (checkpoint in Azure Blob Storage; account from AZURE_STORAGE_CONNECTION_STRING)
 //   ... -- generate --records N --files F --output DIR            (make a larger input)
 //   ... -- describe                                                (print the graph and manifest)
 //   ... -- --help                                                  (every option)
@@ -30,18 +32,29 @@ internal static class Cli
         var batchInterval = new Option<long>("--batch-interval-ms") { Description = "Milliseconds between batch starts in continuous mode", DefaultValueFactory = _ => 1000 }.Positive();
         var deadLetter = new Option<bool>("--dead-letter") { Description = "Write unparsable records to dead letters instead of failing" };
         var quiet = new Option<bool>("--quiet") { Description = "Print only the summary" };
+        var azureContainer = new Option<string>("--azure-container")
+        {
+            Description = "Keep the checkpoint in this Azure Blob Storage container instead of a directory; the account comes from the AZURE_STORAGE_CONNECTION_STRING environment variable",
+        };
+        var azurePrefix = new Option<string>("--azure-prefix") { Description = "The checkpoint's folder in the container", DefaultValueFactory = _ => "clicks-per-user" };
+        var takeoverAfter = new Option<int>("--takeover-after-ms")
+        {
+            Description = "With --azure-container: how long the checkpoint's holder may stay silent before another process takes it over", DefaultValueFactory = _ => 5000,
+        }.Positive();
         var root = new RootCommand("Clicks per user over the files of a directory, exactly once, restartable at any instant (kill -9 it and run it again).")
         {
-            input, checkpoint, output, bounded, continuous, maxRecords, interval, batchInterval, deadLetter, quiet,
+            input, checkpoint, output, bounded, continuous, maxRecords, interval, batchInterval, deadLetter, quiet, azureContainer, azurePrefix, takeoverAfter,
         };
         root.Validators.Add(r =>
         {
             if (r.GetValue(bounded) && r.GetValue(continuous)) r.AddError("--bounded and --continuous exclude each other.");
+            if (r.GetValue(checkpoint) is not null && r.GetValue(azureContainer) is not null) r.AddError("--checkpoint and --azure-container exclude each other: the checkpoint is in a directory or in Azure Blob Storage.");
         });
         root.SetAction((r, _) => Guarded(() => RunJobAsync(new JobSettings(
             r.GetValue(input)?.FullName, r.GetValue(checkpoint)?.FullName, r.GetValue(output)?.FullName,
             r.GetValue(bounded), r.GetValue(continuous), r.GetValue(maxRecords), r.GetValue(interval),
-            r.GetValue(batchInterval), r.GetValue(deadLetter), r.GetValue(quiet)))));
+            r.GetValue(batchInterval), r.GetValue(deadLetter), r.GetValue(quiet),
+            r.GetValue(azureContainer) is { } container ? new AzureCheckpoint(container, r.GetValue(azurePrefix)!, TimeSpan.FromMilliseconds(r.GetValue(takeoverAfter))) : null))));
 
         var records = new Option<long>("--records") { Description = "Number of clicks", DefaultValueFactory = _ => 100_000 }.NotNegative();
         var files = new Option<int>("--files") { Description = "Number of files", DefaultValueFactory = _ => 4 }.Positive();
@@ -59,7 +72,19 @@ internal static class Cli
     }
 
     private sealed record JobSettings(string? Input, string? Checkpoint, string? Output, bool Bounded, bool Continuous, long MaxRecordsPerPartition,
-                                      int CheckpointInterval, long BatchIntervalMs, bool DeadLetter, bool Quiet);
+                                      int CheckpointInterval, long BatchIntervalMs, bool DeadLetter, bool Quiet, AzureCheckpoint? Azure);
+
+    private sealed record AzureCheckpoint(string Container, string Prefix, TimeSpan TakeoverAfter);
+
+    /// <summary>The checkpoint in Azure Blob Storage (the account from AZURE_STORAGE_CONNECTION_STRING), or null for a directory.</summary>
+    private static ICheckpointStore? AzureStore(AzureCheckpoint? azure)
+    {
+        if (azure is null) return null;
+        string connection = Environment.GetEnvironmentVariable("AZURE_STORAGE_CONNECTION_STRING") is { Length: > 0 } c
+            ? c
+            : throw new ArgumentException("--azure-container needs the storage account's connection string in the AZURE_STORAGE_CONNECTION_STRING environment variable (for Azurite: its development connection string).");
+        return AzureBlobCheckpointStore.FromConnectionString(connection, azure.Container, azure.Prefix, new AzureBlobCheckpointStoreOptions { TakeoverAfter = azure.TakeoverAfter });
+    }
 
     /// <summary>A failed run is one "error:" line and exit code 1, never a stack trace.</summary>
     private static async Task<int> Guarded(Func<Task<int>> run)
@@ -86,9 +111,11 @@ internal static class Cli
         bool bounded = a.Bounded || (bundled && !a.Continuous);
         bool quiet = a.Quiet;
 
+        var azureStore = AzureStore(a.Azure);
         var options = new PipelineRunnerOptions
         {
-            CheckpointDirectory = checkpoint,
+            CheckpointDirectory = azureStore is null ? checkpoint : null,
+            CheckpointStore = azureStore,
             Trigger = bounded ? TriggerMode.AvailableNow : TriggerMode.Continuous,
             MaxRecordsPerPartition = a.MaxRecordsPerPartition,
             CheckpointInterval = a.CheckpointInterval,
@@ -106,7 +133,7 @@ internal static class Cli
             // The process id, so that "kill -9" reaches this process and not a "dotnet run" wrapper around it.
             Console.WriteLine($"clicks-per-user: process {Environment.ProcessId}");
             Console.WriteLine($"                 input {input}{(bundled ? " (the bundled clicks, copied beside the built program)" : "")}");
-            Console.WriteLine($"                 checkpoint {checkpoint}");
+            Console.WriteLine($"                 checkpoint {azureStore?.Location ?? checkpoint}");
             Console.WriteLine($"                 output {output} ({(bounded ? "bounded: stops when the input is processed" : "continuous: Ctrl+C to stop")})");
             var idle = new IdleReporter();
             runner.BatchCompleted += p =>

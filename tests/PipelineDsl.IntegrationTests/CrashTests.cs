@@ -18,7 +18,7 @@ public class CrashTests(Xunit.Abstractions.ITestOutputHelper log)
         "--max-records-per-partition", "500", "--checkpoint-interval", "5",
     };
 
-    private static void AssertSameOutput(string expectedDir, string actualDir)
+    internal static void AssertSameOutput(string expectedDir, string actualDir)
     {
         var expected = Directory.GetFiles(expectedDir).Select(Path.GetFileName).Order(StringComparer.Ordinal).ToList();
         var actual = Directory.GetFiles(actualDir).Select(Path.GetFileName).Order(StringComparer.Ordinal).ToList();
