@@ -41,9 +41,13 @@ internal static class Cli
         {
             Description = "With --azure-container: how long the checkpoint's holder may stay silent before another process takes it over", DefaultValueFactory = _ => 5000,
         }.Positive();
+        var standby = new Option<bool>("--standby")
+        {
+            Description = "Start as a hot standby: while another process runs the job on this checkpoint, follow its commits and take over when it stops or fails",
+        };
         var root = new RootCommand("Clicks per user over the files of a directory, exactly once, restartable at any instant (kill -9 it and run it again).")
         {
-            input, checkpoint, output, bounded, continuous, maxRecords, interval, batchInterval, deadLetter, quiet, azureContainer, azurePrefix, takeoverAfter,
+            input, checkpoint, output, bounded, continuous, maxRecords, interval, batchInterval, deadLetter, quiet, azureContainer, azurePrefix, takeoverAfter, standby,
         };
         root.Validators.Add(r =>
         {
@@ -54,7 +58,8 @@ internal static class Cli
             r.GetValue(input)?.FullName, r.GetValue(checkpoint)?.FullName, r.GetValue(output)?.FullName,
             r.GetValue(bounded), r.GetValue(continuous), r.GetValue(maxRecords), r.GetValue(interval),
             r.GetValue(batchInterval), r.GetValue(deadLetter), r.GetValue(quiet),
-            r.GetValue(azureContainer) is { } container ? new AzureCheckpoint(container, r.GetValue(azurePrefix)!, TimeSpan.FromMilliseconds(r.GetValue(takeoverAfter))) : null))));
+            r.GetValue(azureContainer) is { } container ? new AzureCheckpoint(container, r.GetValue(azurePrefix)!, TimeSpan.FromMilliseconds(r.GetValue(takeoverAfter))) : null,
+            r.GetValue(standby)))));
 
         var records = new Option<long>("--records") { Description = "Number of clicks", DefaultValueFactory = _ => 100_000 }.NotNegative();
         var files = new Option<int>("--files") { Description = "Number of files", DefaultValueFactory = _ => 4 }.Positive();
@@ -72,7 +77,7 @@ internal static class Cli
     }
 
     private sealed record JobSettings(string? Input, string? Checkpoint, string? Output, bool Bounded, bool Continuous, long MaxRecordsPerPartition,
-                                      int CheckpointInterval, long BatchIntervalMs, bool DeadLetter, bool Quiet, AzureCheckpoint? Azure);
+                                      int CheckpointInterval, long BatchIntervalMs, bool DeadLetter, bool Quiet, AzureCheckpoint? Azure, bool Standby);
 
     private sealed record AzureCheckpoint(string Container, string Prefix, TimeSpan TakeoverAfter);
 
@@ -121,6 +126,7 @@ internal static class Cli
             CheckpointInterval = a.CheckpointInterval,
             BatchInterval = TimeSpan.FromMilliseconds(a.BatchIntervalMs),
             BadRecordPolicy = a.DeadLetter ? BadRecordPolicy.DeadLetter : BadRecordPolicy.Fail,
+            Standby = a.Standby,
         };
 
         var runner = new PipelineRunner(ClicksPerUserPipeline.Definition, options)
@@ -135,6 +141,26 @@ internal static class Cli
             Console.WriteLine($"                 input {input}{(bundled ? " (the bundled clicks, copied beside the built program)" : "")}");
             Console.WriteLine($"                 checkpoint {azureStore?.Location ?? checkpoint}");
             Console.WriteLine($"                 output {output} ({(bounded ? "bounded: stops when the input is processed" : "continuous: Ctrl+C to stop")})");
+            if (a.Standby)
+            {
+                long lastPrinted = -1;
+                var printed = System.Diagnostics.Stopwatch.StartNew();
+                runner.StandbyProgressed += p =>
+                {
+                    if (p.TookOver)
+                    {
+                        Console.WriteLine($"standby: took over the checkpoint after {p.Waited.TotalSeconds:F1} s, with state through batch {(p.FollowedThroughBatch is long b ? b.ToString(CultureInfo.InvariantCulture) : "none")}; now active");
+                    }
+                    else if (p.FollowedThroughBatch is long b && (lastPrinted < 0 || printed.Elapsed >= TimeSpan.FromSeconds(1)))
+                    {
+                        // At most a line a second: a standby applies every commit of the active.
+                        Console.WriteLine($"standby: following, state through batch {b}");
+                        lastPrinted = b;
+                        printed.Restart();
+                    }
+                };
+            }
+
             var idle = new IdleReporter();
             runner.BatchCompleted += p =>
             {
@@ -176,7 +202,7 @@ internal static class Cli
 
         var summary = await runner.RunAsync(stop.Token);
         Console.WriteLine(
-            $"done: {(summary.Restored ? $"restored from {(summary.RestoredFromBatch is long s ? $"snapshot {s}" : "the start")} + {summary.BatchesFromDeltas} batch deltas, replayed {summary.BatchesReplayed} batches, in {summary.RecoveryTime.TotalMilliseconds:F0} ms; " : "new checkpoint; ")}"
+            $"done: {(summary.Restored ? $"restored from {(summary.RestoredFromBatch is long s ? $"snapshot {s}" : a.Standby ? "the state followed as a standby" : "the start")} + {summary.BatchesFromDeltas} batch deltas, replayed {summary.BatchesReplayed} batches, in {summary.RecoveryTime.TotalMilliseconds:F0} ms; " : "new checkpoint; ")}"
             + $"ran {summary.BatchesRun} batches, {summary.InputRecords:N0} records in {summary.Elapsed.TotalSeconds:F2} s; "
             + $"last committed batch {summary.LastCommittedBatch}; {summary.StateKeys:N0} users in state"
             + (summary.FinalSnapshotBatch is long f ? $"; final snapshot of batch {f}" : ""));

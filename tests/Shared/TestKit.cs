@@ -90,6 +90,13 @@ public sealed class ChildProcess : IDisposable
     /// <summary>SIGKILL, as kill -9: no handler runs, nothing is flushed.</summary>
     public void KillHard() => _process.Kill(entireProcessTree: true);
 
+    /// <summary>Sends a signal by name (<c>STOP</c>, <c>CONT</c>, <c>TERM</c>), as <c>kill -NAME</c> does.</summary>
+    public void Signal(string name)
+    {
+        using var kill = Process.Start("kill", new[] { "-" + name, _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture) })!;
+        kill.WaitForExit();
+    }
+
     public void SendSigterm()
     {
         using var kill = Process.Start("kill", new[] { "-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture) })!;

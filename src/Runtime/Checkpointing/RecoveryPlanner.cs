@@ -58,7 +58,12 @@ internal sealed class RecoveryPlanner
 
     private string Location => _log.Store.Location;
 
-    public async Task<RecoveryResult> RecoverAsync()
+    /// <param name="followedThrough">
+    /// When this process followed the checkpoint as a hot standby: the batch its state is already rebuilt through
+    /// (by <see cref="FollowAsync"/>). Recovery then continues from there instead of restoring a snapshot, as long
+    /// as the logs it needs after that batch are still there.
+    /// </param>
+    public async Task<RecoveryResult> RecoverAsync(long? followedThrough = null)
     {
         var ct = CancellationToken.None;
         CheckpointMetadata? metadata;
@@ -101,16 +106,29 @@ internal sealed class RecoveryPlanner
         var snapshots = await _log.ListAsync("state", ct).ConfigureAwait(false);
         long lastCommitted = await LastCommittedAsync(commits, offsets).ConfigureAwait(false);
 
-        long? snapshotBatch = await RestoreNewestSnapshotAsync(snapshots).ConfigureAwait(false);
-        // A snapshot is written only after its batch committed, so it proves the commit even when the
-        // commit file itself is damaged.
-        if (snapshotBatch is long restored) lastCommitted = Math.Max(lastCommitted, restored);
+        long earliestLogged = offsets.Count > 0 ? offsets[0].Batch : 0;
+        long? snapshotBatch = null;
+        long first;
+        if (followedThrough is long followed && Continues(followed, lastCommitted, earliestLogged))
+        {
+            first = followed + 1;
+        }
+        else
+        {
+            // From nothing: a standby's step that failed half-way (its holder deleted a file under it) left state behind.
+            _state.Clear();
+            _planner.Clear();
+            snapshotBatch = await RestoreNewestSnapshotAsync(snapshots).ConfigureAwait(false);
+            // A snapshot is written only after its batch committed, so it proves the commit even when the
+            // commit file itself is damaged.
+            if (snapshotBatch is long restored) lastCommitted = Math.Max(lastCommitted, restored);
+            first = (snapshotBatch ?? -1) + 1;
+        }
 
         // Retention deletes the offsets of a batch only after a newer snapshot covers it: a log that starts
         // after batch 0 means batches before it were committed. If nothing intact of this checkpoint proves
         // where they ended (every snapshot, commit and offsets file damaged or foreign, or a metadata file
         // from another checkpoint), starting over would read all input again: refuse, and delete nothing.
-        long earliestLogged = offsets.Count > 0 ? offsets[0].Batch : 0;
         // Likewise a snapshot, a commit of batch 1 or later, or an offsets file of batch 1 or later exists only
         // once batch 0 committed: finding none of them trustworthy is not a fresh start.
         bool somethingCommitted = offsets.Any(o => o.Batch >= 1) || commits.Any(c => c.Batch >= 1) || snapshots.Count > 0;
@@ -122,8 +140,64 @@ internal sealed class RecoveryPlanner
                 + "The files are damaged, or 'metadata' comes from another checkpoint. Restore the checkpoint from a backup, or start a new checkpoint in an empty directory.");
         }
 
+        var (replayed, fromDeltas) = await RebuildCommittedAsync(first, lastCommitted).ConfigureAwait(false);
+
+        if (lastCommitted >= 0 && snapshotBatch is null && first == 0 && replayed == 0 && fromDeltas == 0)
+            throw new CheckpointMismatchException($"Cannot recover the checkpoint '{Location}': no usable snapshot and no offsets log from batch 0.");
+
+        var pending = await PendingPlanAsync(offsets, lastCommitted).ConfigureAwait(false);
+        return new RecoveryResult(true, snapshotBatch, replayed, fromDeltas, lastCommitted, pending);
+    }
+
+    /// <summary>
+    /// A hot standby's step: brings the state up to the newest committed batch of a checkpoint that another
+    /// process holds, writing and deleting nothing. Continues from <paramref name="followedThrough"/> (the batch
+    /// the state is rebuilt through, from the previous step) by applying the newer commits' state deltas (or
+    /// replaying their logged ranges, sinks skipped); restores the newest snapshot when there is nothing to
+    /// continue from, or when retention removed the logs after it. Returns the batch the state is now rebuilt
+    /// through, or null when the checkpoint has nothing to follow yet (it is new, or of an older build that
+    /// its holder upgrades first).
+    /// </summary>
+    public async Task<long?> FollowAsync(long? followedThrough)
+    {
+        var ct = CancellationToken.None;
+        var metadata = await _log.ReadMetadataAsync(ct).ConfigureAwait(false);
+        if (metadata?.Manifest is null || metadata.CheckpointId is null) return null;
+        _storedManifest ??= PipelineManifest.Parse(metadata.Manifest);
+
+        var offsets = await _log.ListAsync("offsets", ct).ConfigureAwait(false);
+        var commits = await _log.ListAsync("commits", ct).ConfigureAwait(false);
+        long lastCommitted = await LastCommittedAsync(commits, offsets).ConfigureAwait(false);
+        long earliestLogged = offsets.Count > 0 ? offsets[0].Batch : 0;
+        long first;
+        if (followedThrough is long followed && Continues(followed, lastCommitted, earliestLogged))
+        {
+            first = followed + 1;
+        }
+        else
+        {
+            _state.Clear();
+            _planner.Clear();
+            var snapshots = await _log.ListAsync("state", ct).ConfigureAwait(false);
+            long? snapshotBatch = await RestoreNewestSnapshotAsync(snapshots).ConfigureAwait(false);
+            if (snapshotBatch is null && earliestLogged > 0) return null; // nothing to start from yet: the holder's next snapshot will be
+            first = (snapshotBatch ?? -1) + 1;
+            lastCommitted = Math.Max(lastCommitted, snapshotBatch ?? -1);
+        }
+
+        await RebuildCommittedAsync(first, lastCommitted).ConfigureAwait(false);
+        return lastCommitted < 0 ? null : lastCommitted;
+    }
+
+    /// <summary>Whether state rebuilt through <paramref name="followed"/> can be continued: the logs of every batch after it are still there.</summary>
+    private static bool Continues(long followed, long lastCommitted, long earliestLogged) =>
+        followed <= lastCommitted && (followed == lastCommitted || followed + 1 >= earliestLogged);
+
+    /// <summary>Rebuilds committed batches <paramref name="first"/> to <paramref name="lastCommitted"/>, each from its commit's state delta, or by replaying its logged ranges.</summary>
+    private async Task<(long Replayed, long FromDeltas)> RebuildCommittedAsync(long first, long lastCommitted)
+    {
+        var ct = CancellationToken.None;
         long replayed = 0, fromDeltas = 0;
-        long first = (snapshotBatch ?? -1) + 1;
         for (long b = first; b <= lastCommitted; b++)
         {
             var plan = await ReadCommittedPlanAsync(b).ConfigureAwait(false);
@@ -149,11 +223,7 @@ internal sealed class RecoveryPlanner
             replayed++;
         }
 
-        if (lastCommitted >= 0 && snapshotBatch is null && first == 0 && replayed == 0 && fromDeltas == 0)
-            throw new CheckpointMismatchException($"Cannot recover the checkpoint '{Location}': no usable snapshot and no offsets log from batch 0.");
-
-        var pending = await PendingPlanAsync(offsets, lastCommitted).ConfigureAwait(false);
-        return new RecoveryResult(true, snapshotBatch, replayed, fromDeltas, lastCommitted, pending);
+        return (replayed, fromDeltas);
     }
 
     /// <summary>

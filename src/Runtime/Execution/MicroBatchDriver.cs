@@ -67,9 +67,14 @@ internal sealed class MicroBatchDriver
 
     private bool HasTimeDependentOperators => _executors.Any(e => e.Node.AdvancesWithoutInput);
 
-    public async Task<RunSummary> ExecuteAsync()
+    /// <summary>A hot standby's step while another process holds the checkpoint: see <see cref="RecoveryPlanner.FollowAsync"/>.</summary>
+    public Task<long?> FollowAsync(long? followedThrough) => _recovery.FollowAsync(followedThrough);
+
+    /// <param name="followedThrough">The batch a hot standby's state is rebuilt through when it took the checkpoint over.</param>
+    public async Task<RunSummary> ExecuteAsync(long? followedThrough = null)
     {
-        var recovery = await _recovery.RecoverAsync().ConfigureAwait(false);
+        _clock.Restart(); // a standby's wait before it took over is not part of this run's recovery or elapsed time
+        var recovery = await _recovery.RecoverAsync(followedThrough).ConfigureAwait(false);
         _checkpoint.LastSnapshotBatch = recovery.SnapshotBatch ?? -1;
         long next = recovery.LastCommitted + 1;
         long batchesRun = 0, inputRecords = 0;

@@ -88,11 +88,71 @@ public sealed class PipelineRunner
             await ((ISourceExecutor)probes.Build(node)).ListAsync(stopToken).ConfigureAwait(false);
 
         var store = _options.CheckpointStore ?? new LocalDirectoryCheckpointStore(_options.CheckpointDirectory!);
-        using var checkpointLock = store.AcquireLock($"pipeline '{_definition.PipelineId}'");
-        var driver = new MicroBatchDriver(_definition, _options, _sources, _sinks, store, BatchCompleted, stopToken);
+        string owner = $"pipeline '{_definition.PipelineId}'";
+        if (!_options.Standby)
+        {
+            using var checkpointLock = store.AcquireLock(owner);
+            return await ExecuteAsync(new MicroBatchDriver(_definition, _options, _sources, _sinks, store, BatchCompleted, stopToken), null).ConfigureAwait(false);
+        }
+
+        // A hot standby: follow the holder's commits until the checkpoint is ours, then continue from that state.
+        var standby = new MicroBatchDriver(_definition, _options, _sources, _sinks, store, BatchCompleted, stopToken);
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        long? followed = null;
+        while (true)
+        {
+            IDisposable? taken = null;
+            try
+            {
+                taken = store.AcquireLock(owner);
+            }
+            catch (CheckpointLockedException)
+            {
+            }
+
+            if (taken is not null)
+            {
+                using (taken)
+                {
+                    StandbyProgressed?.Invoke(new StandbyProgress(followed, TookOver: true, started.Elapsed));
+                    return await ExecuteAsync(standby, followed).ConfigureAwait(false);
+                }
+            }
+
+            if (stopToken.IsCancellationRequested)
+                return new RunSummary(false, null, 0, 0, 0, 0, followed ?? -1, TimeSpan.Zero, started.Elapsed, 0);
+            long? now;
+            try
+            {
+                now = await standby.FollowAsync(followed).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is CheckpointException and not CheckpointIncompatibleException || e is System.IO.IOException)
+            {
+                // The holder changed the checkpoint under this step (retention deleted a file it was reading):
+                // start again from the newest snapshot on the next step. A build that cannot read the state fails.
+                now = null;
+            }
+
+            if (now != followed) StandbyProgressed?.Invoke(new StandbyProgress(now, TookOver: false, started.Elapsed));
+            followed = now;
+            try
+            {
+                await Task.Delay(_options.StandbyPollInterval, stopToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+        }
+    }
+
+    /// <summary>Raised by a hot standby (<see cref="PipelineRunnerOptions.Standby"/>) when its followed state moves, and once when it takes the checkpoint over.</summary>
+    public event Action<StandbyProgress>? StandbyProgressed;
+
+    private static async Task<RunSummary> ExecuteAsync(MicroBatchDriver driver, long? followedThrough)
+    {
         try
         {
-            return await driver.ExecuteAsync().ConfigureAwait(false);
+            return await driver.ExecuteAsync(followedThrough).ConfigureAwait(false);
         }
         catch
         {

@@ -77,6 +77,18 @@ public sealed class PipelineRunnerOptions
     /// <summary>Where dead letters go (default: <c>dead-letter</c> inside the checkpoint directory).</summary>
     public string? DeadLetterDirectory { get; set; }
 
+    /// <summary>
+    /// Start as a hot standby: while another process holds the checkpoint, follow its commits (apply their state
+    /// deltas as they appear, writing nothing) and take the checkpoint over when that process stops or fails,
+    /// continuing from the state already rebuilt; instead of failing with <see cref="Checkpointing.CheckpointLockedException"/>.
+    /// How fast a failed holder is detected is the store's: at once for a local directory (its lock is released
+    /// with the process), after <c>TakeoverAfter</c> of silence for the Azure store. Default false.
+    /// </summary>
+    public bool Standby { get; set; }
+
+    /// <summary>How often a standby looks for new commits and for a free checkpoint. Default 200 ms.</summary>
+    public TimeSpan StandbyPollInterval { get; set; } = TimeSpan.FromMilliseconds(200);
+
     internal void Validate()
     {
         if (CheckpointStore is null && string.IsNullOrWhiteSpace(CheckpointDirectory))
@@ -87,9 +99,16 @@ public sealed class PipelineRunnerOptions
         if (RetainedSnapshots < 1) throw new ArgumentException($"PipelineRunnerOptions.RetainedSnapshots is {RetainedSnapshots}: keep at least 1.");
         if (Parallelism < 1) throw new ArgumentException($"PipelineRunnerOptions.Parallelism is {Parallelism}: it must be 1 or more.");
         if (!Enum.IsDefined(Trigger)) throw new ArgumentException($"PipelineRunnerOptions.Trigger is {(int)Trigger}, which is not a TriggerMode.");
+        if (StandbyPollInterval <= TimeSpan.Zero) throw new ArgumentException($"PipelineRunnerOptions.StandbyPollInterval is {StandbyPollInterval}: it must be positive.");
         if (!Enum.IsDefined(BadRecordPolicy)) throw new ArgumentException($"PipelineRunnerOptions.BadRecordPolicy is {(int)BadRecordPolicy}, which is not a BadRecordPolicy.");
     }
 }
+
+/// <summary>What a hot standby did (see <see cref="PipelineRunnerOptions.Standby"/>).</summary>
+/// <param name="FollowedThroughBatch">The committed batch its state is rebuilt through; null until there is one to follow.</param>
+/// <param name="TookOver">True once, when it took the checkpoint over and becomes the active run.</param>
+/// <param name="Waited">Time since the run started.</param>
+public sealed record StandbyProgress(long? FollowedThroughBatch, bool TookOver, TimeSpan Waited);
 
 /// <summary>What one batch did; raised after it commits (or after it is replayed during recovery).</summary>
 /// <param name="BatchId">The batch id.</param>
