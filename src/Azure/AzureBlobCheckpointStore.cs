@@ -71,6 +71,7 @@ public sealed class AzureBlobCheckpointStore : ICheckpointStore
     public AzureBlobCheckpointStore(BlobContainerClient container, string prefix = "", AzureBlobCheckpointStoreOptions? options = null)
     {
         _container = container ?? throw new ArgumentNullException(nameof(container));
+        CheckContainerName(container.Name);
         prefix ??= "";
         if (prefix.Length > 0)
         {
@@ -98,6 +99,16 @@ public sealed class AzureBlobCheckpointStore : ICheckpointStore
         clientOptions.Retry.MaxRetries = 0;
         clientOptions.Retry.NetworkTimeout = options.RequestTimeout;
         return new AzureBlobCheckpointStore(new BlobContainerClient(connectionString, containerName, clientOptions), prefix, options);
+    }
+
+    /// <summary>Azure's rule for container names, checked before any request so that a bad name is one clear error.</summary>
+    private static void CheckContainerName(string name)
+    {
+        bool valid = name.Length is >= 3 and <= 63
+                     && name.All(c => c is (>= 'a' and <= 'z') or (>= '0' and <= '9') or '-')
+                     && name[0] != '-' && name[^1] != '-' && !name.Contains("--", StringComparison.Ordinal);
+        if (!valid && name != "$root")
+            throw new ArgumentException($"'{name}' is not a valid Azure Blob Storage container name: use 3 to 63 lowercase letters, digits and single hyphens, starting and ending with a letter or digit.");
     }
 
     /// <inheritdoc />
@@ -324,6 +335,10 @@ public sealed class AzureBlobCheckpointStore : ICheckpointStore
             catch (RequestFailedException e) when (e.Status is 401 or 403)
             {
                 throw new IOException($"The checkpoint store '{Location}' refused {what}: {Describe(e)}. Check the connection string or credential and its permissions on the container.", e);
+            }
+            catch (RequestFailedException e)
+            {
+                throw new IOException($"The checkpoint store '{Location}' refused {what}: {Describe(e)}.", e);
             }
         }
     }

@@ -156,6 +156,9 @@ public sealed class AzureBlobCheckpointStoreTests : IClassFixture<AzuriteFixture
         Assert.Contains("at least 1 second", e.Message);
         Assert.Contains("OutageLimit", Assert.Throws<ArgumentException>(() => Store(options: new AzureBlobCheckpointStoreOptions { OutageLimit = TimeSpan.Zero })).Message);
         Assert.Throws<ArgumentException>(() => Store("../escape"));
+        var badName = Assert.Throws<ArgumentException>(() => AzureBlobCheckpointStore.FromConnectionString(_azurite.ConnectionString, "ha", "job"));
+        Assert.Contains("'ha' is not a valid Azure Blob Storage container name", badName.Message);
+        Assert.Throws<ArgumentException>(() => AzureBlobCheckpointStore.FromConnectionString(_azurite.ConnectionString, "Upper-Case", "job"));
     }
 
     /// <summary>A process stopped with SIGSTOP, as the store sees it: timers that never fire, a clock that moves only when told.</summary>
