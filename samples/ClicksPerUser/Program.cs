@@ -41,24 +41,30 @@ internal static class Cli
         {
             Description = "With --azure-container: how long the checkpoint's holder may stay silent before another process takes it over", DefaultValueFactory = _ => 5000,
         }.Positive();
+        var azureOutput = new Option<bool>("--azure-output")
+        {
+            Description = "With --azure-container: write the output as blobs <prefix>-output/part-N.txt in the same container instead of --output",
+        };
         var standby = new Option<bool>("--standby")
         {
             Description = "Start as a hot standby: while another process runs the job on this checkpoint, follow its commits and take over when it stops or fails",
         };
         var root = new RootCommand("Clicks per user over the files of a directory, exactly once, restartable at any instant (kill -9 it and run it again).")
         {
-            input, checkpoint, output, bounded, continuous, maxRecords, interval, batchInterval, deadLetter, quiet, azureContainer, azurePrefix, takeoverAfter, standby,
+            input, checkpoint, output, bounded, continuous, maxRecords, interval, batchInterval, deadLetter, quiet, azureContainer, azurePrefix, takeoverAfter, standby, azureOutput,
         };
         root.Validators.Add(r =>
         {
             if (r.GetValue(bounded) && r.GetValue(continuous)) r.AddError("--bounded and --continuous exclude each other.");
+            if (r.GetValue(azureOutput) && r.GetValue(azureContainer) is null) r.AddError("--azure-output needs --azure-container.");
+            if (r.GetValue(azureOutput) && r.GetValue(output) is not null) r.AddError("--output and --azure-output exclude each other.");
             if (r.GetValue(checkpoint) is not null && r.GetValue(azureContainer) is not null) r.AddError("--checkpoint and --azure-container exclude each other: the checkpoint is in a directory or in Azure Blob Storage.");
         });
         root.SetAction((r, _) => Guarded(() => RunJobAsync(new JobSettings(
             r.GetValue(input)?.FullName, r.GetValue(checkpoint)?.FullName, r.GetValue(output)?.FullName,
             r.GetValue(bounded), r.GetValue(continuous), r.GetValue(maxRecords), r.GetValue(interval),
             r.GetValue(batchInterval), r.GetValue(deadLetter), r.GetValue(quiet),
-            r.GetValue(azureContainer) is { } container ? new AzureCheckpoint(container, r.GetValue(azurePrefix)!, TimeSpan.FromMilliseconds(r.GetValue(takeoverAfter))) : null,
+            r.GetValue(azureContainer) is { } container ? new AzureCheckpoint(container, r.GetValue(azurePrefix)!, TimeSpan.FromMilliseconds(r.GetValue(takeoverAfter)), r.GetValue(azureOutput)) : null,
             r.GetValue(standby)))));
 
         var records = new Option<long>("--records") { Description = "Number of clicks", DefaultValueFactory = _ => 100_000 }.NotNegative();
@@ -79,17 +85,16 @@ internal static class Cli
     private sealed record JobSettings(string? Input, string? Checkpoint, string? Output, bool Bounded, bool Continuous, long MaxRecordsPerPartition,
                                       int CheckpointInterval, long BatchIntervalMs, bool DeadLetter, bool Quiet, AzureCheckpoint? Azure, bool Standby);
 
-    private sealed record AzureCheckpoint(string Container, string Prefix, TimeSpan TakeoverAfter);
+    private sealed record AzureCheckpoint(string Container, string Prefix, TimeSpan TakeoverAfter, bool Output);
 
     /// <summary>The checkpoint in Azure Blob Storage (the account from AZURE_STORAGE_CONNECTION_STRING), or null for a directory.</summary>
-    private static ICheckpointStore? AzureStore(AzureCheckpoint? azure)
-    {
-        if (azure is null) return null;
-        string connection = Environment.GetEnvironmentVariable("AZURE_STORAGE_CONNECTION_STRING") is { Length: > 0 } c
+    private static ICheckpointStore? AzureStore(AzureCheckpoint? azure) =>
+        azure is null ? null : AzureBlobCheckpointStore.FromConnectionString(AzureConnection(), azure.Container, azure.Prefix, new AzureBlobCheckpointStoreOptions { TakeoverAfter = azure.TakeoverAfter });
+
+    private static string AzureConnection() =>
+        Environment.GetEnvironmentVariable("AZURE_STORAGE_CONNECTION_STRING") is { Length: > 0 } c
             ? c
             : throw new ArgumentException("--azure-container needs the storage account's connection string in the AZURE_STORAGE_CONNECTION_STRING environment variable (for Azurite: its development connection string).");
-        return AzureBlobCheckpointStore.FromConnectionString(connection, azure.Container, azure.Prefix, new AzureBlobCheckpointStoreOptions { TakeoverAfter = azure.TakeoverAfter });
-    }
 
     /// <summary>A failed run is one "error:" line and exit code 1, never a stack trace.</summary>
     private static async Task<int> Guarded(Func<Task<int>> run)
@@ -132,7 +137,9 @@ internal static class Cli
         var runner = new PipelineRunner(ClicksPerUserPipeline.Definition, options)
             .BindSource(ClicksPerUserPipeline.Clicks(), new FileDirectorySource<ClickEvent>(input, ClickEvent.Parse,
                 new FileDirectorySourceOptions { OnWarning = w => Console.Error.WriteLine("warning: " + w) }))
-            .BindSink(ClicksPerUserPipeline.Totals(), new FileSink<UserTotals>(output, t => t.ToCsv()));
+            .BindSink(ClicksPerUserPipeline.Totals(), a.Azure is { Output: true } azure
+                ? AzureBlobSink<UserTotals>.FromConnectionString(AzureConnection(), azure.Container, azure.Prefix + "-output", t => t.ToCsv())
+                : new FileSink<UserTotals>(output, t => t.ToCsv()));
 
         if (!quiet)
         {
@@ -140,7 +147,7 @@ internal static class Cli
             Console.WriteLine($"clicks-per-user: process {Environment.ProcessId}");
             Console.WriteLine($"                 input {input}{(bundled ? " (the bundled clicks, copied beside the built program)" : "")}");
             Console.WriteLine($"                 checkpoint {azureStore?.Location ?? checkpoint}");
-            Console.WriteLine($"                 output {output} ({(bounded ? "bounded: stops when the input is processed" : "continuous: Ctrl+C to stop")})");
+            Console.WriteLine($"                 output {(a.Azure is { Output: true } az ? $"blobs {az.Prefix}-output/part-N.txt in container {az.Container}" : output)} ({(bounded ? "bounded: stops when the input is processed" : "continuous: Ctrl+C to stop")})");
             if (a.Standby)
             {
                 long lastPrinted = -1;

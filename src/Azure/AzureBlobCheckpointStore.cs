@@ -64,14 +64,14 @@ public sealed class AzureBlobCheckpointStore : ICheckpointStore
     private readonly BlobContainerClient _container;
     private readonly string _prefix;
     private readonly AzureBlobCheckpointStoreOptions _options;
-    private Task? _containerReady;
+    private readonly BlobContainerGate _gate;
     private HeldLock? _held;
 
     /// <summary>A store in <paramref name="container"/> (created if missing) under <paramref name="prefix"/> (for example <c>pipelines/clicks/</c>; empty for the container's root).</summary>
     public AzureBlobCheckpointStore(BlobContainerClient container, string prefix = "", AzureBlobCheckpointStoreOptions? options = null)
     {
         _container = container ?? throw new ArgumentNullException(nameof(container));
-        CheckContainerName(container.Name);
+        BlobContainerGate.CheckContainerName(container.Name);
         prefix ??= "";
         if (prefix.Length > 0)
         {
@@ -82,6 +82,9 @@ public sealed class AzureBlobCheckpointStore : ICheckpointStore
         _prefix = prefix;
         _options = options ?? new AzureBlobCheckpointStoreOptions();
         _options.Validate();
+        _gate = new BlobContainerGate(container, () => Location, "checkpoint store", _options.OutageLimit,
+            (message, inner) => new CheckpointStoreUnavailableException(
+                message + " The batch in flight is not committed: start the pipeline again when the store is reachable. The limit is AzureBlobCheckpointStoreOptions.OutageLimit.", inner));
     }
 
     /// <summary>
@@ -93,22 +96,7 @@ public sealed class AzureBlobCheckpointStore : ICheckpointStore
     public static AzureBlobCheckpointStore FromConnectionString(string connectionString, string containerName, string prefix = "", AzureBlobCheckpointStoreOptions? options = null)
     {
         options ??= new AzureBlobCheckpointStoreOptions();
-        // Pinned: the newest service version that Azurite 3.37 (the emulator the tests run on) accepts; Azure
-        // serves older versions indefinitely, and the SDK's default moves with every release.
-        var clientOptions = new BlobClientOptions(BlobClientOptions.ServiceVersion.V2026_06_06);
-        clientOptions.Retry.MaxRetries = 0;
-        clientOptions.Retry.NetworkTimeout = options.RequestTimeout;
-        return new AzureBlobCheckpointStore(new BlobContainerClient(connectionString, containerName, clientOptions), prefix, options);
-    }
-
-    /// <summary>Azure's rule for container names, checked before any request so that a bad name is one clear error.</summary>
-    private static void CheckContainerName(string name)
-    {
-        bool valid = name.Length is >= 3 and <= 63
-                     && name.All(c => c is (>= 'a' and <= 'z') or (>= '0' and <= '9') or '-')
-                     && name[0] != '-' && name[^1] != '-' && !name.Contains("--", StringComparison.Ordinal);
-        if (!valid && name != "$root")
-            throw new ArgumentException($"'{name}' is not a valid Azure Blob Storage container name: use 3 to 63 lowercase letters, digits and single hyphens, starting and ending with a letter or digit.");
+        return new AzureBlobCheckpointStore(BlobContainerGate.Client(connectionString, containerName, options.RequestTimeout), prefix, options);
     }
 
     /// <inheritdoc />
@@ -299,66 +287,10 @@ public sealed class AzureBlobCheckpointStore : ICheckpointStore
 
     private BlobClient Blob(string name) => _container.GetBlobClient(_prefix + CheckpointNames.Check(name));
 
-    /// <summary>
-    /// Runs <paramref name="operation"/>, retrying transient failures with backoff (0.1 s doubling to 2 s) until
-    /// <see cref="AzureBlobCheckpointStoreOptions.OutageLimit"/> has passed; other failures are reported at once.
-    /// </summary>
-    private async Task<T> RunAsync<T>(string what, Func<CancellationToken, Task<T>> operation, CancellationToken cancellationToken)
-    {
-        var started = Stopwatch.GetTimestamp();
-        var delay = TimeSpan.FromMilliseconds(100);
-        int attempts = 0;
-        while (true)
-        {
-            attempts++;
-            try
-            {
-                if (_containerReady is null || _containerReady.IsFaulted) _containerReady = _container.CreateIfNotExistsAsync(cancellationToken: cancellationToken);
-                await _containerReady.ConfigureAwait(false);
-                return await operation(cancellationToken).ConfigureAwait(false);
-            }
-            catch (Exception e) when (IsTransient(e) && !cancellationToken.IsCancellationRequested)
-            {
-                var elapsed = Stopwatch.GetElapsedTime(started);
-                if (elapsed >= _options.OutageLimit)
-                {
-                    throw new CheckpointStoreUnavailableException(
-                        $"The checkpoint store '{Location}' did not answer for {elapsed.TotalSeconds:F0} s while {what} ({attempts} attempts; last error: {Describe(e)}). "
-                        + $"The batch in flight is not committed: start the pipeline again when the store is reachable. The limit is AzureBlobCheckpointStoreOptions.OutageLimit ({_options.OutageLimit.TotalSeconds:F0} s).", e);
-                }
+    private Task<T> RunAsync<T>(string what, Func<CancellationToken, Task<T>> operation, CancellationToken cancellationToken) =>
+        _gate.RunAsync(what, operation, cancellationToken);
 
-                // The last wait ends at the limit, for one more attempt there.
-                var remaining = _options.OutageLimit - elapsed;
-                await Task.Delay(delay < remaining ? delay : remaining, cancellationToken).ConfigureAwait(false);
-                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(2).Ticks));
-            }
-            catch (RequestFailedException e) when (e.Status is 401 or 403)
-            {
-                throw new IOException($"The checkpoint store '{Location}' refused {what}: {Describe(e)}. Check the connection string or credential and its permissions on the container.", e);
-            }
-            catch (RequestFailedException e)
-            {
-                throw new IOException($"The checkpoint store '{Location}' refused {what}: {Describe(e)}.", e);
-            }
-        }
-    }
-
-    private static string Describe(Exception e) => e switch
-    {
-        RequestFailedException r => $"HTTP {r.Status} {r.ErrorCode}: {r.Message.Split('\n')[0]}",
-        AggregateException a when a.InnerExceptions.Count > 0 => Describe(a.InnerExceptions[^1]),
-        _ => $"{e.GetType().Name}: {e.Message}",
-    };
-
-    /// <summary>Network failures, timeouts, throttling and server errors: the store may answer again.</summary>
-    internal static bool IsTransient(Exception e) => e switch
-    {
-        RequestFailedException r => r.Status is 0 or 408 or 429 or >= 500 || (r.InnerException is { } inner && IsTransient(inner)),
-        HttpRequestException or SocketException or IOException or TimeoutException => true,
-        OperationCanceledException => true, // a request's own timeout (the caller's cancellation is excluded above)
-        AggregateException a => a.InnerExceptions.All(IsTransient),
-        _ => false,
-    };
+    internal static bool IsTransient(Exception e) => BlobContainerGate.IsTransient(e);
 
     /// <summary>The lock record: whose it is, its epoch, its heartbeat count, and whether it was released.</summary>
     internal sealed record LockRecord(long Epoch, string Owner, long Heartbeat, bool Released)

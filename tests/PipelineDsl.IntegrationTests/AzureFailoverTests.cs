@@ -7,7 +7,7 @@ namespace PipelineDsl.IntegrationTests;
 
 /// <summary>
 /// High availability on Azurite with real processes: replicas of the main job (<c>--standby</c>) on one checkpoint
-/// in Azure Blob Storage. The active is killed with SIGKILL again and again, a standby takes over each time, a
+/// in Azure Blob Storage, writing their output to it too (<c>--azure-output</c>) or to a shared folder. The active is killed with SIGKILL again and again, a standby takes over each time, a
 /// new replica replaces the dead one; a paused active (SIGSTOP) is taken over and, woken (SIGCONT), is fenced and
 /// writes nothing. The output must equal an uninterrupted run's byte for byte.
 /// </summary>
@@ -27,11 +27,22 @@ public sealed class AzureFailoverTests(Xunit.Abstractions.ITestOutputHelper log)
 
     private Dictionary<string, string> Env => new() { ["AZURE_STORAGE_CONNECTION_STRING"] = _azurite.ConnectionString };
 
-    private string[] ReplicaArgs(string input, string container) => new[]
+    private string[] ReplicaArgs(string input, string container, bool blobOutput = false) => new[]
     {
-        "--input", input, "--azure-container", container, "--output", _dir.Sub("output"), "--bounded", "--standby",
+        "--input", input, "--azure-container", container, blobOutput ? "--azure-output" : "--output", blobOutput ? null : _dir.Sub("output"), "--bounded", "--standby",
         "--max-records-per-partition", "500", "--checkpoint-interval", "5", "--takeover-after-ms", "1000",
-    };
+    }.OfType<string>().ToArray();
+
+    /// <summary>The object-store sink's output (blobs clicks-per-user-output/part-N.txt), downloaded into a folder to compare with the reference files.</summary>
+    private async Task<string> DownloadOutputAsync(string container)
+    {
+        string folder = _dir.Sub("downloaded-" + container);
+        Directory.CreateDirectory(folder);
+        var client = new BlobContainerClient(_azurite.ConnectionString, container, new BlobClientOptions(BlobClientOptions.ServiceVersion.V2026_06_06));
+        await foreach (var blob in client.GetBlobsAsync(BlobTraits.None, BlobStates.None, "clicks-per-user-output/", default))
+            await client.GetBlobClient(blob.Name).DownloadToAsync(Path.Combine(folder, Path.GetFileName(blob.Name)));
+        return folder;
+    }
 
     /// <summary>Generates the input and the uninterrupted reference output (checkpoint in a local directory).</summary>
     private string Prepare(int records)
@@ -53,10 +64,10 @@ public sealed class AzureFailoverTests(Xunit.Abstractions.ITestOutputHelper log)
             .Count(l => l.StartsWith("batch", StringComparison.Ordinal) && !l.Contains("replayed", StringComparison.Ordinal));
 
     [Fact]
-    public void Three_replicas_survive_twenty_kills_of_the_active_with_exactly_the_uninterrupted_output()
+    public async Task Three_replicas_writing_to_the_object_store_survive_twenty_kills_of_the_active_with_exactly_the_uninterrupted_output()
     {
         string input = Prepare(600_000);
-        var args = ReplicaArgs(input, "failover");
+        var args = ReplicaArgs(input, "failover", blobOutput: true);
         var random = TestRandom.Create(20261202, log);
         var replicas = new List<ChildProcess>();
         try
@@ -103,10 +114,10 @@ public sealed class AzureFailoverTests(Xunit.Abstractions.ITestOutputHelper log)
             Assert.True(kills >= 20, $"only {kills} kills landed before the job finished; make the input larger");
 
             // A last run (not a standby) finds nothing left to do, and the output is exact.
-            using var last = SampleProcess.Start(ReplicaArgs(input, "failover").Where(a => a != "--standby").ToArray(), Env);
+            using var last = SampleProcess.Start(args.Where(a => a != "--standby").ToArray(), Env);
             Assert.Equal(0, last.WaitForExit(Long));
             Assert.Contains("ran 0 batches", last.Stdout);
-            CrashTests.AssertSameOutput(_dir.Sub("ref-output"), _dir.Sub("output"));
+            CrashTests.AssertSameOutput(_dir.Sub("ref-output"), await DownloadOutputAsync("failover"));
             takeovers.Sort();
             log.WriteLine($"{kills} kills of the active among 3 replicas; output identical to the uninterrupted run. Kill to the next active's first new batch "
                           + $"(TakeoverAfter 1 s): median {takeovers[takeovers.Count / 2].TotalSeconds:F2} s, max {takeovers[^1].TotalSeconds:F2} s over {takeovers.Count} takeovers");
