@@ -42,6 +42,9 @@ public sealed partial class AzuriteServer : IDisposable
     public string ConnectionString =>
         $"DefaultEndpointsProtocol=http;AccountName={AccountName};AccountKey={AccountKey};BlobEndpoint=http://127.0.0.1:{Port}/{AccountName};";
 
+    /// <summary>The server's process id while it runs (to check, for example, which addresses it talks to).</summary>
+    public int? ProcessId => _process is { HasExited: false } p ? p.Id : null;
+
     /// <summary>True while the server process runs.</summary>
     public bool IsRunning => _process is { HasExited: false };
 
