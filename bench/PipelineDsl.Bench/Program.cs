@@ -22,10 +22,11 @@ profileOption.AcceptOnlyFromAmong("keyed", "map-filter");
 var latencyOption = new Option<bool>("--latency") { Description = "Measure end-to-end latency at steady input rates (see --rates) instead of throughput" };
 var ratesOption = new Option<long[]>("--rates") { Description = "Input rates (records/s) for --latency", DefaultValueFactory = _ => new long[] { 50_000, 100_000, 200_000 }, AllowMultipleArgumentsPerToken = true };
 var secondsOption = new Option<int>("--seconds") { Description = "Seconds per rate for --latency", DefaultValueFactory = _ => 15 }.Positive();
+var azureOption = new Option<bool>("--azure-store") { Description = "Compare the keyed count with its checkpoint on Azure Blob Storage (Azurite on loopback) against a local directory, interleaved" };
 var intervalOption = new Option<int>("--interval-ms") { Description = "Batch interval in milliseconds for --latency", DefaultValueFactory = _ => 10 }.Positive();
 var root = new RootCommand("Runtime benchmark: map+filter and keyed count through the runner against a plain C# loop, in one run; then restart time.")
 {
-    recordsOption, keysOption, repeatOption, parallelismOption, profileOption, latencyOption, ratesOption, secondsOption, intervalOption,
+    recordsOption, keysOption, repeatOption, parallelismOption, profileOption, latencyOption, ratesOption, secondsOption, intervalOption, azureOption,
 };
 if (CommandLineProgram.Parse(root, args, out var parsed) is int exit) return exit;
 long records = parsed.GetValue(recordsOption);
@@ -74,7 +75,7 @@ MemorySource<Click> BuildSource()
 }
 
 string temp = Path.Combine(Path.GetTempPath(), "pdsl-bench-" + Guid.NewGuid().ToString("N"));
-TimeSpan RunPipeline(bool keyed, int? checkpointEvery)
+TimeSpan RunPipeline(bool keyed, int? checkpointEvery, ICheckpointStore? store = null)
 {
     var source = Source();
     var options = new PipelineRunnerOptions
@@ -85,7 +86,8 @@ TimeSpan RunPipeline(bool keyed, int? checkpointEvery)
         Parallelism = parallelism,
     };
     // "off": an in-memory store and no snapshots; otherwise a real directory with fsync.
-    if (checkpointEvery is null) options.CheckpointStore = new InMemoryCheckpointStore();
+    if (store is not null) options.CheckpointStore = store;
+    else if (checkpointEvery is null) options.CheckpointStore = new InMemoryCheckpointStore();
     else options.CheckpointDirectory = Path.Combine(temp, Guid.NewGuid().ToString("N"));
 
     var watch = Stopwatch.StartNew();
@@ -148,6 +150,20 @@ TimeSpan PlainKeyedCount()
     }
 
     return watch.Elapsed;
+}
+
+if (parsed.GetValue(azureOption))
+{
+    // The keyed count with its checkpoint in Azure Blob Storage (Azurite on this machine, over loopback HTTP) against
+    // a local directory, interleaved round by round; each run a new checkpoint (a new prefix in the container).
+    using var azurite = PipelineDsl.Azure.Testing.AzuriteServer.Start();
+    Console.WriteLine($"Keyed count, checkpoint every 10 batches: local directory (fsync) against Azure Blob Storage (Azurite {azurite.ConnectionString.Split(';').First(p => p.StartsWith("BlobEndpoint", StringComparison.Ordinal))}); load average before: {LoadAverage()}.");
+    int run = 0;
+    var azure = Interleave(() => RunPipeline(true, 10), () => RunPipeline(true, 10,
+        PipelineDsl.Azure.AzureBlobCheckpointStore.FromConnectionString(azurite.ConnectionString, "bench", "run-" + (run++).ToString(CultureInfo.InvariantCulture))));
+    Console.WriteLine($"Local: {records / azure.Plain.Min(m => m.Wall):N0} records/s (best); Azure: {records / azure.Pipeline.Min(m => m.Wall):N0} records/s (best); "
+                      + $"Azure / local: {Median(azure.Ratios):F2} (median of {repeat} rounds; best {azure.Ratios.Max():F2}).");
+    return 0;
 }
 
 if (parsed.GetValue(profileOption) is { } profile)
