@@ -41,6 +41,10 @@ internal static class Cli
         {
             Description = "With --azure-container: how long the checkpoint's holder may stay silent before another process takes it over", DefaultValueFactory = _ => 5000,
         }.Positive();
+        var outageLimit = new Option<int>("--azure-outage-limit-ms")
+        {
+            Description = "With --azure-container: how long to keep retrying while Azure Blob Storage does not answer before failing the run", DefaultValueFactory = _ => 60_000,
+        }.Positive();
         var azureOutput = new Option<bool>("--azure-output")
         {
             Description = "With --azure-container: write the output as blobs <prefix>-output/part-N.txt in the same container instead of --output",
@@ -51,7 +55,7 @@ internal static class Cli
         };
         var root = new RootCommand("Clicks per user over the files of a directory, exactly once, restartable at any instant (kill -9 it and run it again).")
         {
-            input, checkpoint, output, bounded, continuous, maxRecords, interval, batchInterval, deadLetter, quiet, azureContainer, azurePrefix, takeoverAfter, standby, azureOutput,
+            input, checkpoint, output, bounded, continuous, maxRecords, interval, batchInterval, deadLetter, quiet, azureContainer, azurePrefix, takeoverAfter, standby, azureOutput, outageLimit,
         };
         root.Validators.Add(r =>
         {
@@ -64,7 +68,7 @@ internal static class Cli
             r.GetValue(input)?.FullName, r.GetValue(checkpoint)?.FullName, r.GetValue(output)?.FullName,
             r.GetValue(bounded), r.GetValue(continuous), r.GetValue(maxRecords), r.GetValue(interval),
             r.GetValue(batchInterval), r.GetValue(deadLetter), r.GetValue(quiet),
-            r.GetValue(azureContainer) is { } container ? new AzureCheckpoint(container, r.GetValue(azurePrefix)!, TimeSpan.FromMilliseconds(r.GetValue(takeoverAfter)), r.GetValue(azureOutput)) : null,
+            r.GetValue(azureContainer) is { } container ? new AzureCheckpoint(container, r.GetValue(azurePrefix)!, TimeSpan.FromMilliseconds(r.GetValue(takeoverAfter)), r.GetValue(azureOutput), TimeSpan.FromMilliseconds(r.GetValue(outageLimit))) : null,
             r.GetValue(standby)))));
 
         var records = new Option<long>("--records") { Description = "Number of clicks", DefaultValueFactory = _ => 100_000 }.NotNegative();
@@ -85,11 +89,11 @@ internal static class Cli
     private sealed record JobSettings(string? Input, string? Checkpoint, string? Output, bool Bounded, bool Continuous, long MaxRecordsPerPartition,
                                       int CheckpointInterval, long BatchIntervalMs, bool DeadLetter, bool Quiet, AzureCheckpoint? Azure, bool Standby);
 
-    private sealed record AzureCheckpoint(string Container, string Prefix, TimeSpan TakeoverAfter, bool Output);
+    private sealed record AzureCheckpoint(string Container, string Prefix, TimeSpan TakeoverAfter, bool Output, TimeSpan OutageLimit);
 
     /// <summary>The checkpoint in Azure Blob Storage (the account from AZURE_STORAGE_CONNECTION_STRING), or null for a directory.</summary>
     private static ICheckpointStore? AzureStore(AzureCheckpoint? azure) =>
-        azure is null ? null : AzureBlobCheckpointStore.FromConnectionString(AzureConnection(), azure.Container, azure.Prefix, new AzureBlobCheckpointStoreOptions { TakeoverAfter = azure.TakeoverAfter });
+        azure is null ? null : AzureBlobCheckpointStore.FromConnectionString(AzureConnection(), azure.Container, azure.Prefix, new AzureBlobCheckpointStoreOptions { TakeoverAfter = azure.TakeoverAfter, OutageLimit = azure.OutageLimit });
 
     private static string AzureConnection() =>
         Environment.GetEnvironmentVariable("AZURE_STORAGE_CONNECTION_STRING") is { Length: > 0 } c
@@ -138,7 +142,7 @@ internal static class Cli
             .BindSource(ClicksPerUserPipeline.Clicks(), new FileDirectorySource<ClickEvent>(input, ClickEvent.Parse,
                 new FileDirectorySourceOptions { OnWarning = w => Console.Error.WriteLine("warning: " + w) }))
             .BindSink(ClicksPerUserPipeline.Totals(), a.Azure is { Output: true } azure
-                ? AzureBlobSink<UserTotals>.FromConnectionString(AzureConnection(), azure.Container, azure.Prefix + "-output", t => t.ToCsv())
+                ? AzureBlobSink<UserTotals>.FromConnectionString(AzureConnection(), azure.Container, azure.Prefix + "-output", t => t.ToCsv(), new AzureBlobSinkOptions { OutageLimit = azure.OutageLimit })
                 : new FileSink<UserTotals>(output, t => t.ToCsv()));
 
         if (!quiet)

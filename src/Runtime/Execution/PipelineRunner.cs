@@ -109,6 +109,10 @@ public sealed class PipelineRunner
             catch (CheckpointLockedException)
             {
             }
+            catch (CheckpointStoreUnavailableException)
+            {
+                // The store is down for longer than its limit: a standby has nothing to lose by waiting for it.
+            }
 
             if (taken is not null)
             {
