@@ -116,6 +116,31 @@ public sealed class AzureBlobCheckpointStore : ICheckpointStore
     }
 
     /// <inheritdoc />
+    /// <remarks>A Put Blob with <c>If-None-Match: *</c>: Azure makes the check and the write one step.</remarks>
+    public Task<bool> TryCreateAsync(string name, ReadOnlyMemory<byte> content, bool durable, CancellationToken cancellationToken)
+    {
+        var blob = Blob(name);
+        return RunAsync($"creating '{name}'", async ct =>
+        {
+            await EnsureLockHeldAsync(ct).ConfigureAwait(false);
+            var upload = new BlobUploadOptions
+            {
+                Metadata = new Dictionary<string, string> { ["epoch"] = Epoch.ToString(System.Globalization.CultureInfo.InvariantCulture) },
+                Conditions = new BlobRequestConditions { IfNoneMatch = ETag.All },
+            };
+            try
+            {
+                await blob.UploadAsync(BinaryData.FromBytes(content), upload, ct).ConfigureAwait(false);
+                return true;
+            }
+            catch (RequestFailedException e) when (e.Status is 409 or 412)
+            {
+                return false;
+            }
+        }, cancellationToken);
+    }
+
+    /// <inheritdoc />
     public Task<byte[]?> ReadAsync(string name, CancellationToken cancellationToken)
     {
         var blob = Blob(name);

@@ -111,6 +111,21 @@ public abstract class CheckpointStoreContract : IDisposable
     }
 
     [Fact]
+    public async Task A_create_writes_only_a_new_name_and_of_concurrent_creates_exactly_one_wins()
+    {
+        Assert.True(await Store.TryCreateAsync("offsets/0000000000000000003", Bytes(100, 1), durable: true, default));
+        Assert.False(await Store.TryCreateAsync("offsets/0000000000000000003", Bytes(100, 2), durable: true, default));
+        Assert.Equal(Bytes(100, 1), await Store.ReadAsync("offsets/0000000000000000003", default));
+        Assert.True(await Store.TryCreateAsync("commits/0000000000000000003", Bytes(10, 3), durable: false, default));
+
+        var contenders = Enumerable.Range(0, 16).Select(i => Bytes(4096 + i, 200 + i)).ToArray();
+        var results = await Task.WhenAll(contenders.Select(c => Task.Run(() => Store.TryCreateAsync("offsets/0000000000000000004", c, durable: true, default))));
+        Assert.Equal(1, results.Count(r => r));
+        Assert.Equal(contenders[Array.IndexOf(results, true)], await Store.ReadAsync("offsets/0000000000000000004", default));
+        Assert.Equal(new[] { "offsets/0000000000000000003", "offsets/0000000000000000004" }, await Store.ListAsync("offsets", default)); // no temporary left visible
+    }
+
+    [Fact]
     public void The_lock_is_exclusive_until_released_and_releasing_twice_is_harmless()
     {
         var first = Store.AcquireLock("first run");

@@ -225,8 +225,44 @@ internal sealed class CheckpointLog
         }
 
         string name = Name("offsets", record.BatchId);
-        // Durable before the batch runs: a replay must read exactly these ranges.
-        return _store.WriteAsync(name, CheckpointFile.Wrap("offsets", _pipelineId, CheckpointId, record.BatchId, w.WrittenSpan), durable: true, ct);
+        // Durable before the batch runs: a replay must read exactly these ranges. Created, never replaced: see CreateAsync.
+        return CreateAsync(name, CheckpointFile.Wrap("offsets", _pipelineId, CheckpointId, record.BatchId, w.WrittenSpan), durable: true, IsIntactOffsetsAsync, ct);
+    }
+
+    private async Task<bool> IsIntactOffsetsAsync(string name, CancellationToken ct)
+    {
+        try
+        {
+            await ReadOffsetsAsync(name, ct).ConfigureAwait(false);
+            return true;
+        }
+        catch (CheckpointCorruptException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// Writes a batch's offsets or commit file only if none is there: a file of this batch that is already there was
+    /// written by another process that holds the checkpoint now (this one was paused or cut off and did not notice),
+    /// and replacing it would put a different plan or state under a batch the other process already ran on. Then
+    /// this process is fenced. Two cases are not a conflict: the same bytes (an earlier attempt of this very write
+    /// landed, and its answer was lost), and a damaged file (which recovery did not trust; it is replaced as before).
+    /// </summary>
+    private async Task CreateAsync(string name, ReadOnlyMemory<byte> content, bool durable, Func<string, CancellationToken, Task<bool>> isIntact, CancellationToken ct)
+    {
+        if (await _store.TryCreateAsync(name, content, durable, ct).ConfigureAwait(false)) return;
+        var existing = await _store.ReadAsync(name, ct).ConfigureAwait(false);
+        if (existing is not null && existing.AsSpan().SequenceEqual(content.Span)) return;
+        if (existing is null || !await isIntact(name, ct).ConfigureAwait(false))
+        {
+            await _store.WriteAsync(name, content, durable, ct).ConfigureAwait(false);
+            return;
+        }
+
+        throw new CheckpointFencedException(
+            $"Checkpoint file '{name}' in '{_store.Location}' was written by another process meanwhile: another instance of pipeline '{_pipelineId}' holds the checkpoint now "
+            + "(this one was paused or cut off and did not notice). This process writes nothing more and stops; the other continues exactly.");
     }
 
     public async Task<OffsetRecord> ReadOffsetsAsync(string name, CancellationToken ct)
@@ -310,7 +346,8 @@ internal sealed class CheckpointLog
 
         // Atomic but not fsynced: if a power loss takes the commit of batch N away, either offsets/N+1 (durable,
         // and written only after N committed) proves it, or batch N simply runs again, which sinks absorb.
-        return _store.WriteAsync(Name("commits", record.BatchId), buffers.File.WrittenMemory, durable: false, ct);
+        // Created, never replaced: see CreateAsync.
+        return CreateAsync(Name("commits", record.BatchId), buffers.File.WrittenMemory, durable: false, IsValidCommitAsync, ct);
     }
 
     /// <summary>

@@ -23,6 +23,21 @@ public interface ICheckpointStore
     /// </summary>
     Task WriteAsync(string name, ReadOnlyMemory<byte> content, bool durable, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Writes <paramref name="content"/> under <paramref name="name"/> only if nothing is stored there yet, with the
+    /// guarantees of <see cref="WriteAsync"/>; returns false, writing nothing, when something is. The runtime
+    /// writes the offsets and commit of each batch this way, so that a process that lost the checkpoint to another
+    /// (a "zombie" after a pause) cannot replace what the new holder wrote. The built-in stores make the check and
+    /// the write one atomic step (of two writers of a name, exactly one succeeds); this default implementation,
+    /// for stores written before it existed, reads and then writes, which is not atomic.
+    /// </summary>
+    async Task<bool> TryCreateAsync(string name, ReadOnlyMemory<byte> content, bool durable, CancellationToken cancellationToken)
+    {
+        if (await ReadAsync(name, cancellationToken).ConfigureAwait(false) is not null) return false;
+        await WriteAsync(name, content, durable, cancellationToken).ConfigureAwait(false);
+        return true;
+    }
+
     /// <summary>Reads the content under <paramref name="name"/>, or null when there is none.</summary>
     Task<byte[]?> ReadAsync(string name, CancellationToken cancellationToken);
 

@@ -36,6 +36,13 @@ public sealed class InMemoryCheckpointStore : ICheckpointStore
     }
 
     /// <inheritdoc />
+    public Task<bool> TryCreateAsync(string name, ReadOnlyMemory<byte> content, bool durable, CancellationToken cancellationToken)
+    {
+        CheckpointNames.Check(name);
+        lock (_files) return Task.FromResult(_files.TryAdd(name, content.ToArray()));
+    }
+
+    /// <inheritdoc />
     public Task<byte[]?> ReadAsync(string name, CancellationToken cancellationToken)
     {
         CheckpointNames.Check(name);

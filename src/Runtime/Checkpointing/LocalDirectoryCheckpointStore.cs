@@ -63,6 +63,15 @@ public sealed class LocalDirectoryCheckpointStore : ICheckpointStore
     }
 
     /// <inheritdoc />
+    /// <remarks>The new file is published with <c>link(2)</c>, which fails when the name exists: the check and the write are one step.</remarks>
+    public Task<bool> TryCreateAsync(string name, ReadOnlyMemory<byte> content, bool durable, CancellationToken cancellationToken)
+    {
+        string path = PathOf(name);
+        string? spare = _spares.TryGetValue(Path.GetDirectoryName(path)!, out var spares) && spares.TryDequeue(out var s) ? s : null;
+        return Task.Run(() => DurableFile.WriteAsync(path, content, cancellationToken, name, durable, spare, createOnly: true), CancellationToken.None);
+    }
+
+    /// <inheritdoc />
     public async Task<byte[]?> ReadAsync(string name, CancellationToken cancellationToken)
     {
         string path = PathOf(name);
@@ -258,7 +267,8 @@ internal static class DurableFile
     /// <param name="crashPointDetail">What <see cref="FaultInjection"/> filters on.</param>
     /// <param name="durable">Whether to fsync the file and its directory.</param>
     /// <param name="spare">A temporary file in the same directory to reuse (truncated) instead of creating one.</param>
-    public static async Task WriteAsync(string path, ReadOnlyMemory<byte> content, CancellationToken cancellationToken, string crashPointDetail = "", bool durable = true, string? spare = null)
+    /// <param name="createOnly">Publish only if <paramref name="path"/> does not exist (atomically, with link(2)); false is returned when it does.</param>
+    public static async Task<bool> WriteAsync(string path, ReadOnlyMemory<byte> content, CancellationToken cancellationToken, string crashPointDetail = "", bool durable = true, string? spare = null, bool createOnly = false)
     {
         string directory = Path.GetDirectoryName(path)!;
         string NewTemp() => Path.Combine(directory, "." + Path.GetFileName(path) + TempSuffix + Guid.NewGuid().ToString("N"));
@@ -291,13 +301,46 @@ internal static class DurableFile
             }
 
             FaultInjection.Hit("checkpoint-write-before-rename", crashPointDetail);
-            File.Move(temp, path, overwrite: true);
+            if (createOnly)
+            {
+                bool created = Publish(temp, path);
+                LocalDirectoryCheckpointStore.TryDelete(temp);
+                if (!created) return false;
+            }
+            else
+            {
+                File.Move(temp, path, overwrite: true);
+            }
+
             if (durable) FsyncDirectory(directory);
+            return true;
         }
         catch
         {
             LocalDirectoryCheckpointStore.TryDelete(temp);
             throw;
+        }
+    }
+
+    /// <summary>Gives <paramref name="temp"/>'s content the name <paramref name="path"/> unless that name exists; false when it does.</summary>
+    private static bool Publish(string temp, string path)
+    {
+        if (OperatingSystem.IsLinux() || OperatingSystem.IsMacOS() || OperatingSystem.IsFreeBSD())
+        {
+            if (Native.link(temp, path) == 0) return true;
+            int errno = Marshal.GetLastPInvokeError();
+            if (errno == 17 /* EEXIST */) return false;
+            throw new IOException($"Cannot create '{path}': link(2) failed with errno {errno}.", errno);
+        }
+
+        try
+        {
+            File.Copy(temp, path, overwrite: false); // CopyFile with fail-if-exists: one step on Windows
+            return true;
+        }
+        catch (IOException) when (File.Exists(path))
+        {
+            return false;
         }
     }
 
@@ -326,5 +369,8 @@ internal static class DurableFile
 
         [DllImport("libc", SetLastError = true)]
         internal static extern int close(int fd);
+
+        [DllImport("libc", SetLastError = true)]
+        internal static extern int link([MarshalAs(UnmanagedType.LPUTF8Str)] string oldPath, [MarshalAs(UnmanagedType.LPUTF8Str)] string newPath);
     }
 }
