@@ -79,6 +79,16 @@ internal static class Cli
         generate.SetAction((r, _) => Guarded(() => Task.FromResult(Generate(r.GetValue(records), r.GetValue(files), r.GetValue(users), r.GetValue(generateOutput)!.FullName))));
         root.Subcommands.Add(generate);
 
+        var demoRecords = new Option<long>("--records") { Description = "Number of clicks", DefaultValueFactory = _ => 1_000_000 }.Positive();
+        var demoKills = new Option<int>("--kills") { Description = "How many times to kill the active replica", DefaultValueFactory = _ => 5 }.NotNegative();
+        var demoEvery = new Option<int>("--kill-every-ms") { Description = "Time between kills", DefaultValueFactory = _ => 4000 }.Positive();
+        var haDemo = new Command("ha-demo", "High availability in one command: Azurite, three replicas on one checkpoint there, the active one killed every few seconds, the output checked against an uninterrupted run.")
+        {
+            demoRecords, demoKills, demoEvery,
+        };
+        haDemo.SetAction((r, _) => Guarded(() => ClicksPerUser.HaDemo.RunAsync(r.GetValue(demoRecords), r.GetValue(demoKills), TimeSpan.FromMilliseconds(r.GetValue(demoEvery)))));
+        root.Subcommands.Add(haDemo);
+
         var describe = new Command("describe", "Print the operator graph and the manifest that every checkpoint carries.");
         describe.SetAction(_ => Describe());
         root.Subcommands.Add(describe);

@@ -64,9 +64,11 @@ public sealed class AzureFailoverTests(Xunit.Abstractions.ITestOutputHelper log)
             .Count(l => l.StartsWith("batch", StringComparison.Ordinal) && !l.Contains("replayed", StringComparison.Ordinal));
 
     [Fact]
-    public async Task Three_replicas_writing_to_the_object_store_survive_twenty_kills_of_the_active_with_exactly_the_uninterrupted_output()
+    public async Task Three_replicas_writing_to_the_object_store_survive_twenty_kills_of_the_active_over_a_million_records_with_exactly_the_uninterrupted_output()
     {
-        string input = Prepare(600_000);
+        // 20 kills in CI; PIPELINEDSL_FAILOVER_KILLS=100 for the long run (the input grows with it).
+        int wanted = int.TryParse(Environment.GetEnvironmentVariable("PIPELINEDSL_FAILOVER_KILLS"), out int k) && k > 0 ? k : 20;
+        string input = Prepare(Math.Max(1_000_000, wanted * 50_000));
         var args = ReplicaArgs(input, "failover", blobOutput: true);
         var random = TestRandom.Create(20261202, log);
         var replicas = new List<ChildProcess>();
@@ -76,7 +78,7 @@ public sealed class AzureFailoverTests(Xunit.Abstractions.ITestOutputHelper log)
             var takeovers = new List<TimeSpan>();
             int kills = 0;
             bool finished = false;
-            while (kills < 20 && !finished)
+            while (kills < wanted && !finished)
             {
                 // The active: the replica that took the checkpoint over. Wait for it, and for a few of its batches.
                 ChildProcess? active = null;
@@ -111,7 +113,7 @@ public sealed class AzureFailoverTests(Xunit.Abstractions.ITestOutputHelper log)
             }
 
             foreach (var r in replicas) Assert.True(r.WaitForExit(Long) == 0, r.Output);
-            Assert.True(kills >= 20, $"only {kills} kills landed before the job finished; make the input larger");
+            Assert.True(kills >= wanted, $"only {kills} of {wanted} kills landed before the job finished; make the input larger");
 
             // A last run (not a standby) finds nothing left to do, and the output is exact.
             using var last = SampleProcess.Start(args.Where(a => a != "--standby").ToArray(), Env);
@@ -119,7 +121,7 @@ public sealed class AzureFailoverTests(Xunit.Abstractions.ITestOutputHelper log)
             Assert.Contains("ran 0 batches", last.Stdout);
             CrashTests.AssertSameOutput(_dir.Sub("ref-output"), await DownloadOutputAsync("failover"));
             takeovers.Sort();
-            log.WriteLine($"{kills} kills of the active among 3 replicas; output identical to the uninterrupted run. Kill to the next active's first new batch "
+            log.WriteLine($"{kills} kills of the active among 3 replicas over {Math.Max(1_000_000, wanted * 50_000):N0} records; output identical to the uninterrupted run. Kill to the next active's first new batch "
                           + $"(TakeoverAfter 1 s): median {takeovers[takeovers.Count / 2].TotalSeconds:F2} s, max {takeovers[^1].TotalSeconds:F2} s over {takeovers.Count} takeovers");
         }
         finally
@@ -170,5 +172,16 @@ public sealed class AzureFailoverTests(Xunit.Abstractions.ITestOutputHelper log)
         Assert.True(checkedFiles > 0, "no file of the second holder was found");
         CrashTests.AssertSameOutput(_dir.Sub("ref-output"), _dir.Sub("output"));
         log.WriteLine($"taken over with state through batch {takenAt}; {checkedFiles} offsets and commit files after it, all of epoch 2; output exact");
+    }
+
+    [Fact]
+    public void The_ha_demo_runs_in_one_command_and_finds_its_output_exact()
+    {
+        using var p = SampleProcess.Start(new[] { "ha-demo", "--records", "200000", "--kills", "2", "--kill-every-ms", "3000" }, workingDirectory: _dir.Path);
+        Assert.True(p.WaitForExit(Long) == 0, p.Output);
+        Assert.Contains("kill -9 replica", p.Stdout);
+        Assert.Contains("took over the checkpoint", p.Stdout);
+        Assert.Contains("output identical to an uninterrupted run", p.Stdout);
+        Assert.True(Directory.Exists(Path.Combine(_dir.Path, "ha-demo-work")));
     }
 }

@@ -8,7 +8,8 @@ internal static class SampleProcess
     private static readonly string Assembly = typeof(SampleProcess).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
         .Single(a => a.Key == "SampleAssembly").Value!;
 
-    public static ChildProcess Start(IEnumerable<string> args, IDictionary<string, string>? environment = null) => ChildProcess.Start(Assembly, args, environment);
+    public static ChildProcess Start(IEnumerable<string> args, IDictionary<string, string>? environment = null, string? workingDirectory = null) =>
+        ChildProcess.Start(Assembly, args, environment, workingDirectory);
 
     /// <summary>Starts another .NET program (a test-built app) the same way.</summary>
     public static ChildProcess StartAssembly(string assembly, IEnumerable<string> args, string? workingDirectory = null) => ChildProcess.Start(assembly, args, workingDirectory: workingDirectory);
