@@ -23,10 +23,11 @@ var latencyOption = new Option<bool>("--latency") { Description = "Measure end-t
 var ratesOption = new Option<long[]>("--rates") { Description = "Input rates (records/s) for --latency", DefaultValueFactory = _ => new long[] { 50_000, 100_000, 200_000 }, AllowMultipleArgumentsPerToken = true };
 var secondsOption = new Option<int>("--seconds") { Description = "Seconds per rate for --latency", DefaultValueFactory = _ => 15 }.Positive();
 var azureOption = new Option<bool>("--azure-store") { Description = "Compare the keyed count with its checkpoint on Azure Blob Storage (Azurite on loopback) against a local directory, interleaved" };
+var takeoverOption = new Option<bool>("--takeover") { Description = "Measure takeover time with hot standbys (replicas of the main job on Azurite; SIGKILL of the active one)" };
 var intervalOption = new Option<int>("--interval-ms") { Description = "Batch interval in milliseconds for --latency", DefaultValueFactory = _ => 10 }.Positive();
 var root = new RootCommand("Runtime benchmark: map+filter and keyed count through the runner against a plain C# loop, in one run; then restart time.")
 {
-    recordsOption, keysOption, repeatOption, parallelismOption, profileOption, latencyOption, ratesOption, secondsOption, intervalOption, azureOption,
+    recordsOption, keysOption, repeatOption, parallelismOption, profileOption, latencyOption, ratesOption, secondsOption, intervalOption, azureOption, takeoverOption,
 };
 if (CommandLineProgram.Parse(root, args, out var parsed) is int exit) return exit;
 long records = parsed.GetValue(recordsOption);
@@ -150,6 +151,14 @@ TimeSpan PlainKeyedCount()
     }
 
     return watch.Elapsed;
+}
+
+if (parsed.GetValue(takeoverOption))
+{
+    string takeoverTemp = Path.Combine(Path.GetTempPath(), "pdsl-takeover-" + Guid.NewGuid().ToString("N"));
+    TakeoverBenchmark.Run(repeat, new[] { 1000, 2000, 5000 }, takeoverTemp);
+    Directory.Delete(takeoverTemp, recursive: true);
+    return 0;
 }
 
 if (parsed.GetValue(azureOption))
