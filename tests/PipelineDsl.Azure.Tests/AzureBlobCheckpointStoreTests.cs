@@ -206,3 +206,29 @@ public sealed class AzuriteFixture : IDisposable
 
     public void Dispose() => Server.Dispose();
 }
+
+/// <summary>
+/// The lock blob's record is read by every later build (replicas of two builds run side by side during an
+/// upgrade): this text, as the first build wrote it, is read forever.
+/// </summary>
+public sealed class LockRecordFormatTests
+{
+    private const string WrittenBySession9 = """{"epoch":3,"owner":"pipeline 'clicks-per-user', process 42 on host-a","heartbeat":17,"released":false}""";
+
+    [Fact]
+    public void The_first_lock_record_layout_is_read()
+    {
+        var record = AzureBlobCheckpointStore.LockRecord.Parse(System.Text.Encoding.UTF8.GetBytes(WrittenBySession9), "job/lock");
+        Assert.Equal(new AzureBlobCheckpointStore.LockRecord(3, "pipeline 'clicks-per-user', process 42 on host-a", 17, false), record);
+    }
+
+    [Fact]
+    public void The_lock_record_is_written_in_that_layout()
+    {
+        var written = System.Text.Encoding.UTF8.GetString(new AzureBlobCheckpointStore.LockRecord(3, "pipeline 'clicks-per-user', process 42 on host-a", 17, false).ToBytes());
+        using var json = System.Text.Json.JsonDocument.Parse(written);
+        Assert.Equal(new[] { "epoch", "owner", "heartbeat", "released" }, json.RootElement.EnumerateObject().Select(p => p.Name));
+        Assert.Equal(AzureBlobCheckpointStore.LockRecord.Parse(System.Text.Encoding.UTF8.GetBytes(WrittenBySession9), "job/lock"),
+            AzureBlobCheckpointStore.LockRecord.Parse(System.Text.Encoding.UTF8.GetBytes(written), "job/lock"));
+    }
+}
