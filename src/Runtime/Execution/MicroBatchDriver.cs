@@ -35,6 +35,7 @@ internal sealed class MicroBatchDriver
     private readonly RecoveryPlanner _recovery;
     private readonly List<string> _deadLetters = new();
     private readonly Stopwatch _clock = Stopwatch.StartNew();
+    private readonly PipelineMetrics _metrics;
 
     public MicroBatchDriver(
         PipelineDefinition definition,
@@ -46,6 +47,7 @@ internal sealed class MicroBatchDriver
         CancellationToken stop)
     {
         _definition = definition;
+        _metrics = new PipelineMetrics(definition.PipelineId);
         _options = options;
         _store = store;
         _stop = stop;
@@ -75,6 +77,20 @@ internal sealed class MicroBatchDriver
     {
         _clock.Restart(); // a standby's wait before it took over is not part of this run's recovery or elapsed time
         var recovery = await _recovery.RecoverAsync(followedThrough).ConfigureAwait(false);
+        if (recovery.Restored) _metrics.Recovered();
+        if (followedThrough is not null) _metrics.TookOver();
+        try
+        {
+            return await RunAsync(recovery).ConfigureAwait(false);
+        }
+        finally
+        {
+            _metrics.Stopped();
+        }
+    }
+
+    private async Task<RunSummary> RunAsync(RecoveryResult recovery)
+    {
         _checkpoint.LastSnapshotBatch = recovery.SnapshotBatch ?? -1;
         long next = recovery.LastCommitted + 1;
         long batchesRun = 0, inputRecords = 0;
@@ -92,9 +108,12 @@ internal sealed class MicroBatchDriver
 
         // A new checkpoint runs its first batch even without input, to record where the sources start.
         bool positionsMoved = recovery.Fresh;
+        TimeSpan? due = null;
         while (!_stop.IsCancellationRequested)
         {
             var started = _clock.Elapsed;
+            if (due is { } scheduled) _metrics.Late(started - scheduled);
+            long planStarted = PipelineMetrics.Start();
             var plan = await _planner.PlanAsync(next, targets).ConfigureAwait(false);
             long planned = plan.Sources.Values.Sum(p => p.Values.Sum(r => r.Count));
             if (planned == 0 && !positionsMoved)
@@ -102,17 +121,23 @@ internal sealed class MicroBatchDriver
                 if (targets is not null) break; // available-now: everything is processed
                 if (!HasTimeDependentOperators)
                 {
+                    due = null; // an idle wait is not a late batch
                     await DelayAsync(started).ConfigureAwait(false);
                     continue;
                 }
             }
 
+            long planned0 = _metrics.Phase("plan", planStarted);
             var offsetsWritten = _checkpoint.WriteOffsetsAsync(plan);
             positionsMoved = false;
-            inputRecords += await RunBatchAsync(plan, replay: false, offsetsWritten).ConfigureAwait(false);
+            inputRecords += await RunBatchAsync(plan, replay: false, offsetsWritten, planStarted, planned0).ConfigureAwait(false);
             batchesRun++;
             next++;
-            if (targets is null) await DelayAsync(started).ConfigureAwait(false);
+            if (targets is null)
+            {
+                due = started + _options.BatchInterval;
+                await DelayAsync(started).ConfigureAwait(false);
+            }
         }
 
         long lastCommitted = next - 1;
@@ -151,9 +176,15 @@ internal sealed class MicroBatchDriver
     /// given, is the write of the batch's offsets, awaited before anything reaches a sink. A replay
     /// (a committed batch rebuilt during recovery) only recomputes state: its output was delivered already.
     /// </summary>
-    private async Task<long> RunBatchAsync(OffsetRecord plan, bool replay, Task? planLogged = null)
+    private async Task<long> RunBatchAsync(OffsetRecord plan, bool replay, Task? planLogged = null, long batchStarted = 0, long phaseStarted = 0)
     {
         var started = _clock.Elapsed;
+        if (batchStarted == 0)
+        {
+            batchStarted = PipelineMetrics.Start();
+            phaseStarted = batchStarted;
+        }
+
         var batch = new BatchContext(plan.BatchId, _options.Parallelism, _planner.FinishedSources(plan));
         foreach (var executor in _executors) executor.ClearOutput();
         _deadLetters.Clear();
@@ -162,10 +193,13 @@ internal sealed class MicroBatchDriver
         foreach (var (id, executor) in _sourceExecutors)
         {
             var ranges = plan.Sources.TryGetValue(id, out var r) ? r : new SortedDictionary<string, PartitionRange>();
-            input += await executor.ReadAsync(ranges, _options.BadRecordPolicy, _deadLetters, CancellationToken.None).ConfigureAwait(false);
+            long read = await executor.ReadAsync(ranges, _options.BadRecordPolicy, _deadLetters, CancellationToken.None).ConfigureAwait(false);
+            input += read;
+            if (!replay) _metrics.Input(id, read);
         }
 
         _planner.Advance(plan);
+        phaseStarted = _metrics.Phase("read", phaseStarted);
 
         foreach (var executor in _executors)
         {
@@ -181,11 +215,13 @@ internal sealed class MicroBatchDriver
             }
         }
 
+        phaseStarted = _metrics.Phase("execute", phaseStarted);
         string batchName = plan.BatchId.ToString(CultureInfo.InvariantCulture);
         if (planLogged is not null)
         {
             await planLogged.ConfigureAwait(false);
             FaultInjection.Hit("after-offsets", batchName);
+            phaseStarted = _metrics.Phase("offsets", phaseStarted);
         }
 
         long output = 0;
@@ -203,18 +239,25 @@ internal sealed class MicroBatchDriver
                 {
                     throw new PipelineExecutionException($"Sink '{sink.Node.Id}' failed to write batch {plan.BatchId}: {e.Message} The batch is not committed and runs again on restart.", e);
                 }
+
+                _metrics.Output(sink.Node.Id, sink.InputCount);
             }
 
             if (_deadLetters.Count > 0) await WriteDeadLettersAsync(plan.BatchId).ConfigureAwait(false);
+            _metrics.DeadLettered(_deadLetters.Count);
             FaultInjection.Hit("after-sinks", batchName);
+            phaseStarted = _metrics.Phase("sink", phaseStarted);
             _checkpoint.StartCommit(new CommitRecord(plan.BatchId, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), input));
+            phaseStarted = _metrics.Phase("commit", phaseStarted);
             if (_state.Count > 0 && (plan.BatchId + 1) % _options.CheckpointInterval == 0)
             {
                 await _checkpoint.SnapshotAsync(plan.BatchId).ConfigureAwait(false);
                 snapshot = true;
+                _metrics.Phase("snapshot", phaseStarted);
             }
         }
 
+        _metrics.BatchDone(batchStarted, replay, _state.KeyCount);
         _batchCompleted?.Invoke(new BatchProgress(plan.BatchId, input, output, _clock.Elapsed - started, _state.KeyCount, replay, snapshot, _deadLetters.Count, batch.LateRecords));
         return input;
     }
