@@ -136,6 +136,15 @@ public sealed class AzureBlobCheckpointStore : ICheckpointStore
     }
 
     /// <inheritdoc />
+    /// <remarks>Free while the last heartbeat is younger than half of TakeoverAfter; otherwise one heartbeat, which fails if the lock was taken.</remarks>
+    public Task ConfirmLockAsync(CancellationToken cancellationToken) =>
+        RunAsync("confirming the checkpoint's lock", async ct =>
+        {
+            await EnsureLockHeldAsync(ct).ConfigureAwait(false);
+            return true;
+        }, cancellationToken);
+
+    /// <inheritdoc />
     public Task<byte[]?> ReadAsync(string name, CancellationToken cancellationToken)
     {
         var blob = Blob(name);

@@ -38,6 +38,14 @@ public interface ICheckpointStore
         return true;
     }
 
+    /// <summary>
+    /// Confirms that this process still holds the lock it took (<see cref="AcquireLock"/>), before the runtime
+    /// delivers a batch to its sinks; throws <see cref="CheckpointFencedException"/> when another process took the
+    /// checkpoint over meanwhile, so that a process woken from a pause writes no output. The default does nothing:
+    /// right for a lock that cannot be lost while its process lives (a local directory's flock).
+    /// </summary>
+    Task ConfirmLockAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
     /// <summary>Reads the content under <paramref name="name"/>, or null when there is none.</summary>
     Task<byte[]?> ReadAsync(string name, CancellationToken cancellationToken);
 

@@ -228,6 +228,8 @@ internal sealed class MicroBatchDriver
         bool snapshot = false;
         if (!replay)
         {
+            // A process paused past a takeover must not write output the new holder did not plan.
+            await _store.ConfirmLockAsync(CancellationToken.None).ConfigureAwait(false);
             foreach (var sink in _sinkExecutors)
             {
                 output += sink.InputCount;
