@@ -319,8 +319,6 @@ public sealed class AzureBlobCheckpointStore : ICheckpointStore
     private Task<T> RunAsync<T>(string what, Func<CancellationToken, Task<T>> operation, CancellationToken cancellationToken) =>
         _gate.RunAsync(what, operation, cancellationToken);
 
-    internal static bool IsTransient(Exception e) => BlobContainerGate.IsTransient(e);
-
     /// <summary>The lock record: whose it is, its epoch, its heartbeat count, and whether it was released.</summary>
     internal sealed record LockRecord(long Epoch, string Owner, long Heartbeat, bool Released)
     {
@@ -398,7 +396,7 @@ public sealed class AzureBlobCheckpointStore : ICheckpointStore
                 {
                     return;
                 }
-                catch (Exception e) when (IsTransient(e))
+                catch (Exception e) when (BlobContainerGate.IsTransient(e))
                 {
                     // The store is not answering: the next heartbeat (or the next write's) tries again.
                 }
@@ -427,7 +425,7 @@ public sealed class AzureBlobCheckpointStore : ICheckpointStore
                 {
                     if ((await ReadLockAsync(_blob, ct).ConfigureAwait(false)).Record is { } now) successor = $"{now.Owner} (epoch {now.Epoch})";
                 }
-                catch (Exception e) when (e is RequestFailedException || IsTransient(e) || e is CheckpointCorruptException)
+                catch (Exception e) when (e is RequestFailedException || BlobContainerGate.IsTransient(e) || e is CheckpointCorruptException)
                 {
                 }
 
@@ -464,7 +462,7 @@ public sealed class AzureBlobCheckpointStore : ICheckpointStore
                     using var timeout = new CancellationTokenSource(_store._options.RequestTimeout);
                     TryWriteLockAsync(_blob, Record with { Released = true }, _tag, timeout.Token).GetAwaiter().GetResult();
                 }
-                catch (Exception e) when (e is RequestFailedException || IsTransient(e))
+                catch (Exception e) when (e is RequestFailedException || BlobContainerGate.IsTransient(e))
                 {
                     // Not released: the next process waits TakeoverAfter for the still heartbeat instead.
                 }

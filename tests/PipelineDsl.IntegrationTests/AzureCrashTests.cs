@@ -18,12 +18,7 @@ public sealed class AzureCrashTests(Xunit.Abstractions.ITestOutputHelper log) : 
 
     public void Dispose() => _azurite.Dispose();
 
-    private Dictionary<string, string> Env(string? crashAt = null)
-    {
-        var env = new Dictionary<string, string> { ["AZURE_STORAGE_CONNECTION_STRING"] = _azurite.ConnectionString };
-        if (crashAt is not null) env["PIPELINEDSL_CRASH_AT"] = crashAt;
-        return env;
-    }
+    private Dictionary<string, string> Env(string? crashAt = null) => AzureJob.Env(_azurite, crashAt);
 
     private static string[] AzureJobArgs(string input, string container, string output) => new[]
     {
@@ -43,15 +38,8 @@ public sealed class AzureCrashTests(Xunit.Abstractions.ITestOutputHelper log) : 
     public void Twenty_kill_9s_with_the_checkpoint_in_Azure_give_exactly_the_uninterrupted_output()
     {
         using var dir = new TempDir();
-        string input = dir.Sub("input");
-        SampleProcess.RunToCompletion(new[] { "generate", "--records", "400000", "--files", "8", "--users", "20000", "--output", input }, Long);
-
-        // The reference: the same job, uninterrupted, with its checkpoint in a local directory.
-        SampleProcess.RunToCompletion(new[]
-        {
-            "--input", input, "--checkpoint", dir.Sub("ref-checkpoint"), "--output", dir.Sub("ref-output"), "--bounded",
-            "--max-records-per-partition", "500", "--checkpoint-interval", "5",
-        }, Long);
+        // The input, and the reference: the same job, uninterrupted, with its checkpoint in a local directory.
+        string input = AzureJob.Prepare(dir, 400_000, users: 20000, maxRecordsPerPartition: 500);
 
         var crashPoints = new Queue<string>(new[] { "after-offsets", "after-sinks", "after-commit", "after-offsets", "after-sinks", "after-commit" });
         var random = TestRandom.Create(20261201, log);

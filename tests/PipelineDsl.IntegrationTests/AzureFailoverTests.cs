@@ -25,7 +25,7 @@ public sealed class AzureFailoverTests(Xunit.Abstractions.ITestOutputHelper log)
         _dir.Dispose();
     }
 
-    private Dictionary<string, string> Env => new() { ["AZURE_STORAGE_CONNECTION_STRING"] = _azurite.ConnectionString };
+    private Dictionary<string, string> Env => AzureJob.Env(_azurite);
 
     private string[] ReplicaArgs(string input, string container, bool blobOutput = false) => new[]
     {
@@ -33,29 +33,9 @@ public sealed class AzureFailoverTests(Xunit.Abstractions.ITestOutputHelper log)
         "--max-records-per-partition", "500", "--checkpoint-interval", "5", "--takeover-after-ms", "1000",
     }.OfType<string>().ToArray();
 
-    /// <summary>The object-store sink's output (blobs clicks-per-user-output/part-N.txt), downloaded into a folder to compare with the reference files.</summary>
-    private async Task<string> DownloadOutputAsync(string container)
-    {
-        string folder = _dir.Sub("downloaded-" + container);
-        Directory.CreateDirectory(folder);
-        var client = new BlobContainerClient(_azurite.ConnectionString, container, new BlobClientOptions(BlobClientOptions.ServiceVersion.V2026_06_06));
-        await foreach (var blob in client.GetBlobsAsync(BlobTraits.None, BlobStates.None, "clicks-per-user-output/", default))
-            await client.GetBlobClient(blob.Name).DownloadToAsync(Path.Combine(folder, Path.GetFileName(blob.Name)));
-        return folder;
-    }
+    private string Prepare(int records) => AzureJob.Prepare(_dir, records, users: 20000, maxRecordsPerPartition: 500);
 
-    /// <summary>Generates the input and the uninterrupted reference output (checkpoint in a local directory).</summary>
-    private string Prepare(int records)
-    {
-        string input = _dir.Sub("input");
-        SampleProcess.RunToCompletion(new[] { "generate", "--records", records.ToString(System.Globalization.CultureInfo.InvariantCulture), "--files", "8", "--users", "20000", "--output", input }, Long);
-        SampleProcess.RunToCompletion(new[]
-        {
-            "--input", input, "--checkpoint", _dir.Sub("ref-checkpoint"), "--output", _dir.Sub("ref-output"), "--bounded",
-            "--max-records-per-partition", "500", "--checkpoint-interval", "5",
-        }, Long);
-        return input;
-    }
+    private Task<string> DownloadOutputAsync(string container) => AzureJob.DownloadOutputAsync(_azurite, container, _dir);
 
     private static bool IsActive(ChildProcess p) => p.Stdout.Contains("took over the checkpoint", StringComparison.Ordinal);
 

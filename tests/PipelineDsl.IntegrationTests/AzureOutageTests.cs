@@ -24,19 +24,9 @@ public sealed partial class AzureOutageTests : IDisposable
         _dir.Dispose();
     }
 
-    private Dictionary<string, string> Env => new() { ["AZURE_STORAGE_CONNECTION_STRING"] = _azurite.ConnectionString };
+    private Dictionary<string, string> Env => AzureJob.Env(_azurite);
 
-    private string Prepare(int records)
-    {
-        string input = _dir.Sub("input");
-        SampleProcess.RunToCompletion(new[] { "generate", "--records", records.ToString(System.Globalization.CultureInfo.InvariantCulture), "--files", "8", "--users", "5000", "--output", input }, Long);
-        SampleProcess.RunToCompletion(new[]
-        {
-            "--input", input, "--checkpoint", _dir.Sub("ref-checkpoint"), "--output", _dir.Sub("ref-output"), "--bounded",
-            "--max-records-per-partition", "250", "--checkpoint-interval", "5",
-        }, Long);
-        return input;
-    }
+    private string Prepare(int records) => AzureJob.Prepare(_dir, records, users: 5000, maxRecordsPerPartition: 250);
 
     [GeneratedRegex(@"^batch\s+\d+:\s+([\d,]+) records", RegexOptions.Multiline)]
     private static partial Regex BatchLine();
@@ -44,15 +34,7 @@ public sealed partial class AzureOutageTests : IDisposable
     private static long RecordsDone(ChildProcess p) =>
         BatchLine().Matches(p.Stdout).Sum(m => long.Parse(m.Groups[1].Value.Replace(",", ""), System.Globalization.CultureInfo.InvariantCulture));
 
-    private async Task<string> DownloadOutputAsync(string container)
-    {
-        string folder = _dir.Sub("downloaded-" + container);
-        Directory.CreateDirectory(folder);
-        var client = new BlobContainerClient(_azurite.ConnectionString, container, new BlobClientOptions(BlobClientOptions.ServiceVersion.V2026_06_06));
-        await foreach (var blob in client.GetBlobsAsync(BlobTraits.None, BlobStates.None, "clicks-per-user-output/", default))
-            await client.GetBlobClient(blob.Name).DownloadToAsync(Path.Combine(folder, Path.GetFileName(blob.Name)));
-        return folder;
-    }
+    private Task<string> DownloadOutputAsync(string container) => AzureJob.DownloadOutputAsync(_azurite, container, _dir);
 
     [Fact]
     public async Task A_ten_second_outage_is_ridden_out_and_the_output_is_exact()

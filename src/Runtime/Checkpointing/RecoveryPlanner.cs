@@ -107,23 +107,9 @@ internal sealed class RecoveryPlanner
         long lastCommitted = await LastCommittedAsync(commits, offsets).ConfigureAwait(false);
 
         long earliestLogged = offsets.Count > 0 ? offsets[0].Batch : 0;
-        long? snapshotBatch = null;
         long first;
-        if (followedThrough is long followed && Continues(followed, lastCommitted, earliestLogged))
-        {
-            first = followed + 1;
-        }
-        else
-        {
-            // From nothing: a standby's step that failed half-way (its holder deleted a file under it) left state behind.
-            _state.Clear();
-            _planner.Clear();
-            snapshotBatch = await RestoreNewestSnapshotAsync(snapshots).ConfigureAwait(false);
-            // A snapshot is written only after its batch committed, so it proves the commit even when the
-            // commit file itself is damaged.
-            if (snapshotBatch is long restored) lastCommitted = Math.Max(lastCommitted, restored);
-            first = (snapshotBatch ?? -1) + 1;
-        }
+        long? snapshotBatch;
+        (first, snapshotBatch, lastCommitted) = await StartingPointAsync(followedThrough, lastCommitted, earliestLogged, snapshots).ConfigureAwait(false);
 
         // Retention deletes the offsets of a batch only after a newer snapshot covers it: a log that starts
         // after batch 0 means batches before it were committed. If nothing intact of this checkpoint proves
@@ -169,24 +155,31 @@ internal sealed class RecoveryPlanner
         var commits = await _log.ListAsync("commits", ct).ConfigureAwait(false);
         long lastCommitted = await LastCommittedAsync(commits, offsets).ConfigureAwait(false);
         long earliestLogged = offsets.Count > 0 ? offsets[0].Batch : 0;
-        long first;
-        if (followedThrough is long followed && Continues(followed, lastCommitted, earliestLogged))
-        {
-            first = followed + 1;
-        }
-        else
-        {
-            _state.Clear();
-            _planner.Clear();
-            var snapshots = await _log.ListAsync("state", ct).ConfigureAwait(false);
-            long? snapshotBatch = await RestoreNewestSnapshotAsync(snapshots).ConfigureAwait(false);
-            if (snapshotBatch is null && earliestLogged > 0) return null; // nothing to start from yet: the holder's next snapshot will be
-            first = (snapshotBatch ?? -1) + 1;
-            lastCommitted = Math.Max(lastCommitted, snapshotBatch ?? -1);
-        }
+        var (first, snapshotBatch, through) = await StartingPointAsync(followedThrough, lastCommitted, earliestLogged, snapshots: null).ConfigureAwait(false);
+        lastCommitted = through;
+        if (first == 0 && snapshotBatch is null && earliestLogged > 0) return null; // nothing to start from yet: the holder's next snapshot will be
 
         await RebuildCommittedAsync(first, lastCommitted).ConfigureAwait(false);
         return lastCommitted < 0 ? null : lastCommitted;
+    }
+
+    /// <summary>
+    /// Where rebuilding starts: after <paramref name="followedThrough"/> when a standby's state can be continued;
+    /// otherwise from nothing, after the newest trustworthy snapshot (restored here). Returns the first batch to
+    /// rebuild, the snapshot restored, and the newest committed batch (a snapshot proves its batch committed even
+    /// when the commit file is damaged). <paramref name="snapshots"/> is listed here when not given.
+    /// </summary>
+    private async Task<(long First, long? SnapshotBatch, long LastCommitted)> StartingPointAsync(
+        long? followedThrough, long lastCommitted, long earliestLogged, List<(long Batch, string Name)>? snapshots)
+    {
+        if (followedThrough is long followed && Continues(followed, lastCommitted, earliestLogged)) return (followed + 1, null, lastCommitted);
+
+        // From nothing: a standby's step that failed half-way (its holder deleted a file under it) left state behind.
+        _state.Clear();
+        _planner.Clear();
+        snapshots ??= await _log.ListAsync("state", CancellationToken.None).ConfigureAwait(false);
+        long? snapshotBatch = await RestoreNewestSnapshotAsync(snapshots).ConfigureAwait(false);
+        return ((snapshotBatch ?? -1) + 1, snapshotBatch, Math.Max(lastCommitted, snapshotBatch ?? -1));
     }
 
     /// <summary>Whether state rebuilt through <paramref name="followed"/> can be continued: the logs of every batch after it are still there.</summary>
