@@ -208,12 +208,33 @@ if (parsed.GetValue(profileOption) is { } profile)
     var until = Stopwatch.StartNew();
     int n = 0;
     RunPipeline(profile == "keyed", null);
+    // Where a batch's time goes, from the PipelineDsl meter's phase durations (summed over the timed runs).
+    var phases = new System.Collections.Concurrent.ConcurrentDictionary<string, double>();
+    using var phaseListener = new System.Diagnostics.Metrics.MeterListener
+    {
+        InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Meter.Name == "PipelineDsl" && instrument.Name == "pipelinedsl.batch.phase.duration") l.EnableMeasurementEvents(instrument);
+        },
+    };
+    phaseListener.SetMeasurementEventCallback<double>((_, seconds, tags, _) =>
+    {
+        foreach (var tag in tags)
+            if (tag.Key == "phase") phases.AddOrUpdate((string)tag.Value!, seconds, (_, s) => s + seconds);
+    });
+    phaseListener.Start();
+    long allocated0 = GC.GetTotalAllocatedBytes(precise: true);
     var pause0 = GC.GetTotalPauseDuration(); int g0 = GC.CollectionCount(0), g1 = GC.CollectionCount(1), g2 = GC.CollectionCount(2);
     until.Restart();
     while (until.Elapsed < TimeSpan.FromSeconds(10)) { RunPipeline(profile == "keyed", null); n++; }
+    phaseListener.Dispose();
+    Console.WriteLine($"Allocated per run: {(GC.GetTotalAllocatedBytes(precise: true) - allocated0) / n / 1048576.0:F0} MiB");
+    Console.WriteLine("Per run: " + string.Join(", ", phases.OrderByDescending(p => p.Value).Select(p => $"{p.Key} {p.Value * 1000 / n:F0} ms")));
     Console.WriteLine($"{n} runs: {until.Elapsed.TotalMilliseconds / n:F0} ms/run; GC pause {(GC.GetTotalPauseDuration()-pause0).TotalMilliseconds/n:F0} ms/run, gen0 {(GC.CollectionCount(0)-g0)/n} gen1 {(GC.CollectionCount(1)-g1)/n} gen2 {(GC.CollectionCount(2)-g2)/n}");
     pause0 = GC.GetTotalPauseDuration(); g0 = GC.CollectionCount(0); g1 = GC.CollectionCount(1); g2 = GC.CollectionCount(2);
-    var t = PlainKeyedCount();
+    long plainAllocated0 = GC.GetTotalAllocatedBytes(precise: true);
+    var t = profile == "keyed" ? PlainKeyedCount() : PlainMapFilter();
+    Console.WriteLine($"Plain loop allocated {(GC.GetTotalAllocatedBytes(precise: true) - plainAllocated0) / 1048576.0:F0} MiB");
     Console.WriteLine($"plain {t.TotalMilliseconds:F0} ms; GC pause {(GC.GetTotalPauseDuration()-pause0).TotalMilliseconds:F0} ms, gen0 {GC.CollectionCount(0)-g0} gen1 {GC.CollectionCount(1)-g1} gen2 {GC.CollectionCount(2)-g2}");
     return 0;
 }

@@ -38,17 +38,19 @@ public class KeyedStateStoreTests
 
     private static void Put(KeyedStateStore<string, long> store, string key, long value, long batch)
     {
-        int shard = store.ShardOf(key);
-        ref var entry = ref store.GetOrAdd(shard, key, out bool existed);
-        entry.Value = value;
-        store.Written(shard, key, ref entry, existed, batch);
+        int hash = store.HashOf(key);
+        int shard = store.ShardOf(hash);
+        ref var slot = ref store.GetOrAdd(shard, key, hash, out bool existed, out int index);
+        slot.Value = value;
+        store.Written(shard, ref slot, index, existed, batch);
     }
 
     private static void Delete(KeyedStateStore<string, long> store, string key)
     {
-        int shard = store.ShardOf(key);
-        store.GetOrAdd(shard, key, out bool existed);
-        store.Remove(shard, key, existed);
+        int hash = store.HashOf(key);
+        int shard = store.ShardOf(hash);
+        store.GetOrAdd(shard, key, hash, out bool existed, out int index);
+        store.RemoveAt(shard, index, existed);
     }
 
     [Theory]

@@ -169,6 +169,10 @@ internal static class Chunks
 
 internal static class KeyCheck
 {
+    /// <summary>The error for a record whose key is null; thrown by the caller, so that the check itself stays inlined.</summary>
+    public static InvalidOperationException NullKey(OperatorNode node) =>
+        new($"Operator '{node.Id}' got a record whose key is null. Keys must not be null: filter such records out or map them to a key first.");
+
     public static TKey NotNull<TKey>(TKey key, OperatorNode node) =>
         key is null
             ? throw new InvalidOperationException($"Operator '{node.Id}' got a record whose key is null. Keys must not be null: filter such records out or map them to a key first.")

@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Generic;
 using System.Linq;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Threading.Tasks;
 using PipelineDsl.CompilerServices;
@@ -9,25 +10,19 @@ using PipelineDsl.Serialization;
 
 namespace PipelineDsl.State;
 
-/// <summary>One key's state and the batch it was last written in (for idle expiry and deltas).</summary>
-internal struct StateEntry<TValue>
-{
-    public TValue Value;
-    public long LastSeen;
-}
-
 /// <summary>
 /// Keyed state of one operator, in memory: keys spread over shards (one per core, so that shards are updated in
-/// parallel without shared writes), the keys each batch wrote and removed (so a batch's delta costs what the
-/// batch changed, not what the state holds), and the one format of its snapshot and delta.
+/// parallel without shared writes), the slots each batch wrote and the keys it removed (so a batch's delta costs
+/// what the batch changed, not what the state holds), and the one format of its snapshot and delta.
 /// </summary>
 /// <remarks>
 /// <para>
-/// This is the seam a state backend plugs into: an operator reads and writes through
-/// <see cref="GetOrAdd"/>, <see cref="Written"/> and <see cref="Remove"/>, and the checkpoint reads and writes
-/// through the snapshot and delta methods. A backend that keeps state off the heap (RocksDB) serves the same
-/// calls from a per-batch cache of the keys the batch touches, written back when the batch commits. The class is
-/// sealed so that the per-record calls are direct (the JIT inlines them) on the in-memory path.
+/// This is the seam a state backend plugs into: an operator hashes a key once (<see cref="HashOf"/>, which also
+/// picks its shard), reads and writes its slot through <see cref="GetOrAdd"/>, <see cref="Written"/> and
+/// <see cref="RemoveAt"/>, and the checkpoint reads and writes through the snapshot and delta methods. A backend
+/// that keeps state off the heap (RocksDB) serves the same calls from a per-batch cache of the keys the batch
+/// touches, written back when the batch commits. The class is sealed so that the per-record calls are direct (the
+/// JIT inlines them) on the in-memory path.
 /// </para>
 /// <para>
 /// Format (<see cref="Format"/> 1): a snapshot is an array of <c>[key, value, lastSeen]</c> entries; a delta is
@@ -43,11 +38,12 @@ internal sealed class KeyedStateStore<TKey, TValue> where TKey : notnull
     private readonly string _operatorId;
     private readonly IMessagePackFormatter<TKey> _keyFormatter;
     private readonly IMessagePackFormatter<TValue> _valueFormatter;
-    private readonly Dictionary<TKey, StateEntry<TValue>>[] _shards;
+    private readonly StateTable<TKey, TValue>[] _shards;
 
-    // Keys removed and keys written during the current batch, per shard.
+    // Keys removed and slots written during the current batch, per shard. A slot index stays valid for the whole
+    // batch: the table reuses a removed slot only after the batch (StateTable.ReleaseRemoved).
     private readonly List<TKey>[] _removed;
-    private readonly List<TKey>[] _touched;
+    private readonly SlotList[] _touched;
 
     // Per-shard delta buffers, kept between batches.
     private MessagePackWriter[] _shardWriters = Array.Empty<MessagePackWriter>();
@@ -58,9 +54,9 @@ internal sealed class KeyedStateStore<TKey, TValue> where TKey : notnull
         _operatorId = operatorId;
         _keyFormatter = keyFormatter;
         _valueFormatter = valueFormatter;
-        _shards = Enumerable.Range(0, Math.Max(1, shards)).Select(_ => new Dictionary<TKey, StateEntry<TValue>>()).ToArray();
+        _shards = Enumerable.Range(0, Math.Max(1, shards)).Select(_ => new StateTable<TKey, TValue>(null)).ToArray();
         _removed = _shards.Select(_ => new List<TKey>()).ToArray();
-        _touched = _shards.Select(_ => new List<TKey>()).ToArray();
+        _touched = _shards.Select(_ => new SlotList()).ToArray();
     }
 
     public int ShardCount => _shards.Length;
@@ -75,51 +71,64 @@ internal sealed class KeyedStateStore<TKey, TValue> where TKey : notnull
         }
     }
 
-    /// <summary>The shard that holds <paramref name="key"/> (hash codes of strings differ per process: shards are rebuilt on restore, never stored).</summary>
-    public int ShardOf(TKey key) => _shards.Length == 1 ? 0 : (key.GetHashCode() & int.MaxValue) % _shards.Length;
+    /// <summary>The hash of <paramref name="key"/>, computed once per record: it picks the shard (<see cref="ShardOf(int)"/>) and the slot.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public int HashOf(TKey key) => _shards[0].HashOf(key);
 
-    /// <summary>Starts a batch: forgets what the previous batch changed.</summary>
+    /// <summary>
+    /// The shard that holds a key of <paramref name="hash"/>. Hash codes of strings differ per process: shards are
+    /// rebuilt on restore, never stored.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public int ShardOf(int hash) => _shards.Length == 1 ? 0 : (int)((uint)hash % (uint)_shards.Length);
+
+    /// <summary>Starts a batch: forgets what the previous batch changed, and frees the slots it removed.</summary>
     public void BeginBatch()
     {
         foreach (var removed in _removed) removed.Clear();
         foreach (var touched in _touched) touched.Clear();
+        foreach (var shard in _shards) shard.ReleaseRemoved();
     }
 
     /// <summary>
-    /// The entry of <paramref name="key"/>, added (default) when missing; one hash lookup. A caller that adds an
-    /// entry must then either write it (<see cref="Written"/>) or <see cref="Remove"/> it. Only the shard's own
-    /// worker may call this during a batch.
+    /// The slot of <paramref name="key"/> (of <paramref name="hash"/>) in <paramref name="shard"/>, added (default)
+    /// when missing; one hash lookup. A caller that adds a slot must then either write it (<see cref="Written"/>) or
+    /// remove it (<see cref="RemoveAt"/>). Only the shard's own worker may call this during a batch.
     /// </summary>
-    public ref StateEntry<TValue> GetOrAdd(int shard, TKey key, out bool existed) =>
-        ref CollectionsMarshal.GetValueRefOrAddDefault(_shards[shard], key, out existed);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public ref StateSlot<TKey, TValue> GetOrAdd(int shard, TKey key, int hash, out bool existed, out int index) =>
+        ref _shards[shard].GetOrAdd(key, hash, out existed, out index);
 
-    /// <summary>Records that <paramref name="entry"/> (of <paramref name="key"/>) was written in <paramref name="batchId"/>: it goes into the batch's delta once.</summary>
-    public void Written(int shard, TKey key, ref StateEntry<TValue> entry, bool existed, long batchId)
+    /// <summary>Records that <paramref name="slot"/> (at <paramref name="index"/>) was written in <paramref name="batchId"/>: it goes into the batch's delta once.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Written(int shard, ref StateSlot<TKey, TValue> slot, int index, bool existed, long batchId)
     {
-        if (!existed || entry.LastSeen != batchId) _touched[shard].Add(key);
-        entry.LastSeen = batchId;
+        if (!existed || slot.LastSeen != batchId) _touched[shard].Add(index);
+        slot.LastSeen = batchId;
     }
 
-    /// <summary>Removes <paramref name="key"/>; when it <paramref name="existed"/> before this batch's call, the removal goes into the delta.</summary>
-    public void Remove(int shard, TKey key, bool existed)
+    /// <summary>Removes the key in slot <paramref name="index"/>; when it <paramref name="existed"/> before this batch's call, the removal goes into the delta.</summary>
+    public void RemoveAt(int shard, int index, bool existed)
     {
-        _shards[shard].Remove(key);
-        if (existed) _removed[shard].Add(key);
+        var table = _shards[shard];
+        if (existed) _removed[shard].Add(table[index].Key);
+        table.RemoveAt(index);
     }
 
     /// <summary>Removes every key not written for <paramref name="idleBatches"/> batches up to <paramref name="batchId"/>; adds them to <paramref name="expired"/>.</summary>
     public void Expire(long batchId, long idleBatches, List<(TKey Key, TValue Value)> expired)
     {
-        int first = expired.Count;
-        foreach (var shard in _shards)
+        for (int s = 0; s < _shards.Length; s++)
         {
-            foreach (var (key, entry) in shard)
+            var slots = _shards[s].Slots;
+            for (int i = 0; i < slots.Length; i++)
             {
-                if (batchId - entry.LastSeen >= idleBatches) expired.Add((key, entry.Value));
+                ref var slot = ref slots[i];
+                if (!slot.IsLive || batchId - slot.LastSeen < idleBatches) continue;
+                expired.Add((slot.Key, slot.Value));
+                RemoveAt(s, i, existed: true);
             }
         }
-
-        for (int i = first; i < expired.Count; i++) Remove(ShardOf(expired[i].Key), expired[i].Key, existed: true);
     }
 
     public void Clear()
@@ -132,16 +141,19 @@ internal sealed class KeyedStateStore<TKey, TValue> where TKey : notnull
         writer.WriteArrayHeader(checked((int)Count));
         foreach (var shard in _shards)
         {
-            foreach (var (key, entry) in shard) WriteEntry(writer, key, entry);
+            foreach (ref var slot in shard.Slots)
+            {
+                if (slot.IsLive) WriteEntry(writer, ref slot);
+            }
         }
     }
 
-    private void WriteEntry(MessagePackWriter writer, TKey key, in StateEntry<TValue> entry)
+    private void WriteEntry(MessagePackWriter writer, ref StateSlot<TKey, TValue> slot)
     {
         writer.WriteArrayHeader(3);
-        _keyFormatter.Serialize(writer, key);
-        _valueFormatter.Serialize(writer, entry.Value);
-        writer.Write(entry.LastSeen);
+        _keyFormatter.Serialize(writer, slot.Key);
+        _valueFormatter.Serialize(writer, slot.Value);
+        writer.Write(slot.LastSeen);
     }
 
     /// <summary>Replaces all state with a snapshot's entries; <paramref name="migrate"/> decodes values of an older version.</summary>
@@ -152,18 +164,22 @@ internal sealed class KeyedStateStore<TKey, TValue> where TKey : notnull
         foreach (var shard in _shards) shard.EnsureCapacity(count / _shards.Length + 1);
         for (int i = 0; i < count; i++)
         {
-            var (key, entry) = ReadEntry(ref reader, migrate);
-            if (key is null || !_shards[ShardOf(key)].TryAdd(key, entry))
-                throw new MessagePackException($"The snapshot of operator '{_operatorId}' holds a null or repeated key.");
+            var (key, value, lastSeen) = ReadEntry(ref reader, migrate);
+            if (key is null) throw new MessagePackException($"The snapshot of operator '{_operatorId}' holds a null key.");
+            int hash = HashOf(key);
+            ref var slot = ref _shards[ShardOf(hash)].GetOrAdd(key, hash, out bool existed, out _);
+            if (existed) throw new MessagePackException($"The snapshot of operator '{_operatorId}' holds a repeated key.");
+            slot.Value = value;
+            slot.LastSeen = lastSeen;
         }
     }
 
-    private (TKey Key, StateEntry<TValue> Entry) ReadEntry(ref MessagePackReader reader, StateDecoder<TValue>? migrate)
+    private (TKey Key, TValue Value, long LastSeen) ReadEntry(ref MessagePackReader reader, StateDecoder<TValue>? migrate)
     {
         if (reader.ReadArrayHeader() != 3) throw new MessagePackException($"A state entry of operator '{_operatorId}' is not a [key, value, lastSeen] triple.");
         TKey key = _keyFormatter.Deserialize(ref reader);
         var value = migrate is null ? _valueFormatter.Deserialize(ref reader) : migrate(ref reader);
-        return (key, new StateEntry<TValue> { Value = value, LastSeen = reader.ReadInt64() });
+        return (key, value, reader.ReadInt64());
     }
 
     /// <summary>The delta of batch <paramref name="batchId"/>: the keys it removed, then every entry it wrote (with its last-seen batch).</summary>
@@ -184,25 +200,29 @@ internal sealed class KeyedStateStore<TKey, TValue> where TKey : notnull
             _shardEntries = new int[_shards.Length];
         }
 
-        Parallel.For(0, _shards.Length, shard =>
-        {
-            var w = _shardWriters[shard];
-            w.Clear();
-            var states = _shards[shard];
-            // A key removed and then added again in the batch is listed twice: write it once.
-            var written = _removed[shard].Count == 0 ? null : new HashSet<TKey>();
-            int entries = 0;
-            foreach (var key in _touched[shard])
-            {
-                if (!states.TryGetValue(key, out var entry) || entry.LastSeen != batchId || (written is not null && !written.Add(key))) continue;
-                WriteEntry(w, key, entry);
-                entries++;
-            }
-
-            _shardEntries[shard] = entries;
-        });
+        if (_shards.Length == 1) WriteTouched(0, batchId);
+        else Parallel.For(0, _shards.Length, shard => WriteTouched(shard, batchId));
         writer.WriteArrayHeader(_shardEntries.Sum());
         foreach (var w in _shardWriters) writer.WriteRaw(w.WrittenSpan);
+    }
+
+    private void WriteTouched(int shard, long batchId)
+    {
+        var w = _shardWriters[shard];
+        w.Clear();
+        var table = _shards[shard];
+        int entries = 0;
+        foreach (int index in _touched[shard].Items)
+        {
+            // A slot whose key was removed later in the batch is dead (its removal is in the delta); a key removed
+            // and added again has a new slot, touched once.
+            ref var slot = ref table[index];
+            if (!slot.IsLive || slot.LastSeen != batchId) continue;
+            WriteEntry(w, ref slot);
+            entries++;
+        }
+
+        _shardEntries[shard] = entries;
     }
 
     /// <summary>Applies a delta written by <see cref="WriteDelta"/>; <paramref name="migrate"/> decodes values of an older version.</summary>
@@ -213,17 +233,45 @@ internal sealed class KeyedStateStore<TKey, TValue> where TKey : notnull
         for (int i = 0; i < removed; i++)
         {
             TKey key = _keyFormatter.Deserialize(ref reader);
-            if (key is not null) _shards[ShardOf(key)].Remove(key);
+            if (key is null) continue;
+            int hash = HashOf(key);
+            var table = _shards[ShardOf(hash)];
+            int index = table.Find(key, hash);
+            if (index >= 0) table.RemoveAt(index);
         }
 
         int touched = reader.ReadArrayHeader();
         for (int i = 0; i < touched; i++)
         {
-            var (key, entry) = ReadEntry(ref reader, migrate);
+            var (key, value, lastSeen) = ReadEntry(ref reader, migrate);
             if (key is null) throw new MessagePackException($"The delta of operator '{_operatorId}' holds a null key.");
-            _shards[ShardOf(key)][key] = entry;
+            int hash = HashOf(key);
+            ref var slot = ref _shards[ShardOf(hash)].GetOrAdd(key, hash, out _, out _);
+            slot.Value = value;
+            slot.LastSeen = lastSeen;
         }
+
+        // Deltas are applied between batches: slots removed here are free for the next.
+        foreach (var shard in _shards) shard.ReleaseRemoved();
     }
+}
+
+/// <summary>A growable list of slot indices, cleared (capacity kept) between batches.</summary>
+internal sealed class SlotList
+{
+    private int[] _items = new int[64];
+    private int _count;
+
+    public ReadOnlySpan<int> Items => _items.AsSpan(0, _count);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Add(int index)
+    {
+        if (_count == _items.Length) Array.Resize(ref _items, _items.Length * 2);
+        _items[_count++] = index;
+    }
+
+    public void Clear() => _count = 0;
 }
 
 /// <summary>Reads the keyed entries' layout (<see cref="KeyedStateStore{TKey, TValue}.Format"/> 1) for <c>dump-state</c>: one line per key.</summary>

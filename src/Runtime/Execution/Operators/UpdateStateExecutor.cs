@@ -56,17 +56,20 @@ internal sealed class UpdateStateExecutor<TKey, TIn, TState, TOut> : OperatorExe
     private void ExecuteSequential(List<TIn> input, long batchId)
     {
         var state = new KeyedState<TState>();
+        var selector = _node.KeySelector;
+        var output = Output;
         foreach (var record in CollectionsMarshal.AsSpan(input))
         {
-            TKey key = KeyCheck.NotNull(_node.KeySelector(record), Node);
-            int shard = _store.ShardOf(key);
-            TOut result = Process(shard, state, key, record, batchId);
-            if (result is not null) Output.Add(result);
+            TKey key = selector(record) ?? throw KeyCheck.NullKey(Node);
+            int hash = _store.HashOf(key);
+            TOut result = Process(_store.ShardOf(hash), state, key, hash, record, batchId);
+            if (result is not null) output.Add(result);
         }
     }
 
     // Scratch arrays reused from batch to batch (per shard where a shard writes them).
     private TKey[] _keys = Array.Empty<TKey>();
+    private int[] _hashes = Array.Empty<int>();
     private int[] _shardOf = Array.Empty<int>();
     private int[][] _indices = Array.Empty<int[]>();
     private TOut[][] _results = Array.Empty<TOut[]>();
@@ -78,19 +81,24 @@ internal sealed class UpdateStateExecutor<TKey, TIn, TState, TOut> : OperatorExe
         if (_keys.Length < n)
         {
             _keys = new TKey[n];
+            _hashes = new int[n];
             _shardOf = new int[n];
         }
 
         var keys = _keys;
+        var hashes = _hashes;
         var shardOf = _shardOf;
         Parallel.For(0, batch.Parallelism, batch.ParallelOptions, c =>
         {
             int start = (int)((long)n * c / batch.Parallelism), end = (int)((long)n * (c + 1) / batch.Parallelism);
             var span = CollectionsMarshal.AsSpan(input);
+            var selector = _node.KeySelector;
             for (int i = start; i < end; i++)
             {
-                keys[i] = KeyCheck.NotNull(_node.KeySelector(span[i]), Node);
-                shardOf[i] = _store.ShardOf(keys[i]);
+                TKey key = selector(span[i]) ?? throw KeyCheck.NullKey(Node);
+                keys[i] = key;
+                int hash = hashes[i] = _store.HashOf(key);
+                shardOf[i] = _store.ShardOf(hash);
             }
         });
 
@@ -127,7 +135,7 @@ internal sealed class UpdateStateExecutor<TKey, TIn, TState, TOut> : OperatorExe
             for (int j = 0; j < counts[s]; j++)
             {
                 int i = mine[j];
-                TOut result = Process(s, state, keys[i], span[i], batchId);
+                TOut result = Process(s, state, keys[i], hashes[i], span[i], batchId);
                 out_[j] = result;
                 ok[j] = result is not null;
             }
@@ -147,22 +155,23 @@ internal sealed class UpdateStateExecutor<TKey, TIn, TState, TOut> : OperatorExe
         for (int s = 0; s < shards; s++) Array.Clear(results[s], 0, counts[s]);
     }
 
-    private TOut Process(int shard, KeyedState<TState> state, TKey key, TIn record, long batchId)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private TOut Process(int shard, KeyedState<TState> state, TKey key, int hash, TIn record, long batchId)
     {
-        ref var entry = ref _store.GetOrAdd(shard, key, out bool existed);
-        state.Reset(existed, entry.Value);
+        ref var slot = ref _store.GetOrAdd(shard, key, hash, out bool existed, out int index);
+        state.Reset(existed, slot.Value);
         TOut result = _node.Function(key, record, state);
         if (state.Exists)
         {
             // A key whose state the function left alone stays out of the delta, unless idle expiry needs the
             // batch it was last seen in (a deduplication or distinct stage sees most keys without a change).
             if (existed && !state.IsChanged && _node.IdleTimeoutBatches == 0) return result;
-            entry.Value = state.Value;
-            _store.Written(shard, key, ref entry, existed, batchId);
+            slot.Value = state.Value;
+            _store.Written(shard, ref slot, index, existed, batchId);
         }
         else
         {
-            _store.Remove(shard, key, existed);
+            _store.RemoveAt(shard, index, existed);
         }
 
         return result;
