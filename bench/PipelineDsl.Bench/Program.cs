@@ -17,8 +17,8 @@ var recordsOption = new Option<long>("--records") { Description = "Records per r
 var keysOption = new Option<int>("--keys") { Description = "Distinct keys", DefaultValueFactory = _ => 100_000 }.Positive();
 var repeatOption = new Option<int>("--repeat") { Description = "Interleaved rounds (plain loop, then pipeline) per scenario, after one warm-up round", DefaultValueFactory = _ => 5 }.Positive();
 var parallelismOption = new Option<int>("--parallelism") { Description = "Pipeline parallelism (default: the number of cores)", DefaultValueFactory = _ => Environment.ProcessorCount }.Positive();
-var profileOption = new Option<string?>("--profile") { Description = "Run one scenario repeatedly for a profiler: keyed or map-filter" };
-profileOption.AcceptOnlyFromAmong("keyed", "map-filter");
+var profileOption = new Option<string?>("--profile") { Description = "Run one scenario repeatedly for a profiler, checkpointing off: keyed or map-filter; keyed-10: keyed, checkpoint every 10 batches in a directory" };
+profileOption.AcceptOnlyFromAmong("keyed", "keyed-10", "map-filter");
 var latencyOption = new Option<bool>("--latency") { Description = "Measure end-to-end latency at steady input rates (see --rates) instead of throughput" };
 var ratesOption = new Option<long[]>("--rates") { Description = "Input rates (records/s) for --latency", DefaultValueFactory = _ => new long[] { 50_000, 100_000, 200_000 }, AllowMultipleArgumentsPerToken = true };
 var secondsOption = new Option<int>("--seconds") { Description = "Seconds per rate for --latency", DefaultValueFactory = _ => 15 }.Positive();
@@ -207,7 +207,9 @@ if (parsed.GetValue(profileOption) is { } profile)
     // For a profiler (dotnet-trace) or a quick look at GC: run one scenario (keyed or map-filter) repeatedly.
     var until = Stopwatch.StartNew();
     int n = 0;
-    RunPipeline(profile == "keyed", null);
+    bool profileKeyed = profile.StartsWith("keyed", StringComparison.Ordinal);
+    int? profileCheckpoint = profile == "keyed-10" ? 10 : null;
+    RunPipeline(profileKeyed, profileCheckpoint);
     // Where a batch's time goes, from the PipelineDsl meter's phase durations (summed over the timed runs).
     var phases = new System.Collections.Concurrent.ConcurrentDictionary<string, double>();
     using var phaseListener = new System.Diagnostics.Metrics.MeterListener
@@ -226,14 +228,14 @@ if (parsed.GetValue(profileOption) is { } profile)
     long allocated0 = GC.GetTotalAllocatedBytes(precise: true);
     var pause0 = GC.GetTotalPauseDuration(); int g0 = GC.CollectionCount(0), g1 = GC.CollectionCount(1), g2 = GC.CollectionCount(2);
     until.Restart();
-    while (until.Elapsed < TimeSpan.FromSeconds(10)) { RunPipeline(profile == "keyed", null); n++; }
+    while (until.Elapsed < TimeSpan.FromSeconds(10)) { RunPipeline(profileKeyed, profileCheckpoint); n++; }
     phaseListener.Dispose();
     Console.WriteLine($"Allocated per run: {(GC.GetTotalAllocatedBytes(precise: true) - allocated0) / n / 1048576.0:F0} MiB");
     Console.WriteLine("Per run: " + string.Join(", ", phases.OrderByDescending(p => p.Value).Select(p => $"{p.Key} {p.Value * 1000 / n:F0} ms")));
-    Console.WriteLine($"{n} runs: {until.Elapsed.TotalMilliseconds / n:F0} ms/run; GC pause {(GC.GetTotalPauseDuration()-pause0).TotalMilliseconds/n:F0} ms/run, gen0 {(GC.CollectionCount(0)-g0)/n} gen1 {(GC.CollectionCount(1)-g1)/n} gen2 {(GC.CollectionCount(2)-g2)/n}");
+    Console.WriteLine($"{n} runs: {until.Elapsed.TotalMilliseconds / n:F0} ms/run; GC pause {(GC.GetTotalPauseDuration()-pause0).TotalMilliseconds/n:F0} ms/run, gen0 {(GC.CollectionCount(0)-g0)/(double)n:F1} gen1 {(GC.CollectionCount(1)-g1)/(double)n:F1} gen2 {(GC.CollectionCount(2)-g2)/(double)n:F1}");
     pause0 = GC.GetTotalPauseDuration(); g0 = GC.CollectionCount(0); g1 = GC.CollectionCount(1); g2 = GC.CollectionCount(2);
     long plainAllocated0 = GC.GetTotalAllocatedBytes(precise: true);
-    var t = profile == "keyed" ? PlainKeyedCount() : PlainMapFilter();
+    var t = profileKeyed ? PlainKeyedCount() : PlainMapFilter();
     Console.WriteLine($"Plain loop allocated {(GC.GetTotalAllocatedBytes(precise: true) - plainAllocated0) / 1048576.0:F0} MiB");
     Console.WriteLine($"plain {t.TotalMilliseconds:F0} ms; GC pause {(GC.GetTotalPauseDuration()-pause0).TotalMilliseconds:F0} ms, gen0 {GC.CollectionCount(0)-g0} gen1 {GC.CollectionCount(1)-g1} gen2 {GC.CollectionCount(2)-g2}");
     return 0;

@@ -82,6 +82,14 @@ internal sealed class KeyedStateStore<TKey, TValue> where TKey : notnull
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public int ShardOf(int hash) => _shards.Length == 1 ? 0 : (int)((uint)hash % (uint)_shards.Length);
 
+    /// <summary>See <see cref="StateTable{TKey, TValue}.PrefetchBucket"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void PrefetchBucket(int shard, int hash) => _shards[shard].PrefetchBucket(hash);
+
+    /// <summary>See <see cref="StateTable{TKey, TValue}.PrefetchSlot"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void PrefetchSlot(int shard, int hash) => _shards[shard].PrefetchSlot(hash);
+
     /// <summary>Starts a batch: forgets what the previous batch changed, and frees the slots it removed.</summary>
     public void BeginBatch()
     {
@@ -212,8 +220,13 @@ internal sealed class KeyedStateStore<TKey, TValue> where TKey : notnull
         w.Clear();
         var table = _shards[shard];
         int entries = 0;
-        foreach (int index in _touched[shard].Items)
+        var touched = _touched[shard].Items;
+        for (int t = 0; t < touched.Length; t++)
         {
+            // Hint the slots, then their keys, some entries ahead (see StateTable.PrefetchBucket).
+            if (t + 16 < touched.Length) table.PrefetchSlotAt(touched[t + 16]);
+            if (t + 8 < touched.Length) table.PrefetchKeyAt(touched[t + 8]);
+            int index = touched[t];
             // A slot whose key was removed later in the batch is dead (its removal is in the delta); a key removed
             // and added again has a new slot, touched once.
             ref var slot = ref table[index];

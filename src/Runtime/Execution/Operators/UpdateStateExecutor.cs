@@ -53,22 +53,56 @@ internal sealed class UpdateStateExecutor<TKey, TIn, TState, TOut> : OperatorExe
         if (_node.IdleTimeoutBatches > 0) ExpireIdle(batch.BatchId);
     }
 
+    // How many records ahead the loops hint the CPU to load a key's bucket, and then its slot (see
+    // StateTable.PrefetchBucket): far enough for the loads to arrive, near enough to still be cached.
+    private const int BucketAhead = 16, SlotAhead = 8, ObjectAhead = 8;
+
     private void ExecuteSequential(List<TIn> input, long batchId)
     {
-        var state = new KeyedState<TState>();
-        var selector = _node.KeySelector;
-        var output = Output;
-        foreach (var record in CollectionsMarshal.AsSpan(input))
+        int n = input.Count;
+        if (_keys.Length < n)
         {
-            TKey key = selector(record) ?? throw KeyCheck.NullKey(Node);
-            int hash = _store.HashOf(key);
-            TOut result = Process(_store.ShardOf(hash), state, key, hash, record, batchId);
+            _keys = new KeyCell<TKey>[n];
+            _hashes = new int[n];
+            _shardOf = new int[n];
+        }
+
+        // First every key, then every hash, then the lookups: three tight loops, each hinting the CPU some
+        // iterations ahead at what it will read (the record, the key object, the bucket and slot).
+        var keys = _keys;
+        var hashes = _hashes;
+        var span = CollectionsMarshal.AsSpan(input);
+        var selector = _node.KeySelector;
+        for (int i = 0; i < span.Length; i++)
+        {
+            if (i + ObjectAhead < n) CpuHints.PrefetchObject(span[i + ObjectAhead]);
+            keys[i].Value = selector(span[i]) ?? throw KeyCheck.NullKey(Node);
+        }
+
+        for (int i = 0; i < span.Length; i++)
+        {
+            if (i + ObjectAhead < n) CpuHints.PrefetchObject(keys[i + ObjectAhead].Value);
+            hashes[i] = _store.HashOf(keys[i].Value);
+        }
+
+        var state = new KeyedState<TState>();
+        var output = Output;
+        for (int i = 0; i < span.Length; i++)
+        {
+            if (i + BucketAhead < n) _store.PrefetchBucket(_store.ShardOf(hashes[i + BucketAhead]), hashes[i + BucketAhead]);
+            if (i + SlotAhead < n) _store.PrefetchSlot(_store.ShardOf(hashes[i + SlotAhead]), hashes[i + SlotAhead]);
+            int hash = hashes[i];
+            TOut result = Process(_store.ShardOf(hash), state, keys[i].Value, hash, span[i], batchId);
             if (result is not null) output.Add(result);
         }
+
+        Array.Clear(keys, 0, n);
     }
 
     // Scratch arrays reused from batch to batch (per shard where a shard writes them).
-    private TKey[] _keys = Array.Empty<TKey>();
+    // Keys in a struct array: storing a reference into a TKey[] of shared generic code costs a covariance check
+    // (and its cache miss on the key's type) per record; a struct field store costs neither.
+    private KeyCell<TKey>[] _keys = Array.Empty<KeyCell<TKey>>();
     private int[] _hashes = Array.Empty<int>();
     private int[] _shardOf = Array.Empty<int>();
     private int[][] _indices = Array.Empty<int[]>();
@@ -80,7 +114,7 @@ internal sealed class UpdateStateExecutor<TKey, TIn, TState, TOut> : OperatorExe
         int n = input.Count;
         if (_keys.Length < n)
         {
-            _keys = new TKey[n];
+            _keys = new KeyCell<TKey>[n];
             _hashes = new int[n];
             _shardOf = new int[n];
         }
@@ -96,7 +130,7 @@ internal sealed class UpdateStateExecutor<TKey, TIn, TState, TOut> : OperatorExe
             for (int i = start; i < end; i++)
             {
                 TKey key = selector(span[i]) ?? throw KeyCheck.NullKey(Node);
-                keys[i] = key;
+                keys[i].Value = key;
                 int hash = hashes[i] = _store.HashOf(key);
                 shardOf[i] = _store.ShardOf(hash);
             }
@@ -132,10 +166,13 @@ internal sealed class UpdateStateExecutor<TKey, TIn, TState, TOut> : OperatorExe
             // The state handle lives on this core's heap: a shared one written for every record would put both
             // cores on the same cache lines (false sharing).
             var state = new KeyedState<TState>();
-            for (int j = 0; j < counts[s]; j++)
+            int count = counts[s];
+            for (int j = 0; j < count; j++)
             {
+                if (j + BucketAhead < count) _store.PrefetchBucket(s, hashes[mine[j + BucketAhead]]);
+                if (j + SlotAhead < count) _store.PrefetchSlot(s, hashes[mine[j + SlotAhead]]);
                 int i = mine[j];
-                TOut result = Process(s, state, keys[i], hashes[i], span[i], batchId);
+                TOut result = Process(s, state, keys[i].Value, hashes[i], span[i], batchId);
                 out_[j] = result;
                 ok[j] = result is not null;
             }
@@ -207,4 +244,10 @@ internal sealed class UpdateStateExecutor<TKey, TIn, TState, TOut> : OperatorExe
             ? migrate
             : throw new InvalidOperationException($"Operator '{Node.Id}' has no migration from version {storedVersion}.");
     }
+}
+
+/// <summary>A key held in a struct, so that an array of them is written without the covariance check of a <c>TKey[]</c>.</summary>
+internal struct KeyCell<TKey>
+{
+    public TKey Value;
 }
