@@ -95,9 +95,14 @@ public class OperatorTests(Xunit.Abstractions.ITestOutputHelper log)
             return sink.All;
         }
 
+        // The batches the runner forms: up to 10,000 records of each partition, partitions in order.
+        var partitions = Enumerable.Range(0, 3).Select(p => events.Where((_, i) => i % 3 == p).ToList()).ToList();
+        var batches = Enumerable.Range(0, 2).Select(b => (IReadOnlyList<Event>)partitions.SelectMany(p => p.Skip(b * 10_000).Take(10_000)).ToList()).ToList();
+
         var one = await RunWith(1);
         var four = await RunWith(4);
         Assert.True(one.Count > 50_000);
+        Assert.Equal(ReferenceTotals(batches), one);
         Assert.Equal(one, four);
     }
 

@@ -66,6 +66,21 @@ internal abstract class OperatorExecutor<T> : OperatorExecutor
     public override int OutputCount => Output.Count;
 
     public override void ClearOutput() => Output.Clear();
+
+    /// <summary>
+    /// Room for up to <paramref name="count"/> more records at the end of <see cref="Output"/>, written through the
+    /// span: a store into a span skips the covariance check that <c>List&lt;T&gt;.Add</c> costs per reference in
+    /// shared generic code. Call <see cref="EndAppend"/> with the number written.
+    /// </summary>
+    protected Span<T> BeginAppend(int count)
+    {
+        int start = Output.Count;
+        CollectionsMarshal.SetCount(Output, start + count);
+        return CollectionsMarshal.AsSpan(Output).Slice(start, count);
+    }
+
+    /// <summary>Keeps the first <paramref name="written"/> of the records <see cref="BeginAppend"/> made room for <paramref name="reserved"/>.</summary>
+    protected void EndAppend(int reserved, int written) => CollectionsMarshal.SetCount(Output, Output.Count - reserved + written);
 }
 
 /// <summary>Builds executors: resolves each node's inputs to their executors and its connector bindings.</summary>

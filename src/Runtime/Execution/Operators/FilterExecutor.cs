@@ -27,11 +27,15 @@ internal sealed class FilterExecutor<T> : OperatorExecutor<T>
     {
         if (batch.Parallelism <= 1 || _input.Output.Count < Chunks.ParallelThreshold)
         {
-            foreach (var record in CollectionsMarshal.AsSpan(_input.Output))
+            var source = CollectionsMarshal.AsSpan(_input.Output);
+            var target = BeginAppend(source.Length);
+            int kept = 0;
+            foreach (var record in source)
             {
-                if (_predicate(record)) Output.Add(record);
+                if (_predicate(record)) target[kept++] = record;
             }
 
+            EndAppend(source.Length, kept);
             return;
         }
 

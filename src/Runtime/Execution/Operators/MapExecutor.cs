@@ -29,19 +29,22 @@ internal sealed class MapExecutor<TIn, TOut> : OperatorExecutor<TOut>
         int n = input.Count;
         if (batch.Parallelism <= 1 || n < Chunks.ParallelThreshold)
         {
-            Output.EnsureCapacity(n);
-            foreach (var record in CollectionsMarshal.AsSpan(input)) Output.Add(_map(record));
+            var source = CollectionsMarshal.AsSpan(input);
+            var target = BeginAppend(n);
+            for (int i = 0; i < source.Length; i++) target[i] = _map(source[i]);
             return;
         }
 
-        var results = new TOut[n];
+        // Chunks of consecutive records, each written by one core straight into the output.
+        BeginAppend(n);
+        int offset = Output.Count - n;
         Parallel.For(0, batch.Parallelism * 4, batch.ParallelOptions, c =>
         {
             int chunks = batch.Parallelism * 4;
             int start = (int)((long)n * c / chunks), end = (int)((long)n * (c + 1) / chunks);
-            var span = CollectionsMarshal.AsSpan(input);
-            for (int i = start; i < end; i++) results[i] = _map(span[i]);
+            var source = CollectionsMarshal.AsSpan(input);
+            var target = CollectionsMarshal.AsSpan(Output).Slice(offset, n);
+            for (int i = start; i < end; i++) target[i] = _map(source[i]);
         });
-        Output.AddRange(results);
     }
 }

@@ -28,8 +28,7 @@ internal sealed class UpdateStateExecutor<TKey, TIn, TState, TOut> : OperatorExe
         _input = input;
         _store = new KeyedStateStore<TKey, TState>(node.Id, parallelism, node.KeyFormatter, node.StateFormatter);
         _indices = Enumerable.Range(0, _store.ShardCount).Select(_ => Array.Empty<int>()).ToArray();
-        _results = Enumerable.Range(0, _store.ShardCount).Select(_ => Array.Empty<TOut>()).ToArray();
-        _has = Enumerable.Range(0, _store.ShardCount).Select(_ => Array.Empty<bool>()).ToArray();
+        _results = Enumerable.Range(0, _store.ShardCount).Select(_ => Array.Empty<Cell<TOut>>()).ToArray();
     }
 
     /// <summary>The layout of <see cref="KeyedStateStore{TKey, TValue}"/>.</summary>
@@ -53,90 +52,89 @@ internal sealed class UpdateStateExecutor<TKey, TIn, TState, TOut> : OperatorExe
         if (_node.IdleTimeoutBatches > 0) ExpireIdle(batch.BatchId);
     }
 
-    // How many records ahead the loops hint the CPU to load a key's bucket, and then its slot (see
-    // StateTable.PrefetchBucket): far enough for the loads to arrive, near enough to still be cached.
-    private const int BucketAhead = 16, SlotAhead = 8, ObjectAhead = 8;
+    // How many records ahead the loops hint the CPU to load a record or key object, a key's bucket, and then its
+    // slot (see CpuHints): far enough for the loads to arrive, near enough to still be cached.
+    private const int ObjectAhead = 8, BucketAhead = 16, SlotAhead = 8;
+
+    // Scratch arrays reused from batch to batch (per shard where a shard writes them). Keys and results sit in
+    // struct cells: storing a reference into a TKey[] or TOut[] of shared generic code costs a covariance check
+    // per record (and, for a key, a cache miss on its type); a store into a struct field costs neither.
+    private Cell<TKey>[] _keys = Array.Empty<Cell<TKey>>();
+    private int[] _hashes = Array.Empty<int>();
+    private int[] _shardOf = Array.Empty<int>();
+    private int[][] _indices = Array.Empty<int[]>();
+    private Cell<TOut>[][] _results = Array.Empty<Cell<TOut>[]>();
+
+    private void EnsureScratch(int n)
+    {
+        if (_keys.Length >= n) return;
+        _keys = new Cell<TKey>[n];
+        _hashes = new int[n];
+        _shardOf = new int[n];
+    }
+
+    /// <summary>
+    /// The keys and hashes of records [<paramref name="start"/>, <paramref name="end"/>): first every key, then every
+    /// hash, two tight loops that each hint the object they will read some iterations ahead (the record, the key).
+    /// </summary>
+    private void KeysAndHashes(List<TIn> input, int start, int end)
+    {
+        var span = CollectionsMarshal.AsSpan(input);
+        var keys = _keys;
+        var hashes = _hashes;
+        var selector = _node.KeySelector;
+        for (int i = start; i < end; i++)
+        {
+            if (i + ObjectAhead < end) CpuHints.PrefetchObject(span[i + ObjectAhead]);
+            keys[i].Value = selector(span[i]) ?? throw KeyCheck.NullKey(Node);
+        }
+
+        for (int i = start; i < end; i++)
+        {
+            if (i + ObjectAhead < end) CpuHints.PrefetchObject(keys[i + ObjectAhead].Value);
+            hashes[i] = _store.HashOf(keys[i].Value);
+        }
+    }
 
     private void ExecuteSequential(List<TIn> input, long batchId)
     {
         int n = input.Count;
-        if (_keys.Length < n)
-        {
-            _keys = new KeyCell<TKey>[n];
-            _hashes = new int[n];
-            _shardOf = new int[n];
-        }
+        EnsureScratch(n);
+        KeysAndHashes(input, 0, n);
 
-        // First every key, then every hash, then the lookups: three tight loops, each hinting the CPU some
-        // iterations ahead at what it will read (the record, the key object, the bucket and slot).
         var keys = _keys;
         var hashes = _hashes;
         var span = CollectionsMarshal.AsSpan(input);
-        var selector = _node.KeySelector;
-        for (int i = 0; i < span.Length; i++)
-        {
-            if (i + ObjectAhead < n) CpuHints.PrefetchObject(span[i + ObjectAhead]);
-            keys[i].Value = selector(span[i]) ?? throw KeyCheck.NullKey(Node);
-        }
-
-        for (int i = 0; i < span.Length; i++)
-        {
-            if (i + ObjectAhead < n) CpuHints.PrefetchObject(keys[i + ObjectAhead].Value);
-            hashes[i] = _store.HashOf(keys[i].Value);
-        }
-
         var state = new KeyedState<TState>();
-        var output = Output;
-        for (int i = 0; i < span.Length; i++)
+        var target = BeginAppend(n);
+        int written = 0;
+        for (int i = 0; i < n; i++)
         {
             if (i + BucketAhead < n) _store.PrefetchBucket(_store.ShardOf(hashes[i + BucketAhead]), hashes[i + BucketAhead]);
             if (i + SlotAhead < n) _store.PrefetchSlot(_store.ShardOf(hashes[i + SlotAhead]), hashes[i + SlotAhead]);
             int hash = hashes[i];
             TOut result = Process(_store.ShardOf(hash), state, keys[i].Value, hash, span[i], batchId);
-            if (result is not null) output.Add(result);
+            if (result is not null) target[written++] = result;
         }
 
+        EndAppend(n, written);
         Array.Clear(keys, 0, n);
     }
-
-    // Scratch arrays reused from batch to batch (per shard where a shard writes them).
-    // Keys in a struct array: storing a reference into a TKey[] of shared generic code costs a covariance check
-    // (and its cache miss on the key's type) per record; a struct field store costs neither.
-    private KeyCell<TKey>[] _keys = Array.Empty<KeyCell<TKey>>();
-    private int[] _hashes = Array.Empty<int>();
-    private int[] _shardOf = Array.Empty<int>();
-    private int[][] _indices = Array.Empty<int[]>();
-    private TOut[][] _results = Array.Empty<TOut[]>();
-    private bool[][] _has = Array.Empty<bool[]>();
 
     private void ExecuteSharded(List<TIn> input, BatchContext batch)
     {
         int n = input.Count;
-        if (_keys.Length < n)
-        {
-            _keys = new KeyCell<TKey>[n];
-            _hashes = new int[n];
-            _shardOf = new int[n];
-        }
-
-        var keys = _keys;
+        EnsureScratch(n);
         var hashes = _hashes;
         var shardOf = _shardOf;
+        int shards = _store.ShardCount;
         Parallel.For(0, batch.Parallelism, batch.ParallelOptions, c =>
         {
             int start = (int)((long)n * c / batch.Parallelism), end = (int)((long)n * (c + 1) / batch.Parallelism);
-            var span = CollectionsMarshal.AsSpan(input);
-            var selector = _node.KeySelector;
-            for (int i = start; i < end; i++)
-            {
-                TKey key = selector(span[i]) ?? throw KeyCheck.NullKey(Node);
-                keys[i].Value = key;
-                int hash = hashes[i] = _store.HashOf(key);
-                shardOf[i] = _store.ShardOf(hash);
-            }
+            KeysAndHashes(input, start, end);
+            for (int i = start; i < end; i++) shardOf[i] = _store.ShardOf(hashes[i]);
         });
 
-        int shards = _store.ShardCount;
         var counts = new int[shards];
         for (int i = 0; i < n; i++) counts[shardOf[i]]++;
         var fill = new int[shards];
@@ -145,8 +143,7 @@ internal sealed class UpdateStateExecutor<TKey, TIn, TState, TOut> : OperatorExe
             if (_indices[s].Length < counts[s])
             {
                 _indices[s] = new int[counts[s]];
-                _results[s] = new TOut[counts[s]];
-                _has[s] = new bool[counts[s]];
+                _results[s] = new Cell<TOut>[counts[s]];
             }
         }
 
@@ -154,15 +151,14 @@ internal sealed class UpdateStateExecutor<TKey, TIn, TState, TOut> : OperatorExe
         for (int i = 0; i < n; i++) indices[shardOf[i]][fill[shardOf[i]]++] = i;
 
         // Each shard writes only its own dense arrays: no two cores write the same cache lines.
+        var keys = _keys;
         var results = _results;
-        var has = _has;
         long batchId = batch.BatchId;
         Parallel.For(0, shards, batch.ParallelOptions, s =>
         {
             var span = CollectionsMarshal.AsSpan(input);
             var mine = indices[s];
             var out_ = results[s];
-            var ok = has[s];
             // The state handle lives on this core's heap: a shared one written for every record would put both
             // cores on the same cache lines (false sharing).
             var state = new KeyedState<TState>();
@@ -172,22 +168,22 @@ internal sealed class UpdateStateExecutor<TKey, TIn, TState, TOut> : OperatorExe
                 if (j + BucketAhead < count) _store.PrefetchBucket(s, hashes[mine[j + BucketAhead]]);
                 if (j + SlotAhead < count) _store.PrefetchSlot(s, hashes[mine[j + SlotAhead]]);
                 int i = mine[j];
-                TOut result = Process(s, state, keys[i].Value, hashes[i], span[i], batchId);
-                out_[j] = result;
-                ok[j] = result is not null;
+                out_[j].Value = Process(s, state, keys[i].Value, hashes[i], span[i], batchId);
             }
         });
 
         // Back into input order: the k-th record of shard s in input order is its k-th result.
         Array.Clear(fill);
-        Output.EnsureCapacity(Output.Count + n);
+        var target = BeginAppend(n);
+        int written = 0;
         for (int i = 0; i < n; i++)
         {
             int s = shardOf[i];
-            int j = fill[s]++;
-            if (has[s][j]) Output.Add(results[s][j]);
+            TOut result = results[s][fill[s]++].Value;
+            if (result is not null) target[written++] = result;
         }
 
+        EndAppend(n, written);
         Array.Clear(keys, 0, n);
         for (int s = 0; s < shards; s++) Array.Clear(results[s], 0, counts[s]);
     }
@@ -246,8 +242,8 @@ internal sealed class UpdateStateExecutor<TKey, TIn, TState, TOut> : OperatorExe
     }
 }
 
-/// <summary>A key held in a struct, so that an array of them is written without the covariance check of a <c>TKey[]</c>.</summary>
-internal struct KeyCell<TKey>
+/// <summary>A value held in a struct, so that an array of them is written without the covariance check of a <c>T[]</c> in shared generic code.</summary>
+internal struct Cell<T>
 {
-    public TKey Value;
+    public T Value;
 }
