@@ -26,6 +26,7 @@ internal sealed class MicroBatchDriver
     private readonly ICheckpointStore _store;
     private readonly CancellationToken _stop;
     private readonly Action<BatchProgress>? _batchCompleted;
+    private readonly RunStatusTracker? _status;
     private readonly OperatorExecutor[] _executors;
     private readonly List<(string Id, ISourceExecutor Executor)> _sourceExecutors;
     private readonly SinkExecutorBase[] _sinkExecutors;
@@ -44,7 +45,8 @@ internal sealed class MicroBatchDriver
         IReadOnlyDictionary<string, object> sinks,
         ICheckpointStore store,
         Action<BatchProgress>? batchCompleted,
-        CancellationToken stop)
+        CancellationToken stop,
+        RunStatusTracker? status = null)
     {
         _definition = definition;
         _metrics = new PipelineMetrics(definition.PipelineId);
@@ -52,6 +54,7 @@ internal sealed class MicroBatchDriver
         _store = store;
         _stop = stop;
         _batchCompleted = batchCompleted;
+        _status = status;
         var factory = new ExecutorFactory(sources, sinks, options.Parallelism);
         _executors = definition.Operators.Select(factory.Build).ToArray();
         _sourceExecutors = _executors.OfType<ISourceExecutor>().Select(e => (e.Node.Id, e)).ToList();
@@ -103,6 +106,7 @@ internal sealed class MicroBatchDriver
         }
 
         var recoveryTime = _clock.Elapsed;
+        _status?.Enter(PipelineRunPhase.Running);
         RunTargets? targets = null;
         if (_options.Trigger == TriggerMode.AvailableNow) targets = await _planner.CaptureTargetsAsync().ConfigureAwait(false);
 
@@ -112,6 +116,7 @@ internal sealed class MicroBatchDriver
         while (!_stop.IsCancellationRequested)
         {
             var started = _clock.Elapsed;
+            _status?.Polled();
             if (due is { } scheduled) _metrics.Late(started - scheduled);
             long planStarted = PipelineMetrics.Start();
             var plan = await _planner.PlanAsync(next, targets).ConfigureAwait(false);
@@ -260,7 +265,9 @@ internal sealed class MicroBatchDriver
         }
 
         _metrics.BatchDone(batchStarted, replay, _state.KeyCount);
-        _batchCompleted?.Invoke(new BatchProgress(plan.BatchId, input, output, _clock.Elapsed - started, _state.KeyCount, replay, snapshot, _deadLetters.Count, batch.LateRecords));
+        var progress = new BatchProgress(plan.BatchId, input, output, _clock.Elapsed - started, _state.KeyCount, replay, snapshot, _deadLetters.Count, batch.LateRecords);
+        if (!replay) _status?.BatchCommitted(progress);
+        _batchCompleted?.Invoke(progress);
         return input;
     }
 

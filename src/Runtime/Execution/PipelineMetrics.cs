@@ -14,7 +14,7 @@ namespace PipelineDsl.Execution;
 internal sealed class PipelineMetrics
 {
     /// <summary>The meter's name, to subscribe to (OpenTelemetry: <c>AddMeter("PipelineDsl")</c>).</summary>
-    public const string MeterName = "PipelineDsl";
+    public const string MeterName = PipelineMeter.Name;
 
     private static readonly Meter Meter = new(MeterName, typeof(PipelineMetrics).Assembly.GetName().Version?.ToString());
 

@@ -28,6 +28,7 @@ public sealed class PipelineRunner
     private readonly PipelineRunnerOptions _options;
     private readonly Dictionary<string, object> _sources = new(StringComparer.Ordinal);
     private readonly Dictionary<string, object> _sinks = new(StringComparer.Ordinal);
+    private readonly RunStatusTracker _status = new();
 
     /// <summary>Prepares a run of <paramref name="definition"/> (a generated <c>Definition</c>).</summary>
     public PipelineRunner(PipelineDefinition definition, PipelineRunnerOptions options)
@@ -35,6 +36,9 @@ public sealed class PipelineRunner
         _definition = definition ?? throw new ArgumentNullException(nameof(definition));
         _options = options ?? throw new ArgumentNullException(nameof(options));
     }
+
+    /// <summary>Where the run is, when the loop last polled its sources and the last batch it committed; safe to read from any thread.</summary>
+    public PipelineRunStatus Status => _status.Current;
 
     /// <summary>Raised after each batch; handlers run on the driver's thread, so keep them short.</summary>
     public event Action<BatchProgress>? BatchCompleted;
@@ -73,6 +77,22 @@ public sealed class PipelineRunner
     /// </summary>
     public async Task<RunSummary> RunAsync(CancellationToken stopToken = default)
     {
+        try
+        {
+            var summary = await RunCoreAsync(stopToken).ConfigureAwait(false);
+            _status.Enter(PipelineRunPhase.Stopped);
+            return summary;
+        }
+        catch (Exception e)
+        {
+            _status.Failed(e);
+            throw;
+        }
+    }
+
+    private async Task<RunSummary> RunCoreAsync(CancellationToken stopToken)
+    {
+        _status.Enter(PipelineRunPhase.Recovering);
         _options.Validate();
         var unbound = _definition.Operators
             .Where(o => (o.Kind == OperatorKind.Source && !_sources.ContainsKey(o.Id)) || (o.Kind == OperatorKind.Sink && !_sinks.ContainsKey(o.Id)))
@@ -92,13 +112,14 @@ public sealed class PipelineRunner
         if (!_options.Standby)
         {
             using var checkpointLock = store.AcquireLock(owner);
-            return await ExecuteAsync(new MicroBatchDriver(_definition, _options, _sources, _sinks, store, BatchCompleted, stopToken), null).ConfigureAwait(false);
+            return await ExecuteAsync(new MicroBatchDriver(_definition, _options, _sources, _sinks, store, BatchCompleted, stopToken, _status), null).ConfigureAwait(false);
         }
 
         // A hot standby: follow the holder's commits until the checkpoint is ours, then continue from that state.
-        var standby = new MicroBatchDriver(_definition, _options, _sources, _sinks, store, BatchCompleted, stopToken);
+        var standby = new MicroBatchDriver(_definition, _options, _sources, _sinks, store, BatchCompleted, stopToken, _status);
         var started = System.Diagnostics.Stopwatch.StartNew();
         long? followed = null;
+        _status.Enter(PipelineRunPhase.Standby);
         while (true)
         {
             IDisposable? taken = null;
@@ -118,6 +139,7 @@ public sealed class PipelineRunner
             {
                 using (taken)
                 {
+                    _status.Enter(PipelineRunPhase.Recovering);
                     StandbyProgressed?.Invoke(new StandbyProgress(followed, TookOver: true, started.Elapsed));
                     return await ExecuteAsync(standby, followed).ConfigureAwait(false);
                 }
@@ -137,6 +159,7 @@ public sealed class PipelineRunner
                 now = null;
             }
 
+            _status.Polled();
             if (now != followed) StandbyProgressed?.Invoke(new StandbyProgress(now, TookOver: false, started.Elapsed));
             followed = now;
             try

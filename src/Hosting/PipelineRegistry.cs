@@ -1,0 +1,31 @@
+using System;
+using System.Collections.Concurrent;
+using System.Collections.Generic;
+using System.Linq;
+
+namespace PipelineDsl.Hosting;
+
+/// <summary>The pipelines of this host and their status: what health checks and dashboards read.</summary>
+public sealed class PipelineRegistry
+{
+    private readonly ConcurrentDictionary<string, (PipelineRunner Runner, PipelineServiceOptions Options)> _running = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _registered;
+
+    /// <summary>Created by the host.</summary>
+    internal PipelineRegistry(IEnumerable<PipelineRegistration> registrations) =>
+        _registered = new HashSet<string>(registrations.Select(r => r.PipelineId), StringComparer.Ordinal);
+
+    /// <summary>The ids of the pipelines registered with <see cref="PipelineServiceCollectionExtensions.AddPipeline"/>, in order.</summary>
+    public IReadOnlyList<string> PipelineIds => _registered.OrderBy(id => id, StringComparer.Ordinal).ToArray();
+
+    /// <summary>The status of pipeline <paramref name="pipelineId"/>: not started until its hosted service has started it.</summary>
+    public PipelineRunStatus StatusOf(string pipelineId)
+    {
+        if (!_registered.Contains(pipelineId)) throw new ArgumentException($"No pipeline '{pipelineId}' is registered in this host; registered: {string.Join(", ", PipelineIds)}.", nameof(pipelineId));
+        return _running.TryGetValue(pipelineId, out var r) ? r.Runner.Status : new PipelineRunStatus(PipelineRunPhase.NotStarted, null, null, null, null);
+    }
+
+    internal PipelineServiceOptions? OptionsOf(string pipelineId) => _running.TryGetValue(pipelineId, out var r) ? r.Options : null;
+
+    internal void Attach(string pipelineId, PipelineRunner runner, PipelineServiceOptions options) => _running[pipelineId] = (runner, options);
+}
