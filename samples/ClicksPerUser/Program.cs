@@ -14,6 +14,7 @@ using PipelineDsl.Sources;
 //   ... -- --input DIR --checkpoint DIR --output DIR [--bounded | --continuous] [--max-records-per-partition N]
 //   ... -- --azure-container NAME ...                             (checkpoint in Azure Blob Storage; account from AZURE_STORAGE_CONNECTION_STRING)
 //   ... -- generate --records N --files F --output DIR            (make a larger input)
+//   ... -- serve [--urls http://127.0.0.1:9464]                   (as a service: /metrics, /health/live, /health/ready, /status)
 //   ... -- describe                                                (print the graph and manifest)
 //   ... -- --help                                                  (every option)
 return await Cli.RunAsync(args);
@@ -88,6 +89,20 @@ internal static class Cli
         };
         haDemo.SetAction((r, _) => Guarded(() => ClicksPerUser.HaDemo.RunAsync(r.GetValue(demoRecords), r.GetValue(demoKills), TimeSpan.FromMilliseconds(r.GetValue(demoEvery)))));
         root.Subcommands.Add(haDemo);
+
+        var serveInput = new Option<DirectoryInfo>("--input") { Description = "Directory of input files, watched for new data (default: the bundled clicks)" };
+        var serveCheckpoint = new Option<DirectoryInfo>("--checkpoint") { Description = "Checkpoint directory (default: ./clicks-per-user-work/checkpoint; or configuration key Pipeline:CheckpointDirectory)" };
+        var serveOutput = new Option<DirectoryInfo>("--output") { Description = "Output directory (default: ./clicks-per-user-work/output)" };
+        var urls = new Option<string>("--urls") { Description = "Where the web endpoints listen; loopback unless you say otherwise", DefaultValueFactory = _ => "http://127.0.0.1:9464" };
+        var serve = new Command("serve", "Run the job as a service until SIGTERM or Ctrl+C: .NET hosting, structured logs, /metrics for Prometheus, /health/live, /health/ready and /status. "
+                                         + "Pipeline options come from configuration section 'Pipeline' (appsettings.json, environment variables such as Pipeline__BatchInterval=00:00:00.500, or --Pipeline:Key=value).")
+        {
+            serveInput, serveCheckpoint, serveOutput, urls,
+        };
+        serve.TreatUnmatchedTokensAsErrors = false; // --Pipeline:Key=value goes to the configuration
+        serve.SetAction((r, _) => Guarded(() => Serve.RunAsync(r.GetValue(serveInput)?.FullName, r.GetValue(serveCheckpoint)?.FullName, r.GetValue(serveOutput)?.FullName,
+            r.GetValue(urls)!, r.UnmatchedTokens.ToArray())));
+        root.Subcommands.Add(serve);
 
         var describe = new Command("describe", "Print the operator graph and the manifest that every checkpoint carries.");
         describe.SetAction(_ => Describe());

@@ -1,0 +1,94 @@
+using System.Text.Json;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Diagnostics.HealthChecks;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using OpenTelemetry.Metrics;
+using PipelineDsl;
+using PipelineDsl.Hosting;
+using PipelineDsl.Sinks;
+using PipelineDsl.Sources;
+
+namespace ClicksPerUser;
+
+/// <summary>
+/// The main job as a service: a .NET host running the pipeline (PipelineDsl.Hosting) next to a small web server on
+/// 127.0.0.1 with <c>/metrics</c> (Prometheus text, from the PipelineDsl meter through OpenTelemetry),
+/// <c>/health/live</c>, <c>/health/ready</c> and <c>/status</c>. Every option of the pipeline comes from
+/// configuration, section <c>Pipeline</c>: <c>appsettings.json</c> in the working directory, environment variables
+/// (<c>Pipeline__BatchInterval=00:00:00.500</c>) or these command-line options. SIGTERM or Ctrl+C finishes the batch,
+/// writes a snapshot and exits 0; under systemd it reports its state (<c>Type=notify</c>).
+/// </summary>
+internal static class Serve
+{
+    public static async Task<int> RunAsync(string? input, string? checkpoint, string? output, string urls, string[] configurationArgs)
+    {
+        string work = Path.GetFullPath("clicks-per-user-work");
+        string inputDirectory = input ?? Path.Combine(AppContext.BaseDirectory, "data");
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = configurationArgs });
+        builder.Host.UseSystemd();
+        builder.WebHost.UseUrls(urls);
+
+        // Defaults first, so that appsettings.json, environment variables and the command line override them.
+        var defaults = new Dictionary<string, string?>
+        {
+            ["Pipeline:CheckpointDirectory"] = Path.Combine(work, "checkpoint"),
+            ["Pipeline:Trigger"] = "Continuous",
+            ["Pipeline:MaxRecordsPerPartition"] = "1000",
+        };
+        builder.Configuration.Sources.Insert(0, new Microsoft.Extensions.Configuration.Memory.MemoryConfigurationSource { InitialData = defaults });
+        if (checkpoint is not null) builder.Configuration["Pipeline:CheckpointDirectory"] = checkpoint;
+        string outputDirectory = output ?? Path.Combine(work, "output");
+
+        builder.Services.AddPipeline(ClicksPerUserPipeline.Definition, builder.Configuration.GetSection("Pipeline"))
+            .BindConnectors((_, runner) => runner
+                .BindSource(ClicksPerUserPipeline.Clicks(), new FileDirectorySource<ClickEvent>(inputDirectory, ClickEvent.Parse))
+                .BindSink(ClicksPerUserPipeline.Totals(), new FileSink<UserTotals>(outputDirectory, t => t.ToCsv())));
+        builder.Services.AddHealthChecks().AddPipelineChecks();
+        builder.Services.AddOpenTelemetry().WithMetrics(metrics => metrics
+            .AddMeter(PipelineMeter.Name)
+            // Batch and phase durations are seconds: buckets from 1 ms to a minute (OpenTelemetry's default ones are for milliseconds).
+            .AddView("pipelinedsl.batch.*", new ExplicitBucketHistogramConfiguration { Boundaries = new[] { 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60 } })
+            .AddPrometheusExporter());
+
+        var app = builder.Build();
+        app.MapPrometheusScrapingEndpoint(); // /metrics
+        app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = c => c.Tags.Contains(PipelineHealthCheckExtensions.LiveTag), ResponseWriter = WriteHealth });
+        app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains(PipelineHealthCheckExtensions.ReadyTag), ResponseWriter = WriteHealth });
+        var json = new JsonSerializerOptions(JsonSerializerDefaults.Web) { Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter() } };
+        app.MapGet("/status", (PipelineRegistry registry) => Results.Json(registry.PipelineIds.ToDictionary(id => id, registry.StatusOf), json));
+        app.Lifetime.ApplicationStarted.Register(() =>
+        {
+            // The process id and the bound addresses, so that "kill" and "curl" reach this process (with port 0, the port chosen).
+            Console.WriteLine($"clicks-per-user serve: process {Environment.ProcessId}, input {inputDirectory}, output {outputDirectory}");
+            foreach (string url in app.Urls) Console.WriteLine($"listening on {url} (/metrics, /health/live, /health/ready, /status)");
+        });
+        try
+        {
+            await app.RunAsync();
+        }
+        catch (Exception e) when (e is Microsoft.Extensions.Options.OptionsValidationException or InvalidOperationException)
+        {
+            // A configuration the pipeline refuses (the message names the key), or a value of the wrong type for one.
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 1;
+        }
+
+        return Environment.ExitCode;
+    }
+
+    /// <summary>The health report as JSON: the overall status and each check's status, description and data.</summary>
+    private static Task WriteHealth(HttpContext context, Microsoft.Extensions.Diagnostics.HealthChecks.HealthReport report)
+    {
+        context.Response.ContentType = "application/json";
+        var body = new
+        {
+            status = report.Status.ToString(),
+            checks = report.Entries.ToDictionary(e => e.Key, e => new { status = e.Value.Status.ToString(), description = e.Value.Description, data = e.Value.Data }),
+        };
+        return context.Response.WriteAsync(JsonSerializer.Serialize(body));
+    }
+}
