@@ -42,6 +42,8 @@ internal sealed partial class PipelineHostedService : BackgroundService
             var runner = new PipelineRunner(_registration.Definition, _options);
             foreach (var bind in _registration.Binds) bind(_services, runner);
             _registry.Attach(id, runner, _serviceOptions);
+            using var progressLog = _serviceOptions.ProgressLogDirectory is { Length: > 0 } directory ? new BatchProgressLog(directory) : null;
+            if (progressLog is not null) runner.BatchCompleted += progressLog.Append;
             runner.BatchCompleted += batch => LogBatch(batch);
             runner.StandbyProgressed += progress =>
             {

@@ -83,8 +83,10 @@ internal sealed class ServiceOptionsValidator : IValidateOptions<PipelineService
     public ValidateOptionsResult Validate(string? name, PipelineServiceOptions options)
     {
         if (name != _registration.PipelineId) return ValidateOptionsResult.Skip;
-        return options.LivenessTimeout <= TimeSpan.Zero
-            ? ValidateOptionsResult.Fail($"Pipeline '{_registration.PipelineId}': {_registration.KeyName(nameof(PipelineServiceOptions.LivenessTimeout))} is {options.LivenessTimeout}: it must be positive.")
-            : ValidateOptionsResult.Success;
+        if (options.LivenessTimeout <= TimeSpan.Zero)
+            return ValidateOptionsResult.Fail($"Pipeline '{_registration.PipelineId}': {_registration.KeyName(nameof(PipelineServiceOptions.LivenessTimeout))} is {options.LivenessTimeout}: it must be positive.");
+        if (options.RecentBatches < 0)
+            return ValidateOptionsResult.Fail($"Pipeline '{_registration.PipelineId}': {_registration.KeyName(nameof(PipelineServiceOptions.RecentBatches))} is {options.RecentBatches}: it must be 0 or more.");
+        return ValidateOptionsResult.Success;
     }
 }

@@ -9,6 +9,7 @@ namespace PipelineDsl.Hosting;
 public sealed class PipelineRegistry
 {
     private readonly ConcurrentDictionary<string, (PipelineRunner Runner, PipelineServiceOptions Options)> _running = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, Queue<BatchProgress>> _recent = new(StringComparer.Ordinal);
     private readonly HashSet<string> _registered;
 
     /// <summary>Created by the host.</summary>
@@ -25,7 +26,27 @@ public sealed class PipelineRegistry
         return _running.TryGetValue(pipelineId, out var r) ? r.Runner.Status : new PipelineRunStatus(PipelineRunPhase.NotStarted, null, null, null, null);
     }
 
+    /// <summary>The progress records of pipeline <paramref name="pipelineId"/>'s latest batches (<see cref="PipelineServiceOptions.RecentBatches"/>), oldest first.</summary>
+    public IReadOnlyList<BatchProgress> RecentBatches(string pipelineId)
+    {
+        StatusOf(pipelineId); // names an unknown id
+        if (!_recent.TryGetValue(pipelineId, out var queue)) return Array.Empty<BatchProgress>();
+        lock (queue) return queue.ToArray();
+    }
+
     internal PipelineServiceOptions? OptionsOf(string pipelineId) => _running.TryGetValue(pipelineId, out var r) ? r.Options : null;
 
-    internal void Attach(string pipelineId, PipelineRunner runner, PipelineServiceOptions options) => _running[pipelineId] = (runner, options);
+    internal void Attach(string pipelineId, PipelineRunner runner, PipelineServiceOptions options)
+    {
+        _running[pipelineId] = (runner, options);
+        var queue = _recent.GetOrAdd(pipelineId, _ => new Queue<BatchProgress>());
+        runner.BatchCompleted += batch =>
+        {
+            lock (queue)
+            {
+                queue.Enqueue(batch);
+                while (queue.Count > options.RecentBatches) queue.Dequeue();
+            }
+        };
+    }
 }

@@ -108,4 +108,13 @@ public sealed class PipelineServiceOptions
     /// above your longest batch, recovery included.
     /// </summary>
     public TimeSpan LivenessTimeout { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>
+    /// When set, every batch's progress record goes as a JSON line into a rolling log in this directory
+    /// (<see cref="BatchProgressLog"/>: 16 MiB files, the newest 10 kept). Default: none.
+    /// </summary>
+    public string? ProgressLogDirectory { get; set; }
+
+    /// <summary>How many of the latest batches' progress records <see cref="PipelineRegistry.RecentBatches"/> keeps (default 100).</summary>
+    public int RecentBatches { get; set; } = 100;
 }

@@ -112,7 +112,7 @@ public class HostingTests
         var input = Input(35);
         source.Add(0, input);
         var sink = new KeepingSink();
-        using var host = Build(Settings(dir), source, sink);
+        using var host = Build(Settings(dir, ("Pipeline:ProgressLogDirectory", dir.Sub("progress")), ("Pipeline:RecentBatches", "3")), source, sink);
         var registry = host.Services.GetRequiredService<PipelineRegistry>();
         Assert.Equal(PipelineRunPhase.NotStarted, registry.StatusOf("hosted-totals").Phase);
 
@@ -126,6 +126,10 @@ public class HostingTests
 
         await host.StopAsync();
         Assert.Equal(PipelineRunPhase.Stopped, registry.StatusOf("hosted-totals").Phase);
+        Assert.Equal(new long[] { 1, 2, 3 }, registry.RecentBatches("hosted-totals").Select(b => b.BatchId)); // the latest 3
+        var logged = Directory.GetFiles(dir.Sub("progress")).SelectMany(File.ReadLines).Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement).ToList();
+        Assert.Equal(new long[] { 0, 1, 2, 3 }, logged.Select(l => l.GetProperty("batch").GetInt64()));
+        Assert.Equal(35, logged.Sum(l => l.GetProperty("inputRecords").GetInt64()));
         Assert.Equal(Reference(input), sink.All);
         // The stop wrote a snapshot of the last committed batch, so the next start restores without deltas.
         Assert.True(File.Exists(Path.Combine(dir.Sub("checkpoint"), "state", "0000000000000000003")), "no final snapshot of batch 3");

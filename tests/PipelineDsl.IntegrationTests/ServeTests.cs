@@ -48,7 +48,7 @@ public sealed class ServeTests : IDisposable
         using var job = SampleProcess.Start(new[]
         {
             "serve", "--input", input, "--checkpoint", _dir.Sub("checkpoint"), "--output", _dir.Sub("output"), "--urls", "http://127.0.0.1:0",
-            "--Pipeline:BatchInterval=00:00:00.100", "--Pipeline:MaxRecordsPerPartition=500",
+            "--Pipeline:BatchInterval=00:00:00.100", "--Pipeline:MaxRecordsPerPartition=500", "--Pipeline:RecentBatches=100000",
         });
         string? url = null;
         await Eventually.UntilAsync(() => (url = Regex.Match(job.Stdout, @"listening on (http://127\.0\.0\.1:\d+)").Groups[1].Value) is { Length: > 0 } || job.HasExited, Long, "the endpoint's address");
@@ -93,6 +93,12 @@ public sealed class ServeTests : IDisposable
         Assert.Contains("every pipeline is active", await ready.Content.ReadAsStringAsync());
         string status = await _http.GetStringAsync(url + "/status");
         Assert.Contains("\"phase\":\"Running\"", status);
+        using (var progress = System.Text.Json.JsonDocument.Parse(await _http.GetStringAsync(url + "/progress")))
+        {
+            var batches = progress.RootElement.EnumerateArray().ToList();
+            Assert.Equal(lines.Count, batches.Sum(b => b.GetProperty("inputRecords").GetInt64()));
+            Assert.All(batches, b => Assert.Equal("clicks-per-user", b.GetProperty("pipeline").GetString()));
+        }
 
         var sockets = ProcessSockets.Of(job.Id);
         int port = new Uri(url!).Port;

@@ -38,6 +38,10 @@ internal sealed class MicroBatchDriver
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private readonly PipelineMetrics _metrics;
 
+    // The current batch's phase durations, for its progress record; and when the previous batch started (for its input rate).
+    private readonly Dictionary<string, TimeSpan> _phases = new(StringComparer.Ordinal);
+    private TimeSpan? _previousBatchStarted;
+
     public MicroBatchDriver(
         PipelineDefinition definition,
         PipelineRunnerOptions options,
@@ -118,6 +122,7 @@ internal sealed class MicroBatchDriver
             var started = _clock.Elapsed;
             _status?.Polled();
             if (due is { } scheduled) _metrics.Late(started - scheduled);
+            _phases.Clear();
             long planStarted = PipelineMetrics.Start();
             var plan = await _planner.PlanAsync(next, targets).ConfigureAwait(false);
             long planned = plan.Sources.Values.Sum(p => p.Values.Sum(r => r.Count));
@@ -132,7 +137,7 @@ internal sealed class MicroBatchDriver
                 }
             }
 
-            long planned0 = _metrics.Phase("plan", planStarted);
+            long planned0 = _metrics.Phase("plan", planStarted, _phases);
             var offsetsWritten = _checkpoint.WriteOffsetsAsync(plan);
             positionsMoved = false;
             inputRecords += await RunBatchAsync(plan, replay: false, offsetsWritten, planStarted, planned0).ConfigureAwait(false);
@@ -186,6 +191,7 @@ internal sealed class MicroBatchDriver
         var started = _clock.Elapsed;
         if (batchStarted == 0)
         {
+            _phases.Clear();
             batchStarted = PipelineMetrics.Start();
             phaseStarted = batchStarted;
         }
@@ -195,16 +201,18 @@ internal sealed class MicroBatchDriver
         _deadLetters.Clear();
 
         long input = 0;
+        var readBySource = new List<(string Id, long Read)>(_sourceExecutors.Count);
         foreach (var (id, executor) in _sourceExecutors)
         {
             var ranges = plan.Sources.TryGetValue(id, out var r) ? r : new SortedDictionary<string, PartitionRange>();
             long read = await executor.ReadAsync(ranges, _options.BadRecordPolicy, _deadLetters, CancellationToken.None).ConfigureAwait(false);
+            readBySource.Add((id, read));
             input += read;
             if (!replay) _metrics.Input(id, read);
         }
 
         _planner.Advance(plan);
-        phaseStarted = _metrics.Phase("read", phaseStarted);
+        phaseStarted = _metrics.Phase("read", phaseStarted, _phases);
 
         foreach (var executor in _executors)
         {
@@ -220,13 +228,13 @@ internal sealed class MicroBatchDriver
             }
         }
 
-        phaseStarted = _metrics.Phase("execute", phaseStarted);
+        phaseStarted = _metrics.Phase("execute", phaseStarted, _phases);
         string batchName = plan.BatchId.ToString(CultureInfo.InvariantCulture);
         if (planLogged is not null)
         {
             await planLogged.ConfigureAwait(false);
             FaultInjection.Hit("after-offsets", batchName);
-            phaseStarted = _metrics.Phase("offsets", phaseStarted);
+            phaseStarted = _metrics.Phase("offsets", phaseStarted, _phases);
         }
 
         long output = 0;
@@ -253,22 +261,45 @@ internal sealed class MicroBatchDriver
             if (_deadLetters.Count > 0) await WriteDeadLettersAsync(plan.BatchId).ConfigureAwait(false);
             _metrics.DeadLettered(_deadLetters.Count);
             FaultInjection.Hit("after-sinks", batchName);
-            phaseStarted = _metrics.Phase("sink", phaseStarted);
+            phaseStarted = _metrics.Phase("sink", phaseStarted, _phases);
             _checkpoint.StartCommit(new CommitRecord(plan.BatchId, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), input));
-            phaseStarted = _metrics.Phase("commit", phaseStarted);
+            phaseStarted = _metrics.Phase("commit", phaseStarted, _phases);
             if (_state.Count > 0 && (plan.BatchId + 1) % _options.CheckpointInterval == 0)
             {
                 await _checkpoint.SnapshotAsync(plan.BatchId).ConfigureAwait(false);
                 snapshot = true;
-                _metrics.Phase("snapshot", phaseStarted);
+                _metrics.Phase("snapshot", phaseStarted, _phases);
             }
         }
 
         _metrics.BatchDone(batchStarted, replay, _state.KeyCount);
-        var progress = new BatchProgress(plan.BatchId, input, output, _clock.Elapsed - started, _state.KeyCount, replay, snapshot, _deadLetters.Count, batch.LateRecords);
+        var progress = Progress(plan, started, replay, snapshot, batch, input, output, readBySource);
         if (!replay) _status?.BatchCommitted(progress);
         _batchCompleted?.Invoke(progress);
         return input;
+    }
+
+    /// <summary>The batch's progress record: its counts, phases, per-source ranges, per-sink records, state and watermarks.</summary>
+    private BatchProgress Progress(OffsetRecord plan, TimeSpan started, bool replay, bool snapshot, BatchContext batch, long input, long output, List<(string Id, long Read)> readBySource)
+    {
+        var duration = _clock.Elapsed - started;
+        var sinceLast = _previousBatchStarted is { } previous ? started - previous : TimeSpan.Zero;
+        if (!replay) _previousBatchStarted = started;
+        return new BatchProgress(plan.BatchId, input, output, duration, _state.KeyCount, replay, snapshot, _deadLetters.Count, batch.LateRecords)
+        {
+            PipelineId = _definition.PipelineId,
+            PlannedAt = DateTimeOffset.FromUnixTimeMilliseconds(plan.PlannedAtMs),
+            Phases = new Dictionary<string, TimeSpan>(_phases, StringComparer.Ordinal),
+            Sources = readBySource.Select(s => new SourceProgress(s.Id, s.Read,
+                (plan.Sources.TryGetValue(s.Id, out var ranges) ? ranges : new SortedDictionary<string, PartitionRange>())
+                .Select(p => new PartitionProgress(p.Key, p.Value.From, p.Value.To)).ToArray())).ToArray(),
+            Sinks = replay ? Array.Empty<SinkProgress>() : _sinkExecutors.Select(s => new SinkProgress(s.Node.Id, s.InputCount)).ToArray(),
+            StateOperators = _state.KeyCounts(),
+            Watermarks = _executors.OfType<IWatermark>().Where(w => w.Current != long.MinValue)
+                .Select(w => new WatermarkProgress(((OperatorExecutor)w).Node.Id, w.Current)).ToArray(),
+            InputRecordsPerSecond = sinceLast > TimeSpan.Zero ? input / sinceLast.TotalSeconds : 0,
+            ProcessedRecordsPerSecond = duration > TimeSpan.Zero ? input / duration.TotalSeconds : 0,
+        };
     }
 
     /// <summary>

@@ -34,22 +34,26 @@ internal sealed class PipelineMetrics
 
     public PipelineMetrics(string pipelineId) => _pipeline = new KeyValuePair<string, object?>("pipeline", pipelineId);
 
-    /// <summary>A timestamp to measure a phase from (<see cref="Phase"/>); 0 when nobody listens, so that nothing is read.</summary>
-    public static long Start() => PhaseDuration.Enabled || BatchDuration.Enabled ? Stopwatch.GetTimestamp() : 0;
+    /// <summary>A timestamp to measure a phase from (<see cref="Phase"/>).</summary>
+    public static long Start() => Stopwatch.GetTimestamp();
 
-    /// <summary>Records the phase that began at <paramref name="since"/> and returns the timestamp it ended at (the next phase's start).</summary>
-    public long Phase(string phase, long since)
+    /// <summary>
+    /// Records the phase that began at <paramref name="since"/> into the batch's progress (<paramref name="phases"/>) and,
+    /// when someone listens, the meter; returns the timestamp it ended at (the next phase's start).
+    /// </summary>
+    public long Phase(string phase, long since, Dictionary<string, TimeSpan> phases)
     {
-        if (since == 0) return 0;
         long now = Stopwatch.GetTimestamp();
-        PhaseDuration.Record(Stopwatch.GetElapsedTime(since, now).TotalSeconds, _pipeline, new KeyValuePair<string, object?>("phase", phase));
+        var elapsed = Stopwatch.GetElapsedTime(since, now);
+        phases[phase] = elapsed;
+        if (PhaseDuration.Enabled) PhaseDuration.Record(elapsed.TotalSeconds, _pipeline, new KeyValuePair<string, object?>("phase", phase));
         return now;
     }
 
     public void BatchDone(long since, bool replayed, long stateKeys)
     {
         Batches.Add(1, _pipeline, new KeyValuePair<string, object?>("replayed", replayed));
-        if (since != 0) BatchDuration.Record(Stopwatch.GetElapsedTime(since).TotalSeconds, _pipeline);
+        if (BatchDuration.Enabled) BatchDuration.Record(Stopwatch.GetElapsedTime(since).TotalSeconds, _pipeline);
         if (stateKeys != _reportedKeys)
         {
             StateKeys.Add(stateKeys - _reportedKeys, _pipeline);

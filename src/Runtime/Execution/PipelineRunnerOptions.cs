@@ -120,7 +120,68 @@ public sealed record StandbyProgress(long? FollowedThroughBatch, bool TookOver, 
 /// <param name="SnapshotWritten">True when a state snapshot was written after the batch.</param>
 /// <param name="DeadLetters">Records set aside by the dead-letter policy.</param>
 /// <param name="LateRecords">Records event-time operators dropped because the watermark had already passed them.</param>
-public sealed record BatchProgress(long BatchId, long InputRecords, long OutputRecords, TimeSpan Duration, long StateKeys, bool Replayed, bool SnapshotWritten, long DeadLetters, long LateRecords = 0);
+public sealed record BatchProgress(long BatchId, long InputRecords, long OutputRecords, TimeSpan Duration, long StateKeys, bool Replayed, bool SnapshotWritten, long DeadLetters, long LateRecords = 0)
+{
+    /// <summary>The pipeline's id.</summary>
+    public string PipelineId { get; init; } = "";
+
+    /// <summary>When the batch was planned (its offsets record's time).</summary>
+    public DateTimeOffset PlannedAt { get; init; }
+
+    /// <summary>
+    /// Wall time of each phase of the batch: <c>plan</c>, <c>read</c>, <c>execute</c>, <c>offsets</c> (waiting for the
+    /// plan to be durable), <c>sink</c>, <c>commit</c>, <c>snapshot</c> (absent when the batch did not have the phase).
+    /// </summary>
+    public IReadOnlyDictionary<string, TimeSpan> Phases { get; init; } = new Dictionary<string, TimeSpan>();
+
+    /// <summary>What each source contributed: its records and each partition's planned range of positions.</summary>
+    public IReadOnlyList<SourceProgress> Sources { get; init; } = Array.Empty<SourceProgress>();
+
+    /// <summary>Records delivered to each sink (none for a replayed batch).</summary>
+    public IReadOnlyList<SinkProgress> Sinks { get; init; } = Array.Empty<SinkProgress>();
+
+    /// <summary>Keys held by each stateful operator after the batch.</summary>
+    public IReadOnlyList<StateOperatorProgress> StateOperators { get; init; } = Array.Empty<StateOperatorProgress>();
+
+    /// <summary>Each watermark stage's event-time watermark after the batch (Unix milliseconds), once it has one.</summary>
+    public IReadOnlyList<WatermarkProgress> Watermarks { get; init; } = Array.Empty<WatermarkProgress>();
+
+    /// <summary>Input records per second of wall time since the previous batch started (Spark's inputRowsPerSecond); 0 for the first.</summary>
+    public double InputRecordsPerSecond { get; init; }
+
+    /// <summary>Input records per second of this batch's own duration (Spark's processedRowsPerSecond).</summary>
+    public double ProcessedRecordsPerSecond { get; init; }
+
+    /// <summary>This progress record as one line of JSON (the format of <see cref="BatchProgressLog"/> and of the hosted status API).</summary>
+    public string ToJson() => BatchProgressJson.Write(this);
+}
+
+/// <summary>One source's part of a batch (see <see cref="BatchProgress.Sources"/>).</summary>
+/// <param name="Source">The source's id.</param>
+/// <param name="Records">Records read from it, bad ones included.</param>
+/// <param name="Partitions">Each partition's planned range: from the start position (inclusive) to the end position (exclusive), in the source's own positions (lines, byte offsets, Kafka offsets).</param>
+public sealed record SourceProgress(string Source, long Records, IReadOnlyList<PartitionProgress> Partitions);
+
+/// <summary>One partition's planned range in a batch.</summary>
+/// <param name="Partition">The partition's name.</param>
+/// <param name="StartPosition">The first position read (inclusive).</param>
+/// <param name="EndPosition">The position after the last one read.</param>
+public sealed record PartitionProgress(string Partition, long StartPosition, long EndPosition);
+
+/// <summary>Records one sink received in a batch.</summary>
+/// <param name="Sink">The sink's id.</param>
+/// <param name="Records">Records delivered.</param>
+public sealed record SinkProgress(string Sink, long Records);
+
+/// <summary>Keys one stateful operator holds after a batch.</summary>
+/// <param name="OperatorId">The operator's id.</param>
+/// <param name="Keys">Keys held.</param>
+public sealed record StateOperatorProgress(string OperatorId, long Keys);
+
+/// <summary>One watermark stage's watermark after a batch.</summary>
+/// <param name="OperatorId">The watermark stage's id.</param>
+/// <param name="WatermarkMs">The watermark, Unix milliseconds: records older than this are late.</param>
+public sealed record WatermarkProgress(string OperatorId, long WatermarkMs);
 
 /// <summary>What a run did.</summary>
 /// <param name="Restored">True when the run continued an existing checkpoint.</param>

@@ -28,6 +28,9 @@ internal sealed class StatefulOperators
 
     public long KeyCount => _executors.Sum(s => s.KeyCount);
 
+    /// <summary>Each stateful operator's keys, for a batch's progress record.</summary>
+    public IReadOnlyList<StateOperatorProgress> KeyCounts() => _executors.Select(s => new StateOperatorProgress(s.Node.Id, s.KeyCount)).ToArray();
+
     public void Clear()
     {
         foreach (var s in _executors) s.Clear();
