@@ -25,6 +25,8 @@ fi
 # Azurite (the Azure Storage emulator the Azure tests start on 127.0.0.1), pinned, into tools/azurite. If it
 # cannot be installed, the Azure tests fail and say how to install it.
 bash scripts/install-azurite.sh || echo "warning: Azurite could not be installed; the Azure tests will fail"
+# Debian's Chromium, for the browser test of the streaming UI. If it cannot be installed, that test fails and says how.
+bash scripts/install-chromium.sh || echo "warning: Chromium could not be installed; the UI test will fail"
 
 test_status=0
 for project in tests/*/*.csproj; do

@@ -9,6 +9,7 @@ using Microsoft.Extensions.Hosting;
 using OpenTelemetry.Metrics;
 using PipelineDsl;
 using PipelineDsl.Hosting;
+using PipelineDsl.Hosting.Web;
 using PipelineDsl.Sinks;
 using PipelineDsl.Sources;
 
@@ -17,7 +18,7 @@ namespace ClicksPerUser;
 /// <summary>
 /// The main job as a service: a .NET host running the pipeline (PipelineDsl.Hosting) next to a small web server on
 /// 127.0.0.1 with <c>/metrics</c> (Prometheus text, from the PipelineDsl meter through OpenTelemetry),
-/// <c>/health/live</c>, <c>/health/ready</c>, <c>/status</c> and <c>/progress</c> (the latest batches' progress records). Every option of the pipeline comes from
+/// <c>/health/live</c>, <c>/health/ready</c>, and the streaming UI at <c>/</c> with its API (<c>/api/pipelines</c>, <c>/api/progress?pipeline=ID</c>). Every option of the pipeline comes from
 /// configuration, section <c>Pipeline</c>: <c>appsettings.json</c> in the working directory, environment variables
 /// (<c>Pipeline__BatchInterval=00:00:00.500</c>) or these command-line options. SIGTERM or Ctrl+C finishes the batch,
 /// writes a snapshot and exits 0; under systemd it reports its state (<c>Type=notify</c>).
@@ -58,16 +59,12 @@ internal static class Serve
         app.MapPrometheusScrapingEndpoint(); // /metrics
         app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = c => c.Tags.Contains(PipelineHealthCheckExtensions.LiveTag), ResponseWriter = WriteHealth });
         app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains(PipelineHealthCheckExtensions.ReadyTag), ResponseWriter = WriteHealth });
-        var json = new JsonSerializerOptions(JsonSerializerDefaults.Web) { Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter() } };
-        app.MapGet("/status", (PipelineRegistry registry) => Results.Json(registry.PipelineIds.ToDictionary(id => id, registry.StatusOf), json));
-        // The latest batches' progress records, oldest first, each in the one JSON layout of BatchProgress.ToJson.
-        app.MapGet("/progress", (PipelineRegistry registry) => Results.Text(
-            "[" + string.Join(",", registry.PipelineIds.SelectMany(registry.RecentBatches).Select(b => b.ToJson())) + "]", "application/json"));
+        app.MapPipelineDashboard("/"); // the streaming UI at /, its API at /api/pipelines and /api/progress?pipeline=ID
         app.Lifetime.ApplicationStarted.Register(() =>
         {
             // The process id and the bound addresses, so that "kill" and "curl" reach this process (with port 0, the port chosen).
             Console.WriteLine($"clicks-per-user serve: process {Environment.ProcessId}, input {inputDirectory}, output {outputDirectory}");
-            foreach (string url in app.Urls) Console.WriteLine($"listening on {url} (/metrics, /health/live, /health/ready, /status, /progress)");
+            foreach (string url in app.Urls) Console.WriteLine($"listening on {url} (the UI at /; /metrics, /health/live, /health/ready, /api/pipelines, /api/progress?pipeline=clicks-per-user)");
         });
         try
         {

@@ -8,21 +8,35 @@ namespace PipelineDsl.Hosting;
 /// <summary>The pipelines of this host and their status: what health checks and dashboards read.</summary>
 public sealed class PipelineRegistry
 {
-    private readonly ConcurrentDictionary<string, (PipelineRunner Runner, PipelineServiceOptions Options)> _running = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, (PipelineRunner Runner, PipelineServiceOptions Options, string Location)> _running = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, Queue<BatchProgress>> _recent = new(StringComparer.Ordinal);
-    private readonly HashSet<string> _registered;
+    private readonly Dictionary<string, PipelineRegistration> _registered;
 
     /// <summary>Created by the host.</summary>
     internal PipelineRegistry(IEnumerable<PipelineRegistration> registrations) =>
-        _registered = new HashSet<string>(registrations.Select(r => r.PipelineId), StringComparer.Ordinal);
+        _registered = registrations.ToDictionary(r => r.PipelineId, StringComparer.Ordinal);
+
+    /// <summary>The definition of pipeline <paramref name="pipelineId"/>: its operators (ids, kinds, versions, inputs) and manifest.</summary>
+    public Graph.PipelineDefinition DefinitionOf(string pipelineId)
+    {
+        StatusOf(pipelineId); // names an unknown id
+        return _registered[pipelineId].Definition;
+    }
+
+    /// <summary>Where pipeline <paramref name="pipelineId"/> keeps its checkpoint (a directory or a store's location), once it has started.</summary>
+    public string? CheckpointLocationOf(string pipelineId)
+    {
+        StatusOf(pipelineId);
+        return _running.TryGetValue(pipelineId, out var r) ? r.Location : null;
+    }
 
     /// <summary>The ids of the pipelines registered with <see cref="PipelineServiceCollectionExtensions.AddPipeline"/>, in order.</summary>
-    public IReadOnlyList<string> PipelineIds => _registered.OrderBy(id => id, StringComparer.Ordinal).ToArray();
+    public IReadOnlyList<string> PipelineIds => _registered.Keys.OrderBy(id => id, StringComparer.Ordinal).ToArray();
 
     /// <summary>The status of pipeline <paramref name="pipelineId"/>: not started until its hosted service has started it.</summary>
     public PipelineRunStatus StatusOf(string pipelineId)
     {
-        if (!_registered.Contains(pipelineId)) throw new ArgumentException($"No pipeline '{pipelineId}' is registered in this host; registered: {string.Join(", ", PipelineIds)}.", nameof(pipelineId));
+        if (!_registered.ContainsKey(pipelineId)) throw new ArgumentException($"No pipeline '{pipelineId}' is registered in this host; registered: {string.Join(", ", PipelineIds)}.", nameof(pipelineId));
         return _running.TryGetValue(pipelineId, out var r) ? r.Runner.Status : new PipelineRunStatus(PipelineRunPhase.NotStarted, null, null, null, null);
     }
 
@@ -36,9 +50,9 @@ public sealed class PipelineRegistry
 
     internal PipelineServiceOptions? OptionsOf(string pipelineId) => _running.TryGetValue(pipelineId, out var r) ? r.Options : null;
 
-    internal void Attach(string pipelineId, PipelineRunner runner, PipelineServiceOptions options)
+    internal void Attach(string pipelineId, PipelineRunner runner, PipelineServiceOptions options, string location)
     {
-        _running[pipelineId] = (runner, options);
+        _running[pipelineId] = (runner, options, location);
         var queue = _recent.GetOrAdd(pipelineId, _ => new Queue<BatchProgress>());
         runner.BatchCompleted += batch =>
         {

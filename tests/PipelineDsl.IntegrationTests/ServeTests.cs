@@ -91,9 +91,10 @@ public sealed class ServeTests : IDisposable
         var ready = await _http.GetAsync(url + "/health/ready");
         Assert.Equal(HttpStatusCode.OK, ready.StatusCode);
         Assert.Contains("every pipeline is active", await ready.Content.ReadAsStringAsync());
-        string status = await _http.GetStringAsync(url + "/status");
+        string status = await _http.GetStringAsync(url + "/api/pipelines");
         Assert.Contains("\"phase\":\"Running\"", status);
-        using (var progress = System.Text.Json.JsonDocument.Parse(await _http.GetStringAsync(url + "/progress")))
+        Assert.Contains("\"id\":\"per-user\"", status); // the operator graph
+        using (var progress = System.Text.Json.JsonDocument.Parse(await _http.GetStringAsync(url + "/api/progress?pipeline=clicks-per-user")))
         {
             var batches = progress.RootElement.EnumerateArray().ToList();
             Assert.Equal(lines.Count, batches.Sum(b => b.GetProperty("inputRecords").GetInt64()));

@@ -67,6 +67,9 @@ public sealed class ProgressTests
             Assert.Equal(new StateOperatorProgress("per-user", 7), p.StateOperators.Single());
             foreach (string phase in new[] { "plan", "read", "execute", "offsets", "sink", "commit" }) Assert.True(p.Phases.ContainsKey(phase), $"batch {b} lacks phase {phase}");
             Assert.Equal(p.SnapshotWritten, p.Phases.ContainsKey("snapshot"));
+            // The phases follow one another from the start of the plan, which is where the batch's duration starts too.
+            var phases = TimeSpan.FromTicks(p.Phases.Values.Sum(t => t.Ticks));
+            Assert.True(phases <= p.Duration && p.Duration - phases < TimeSpan.FromMilliseconds(250), $"batch {b}: phases {phases} against duration {p.Duration}");
             Assert.True(p.ProcessedRecordsPerSecond > 0);
             Assert.Empty(p.Watermarks);
         }

@@ -98,6 +98,7 @@ internal static class BatchProgressJson
             w.WriteNumber("batch", p.BatchId);
             w.WriteString("plannedAt", p.PlannedAt);
             w.WriteNumber("durationMs", Math.Round(p.Duration.TotalMilliseconds, 3));
+            w.WriteNumber("schedulingDelayMs", Math.Round(p.SchedulingDelay.TotalMilliseconds, 3));
             w.WriteNumber("inputRecords", p.InputRecords);
             w.WriteNumber("outputRecords", p.OutputRecords);
             w.WriteNumber("inputRecordsPerSecond", Math.Round(p.InputRecordsPerSecond, 1));

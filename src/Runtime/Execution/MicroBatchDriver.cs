@@ -41,6 +41,7 @@ internal sealed class MicroBatchDriver
     // The current batch's phase durations, for its progress record; and when the previous batch started (for its input rate).
     private readonly Dictionary<string, TimeSpan> _phases = new(StringComparer.Ordinal);
     private TimeSpan? _previousBatchStarted;
+    private TimeSpan _schedulingDelay;
 
     public MicroBatchDriver(
         PipelineDefinition definition,
@@ -121,7 +122,8 @@ internal sealed class MicroBatchDriver
         {
             var started = _clock.Elapsed;
             _status?.Polled();
-            if (due is { } scheduled) _metrics.Late(started - scheduled);
+            _schedulingDelay = due is { } scheduled && started > scheduled ? started - scheduled : TimeSpan.Zero;
+            if (due is not null) _metrics.Late(_schedulingDelay);
             _phases.Clear();
             long planStarted = PipelineMetrics.Start();
             var plan = await _planner.PlanAsync(next, targets).ConfigureAwait(false);
@@ -273,16 +275,17 @@ internal sealed class MicroBatchDriver
         }
 
         _metrics.BatchDone(batchStarted, replay, _state.KeyCount);
-        var progress = Progress(plan, started, replay, snapshot, batch, input, output, readBySource);
+        var progress = Progress(plan, started, batchStarted, replay, snapshot, batch, input, output, readBySource);
         if (!replay) _status?.BatchCommitted(progress);
         _batchCompleted?.Invoke(progress);
         return input;
     }
 
     /// <summary>The batch's progress record: its counts, phases, per-source ranges, per-sink records, state and watermarks.</summary>
-    private BatchProgress Progress(OffsetRecord plan, TimeSpan started, bool replay, bool snapshot, BatchContext batch, long input, long output, List<(string Id, long Read)> readBySource)
+    private BatchProgress Progress(OffsetRecord plan, TimeSpan started, long batchStarted, bool replay, bool snapshot, BatchContext batch, long input, long output, List<(string Id, long Read)> readBySource)
     {
-        var duration = _clock.Elapsed - started;
+        // From the start of its plan, as the phases and the batch.duration instrument count it.
+        var duration = Stopwatch.GetElapsedTime(batchStarted);
         var sinceLast = _previousBatchStarted is { } previous ? started - previous : TimeSpan.Zero;
         if (!replay) _previousBatchStarted = started;
         return new BatchProgress(plan.BatchId, input, output, duration, _state.KeyCount, replay, snapshot, _deadLetters.Count, batch.LateRecords)
@@ -299,6 +302,7 @@ internal sealed class MicroBatchDriver
                 .Select(w => new WatermarkProgress(((OperatorExecutor)w).Node.Id, w.Current)).ToArray(),
             InputRecordsPerSecond = sinceLast > TimeSpan.Zero ? input / sinceLast.TotalSeconds : 0,
             ProcessedRecordsPerSecond = duration > TimeSpan.Zero ? input / duration.TotalSeconds : 0,
+            SchedulingDelay = replay ? TimeSpan.Zero : _schedulingDelay,
         };
     }
 

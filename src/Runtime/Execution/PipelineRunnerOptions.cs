@@ -114,7 +114,7 @@ public sealed record StandbyProgress(long? FollowedThroughBatch, bool TookOver, 
 /// <param name="BatchId">The batch id.</param>
 /// <param name="InputRecords">Records read from all sources.</param>
 /// <param name="OutputRecords">Records delivered to all sinks.</param>
-/// <param name="Duration">Wall time of the batch.</param>
+/// <param name="Duration">Wall time of the batch, from the start of its plan until its commit is started (the sum of its phases).</param>
 /// <param name="StateKeys">Keys held by all stateful operators after the batch.</param>
 /// <param name="Replayed">True when the batch was already committed and was re-run only to rebuild state (sinks skipped).</param>
 /// <param name="SnapshotWritten">True when a state snapshot was written after the batch.</param>
@@ -148,6 +148,9 @@ public sealed record BatchProgress(long BatchId, long InputRecords, long OutputR
 
     /// <summary>Input records per second of wall time since the previous batch started (Spark's inputRowsPerSecond); 0 for the first.</summary>
     public double InputRecordsPerSecond { get; init; }
+
+    /// <summary>How late the batch started against its batch interval (continuous trigger; zero otherwise): Spark's scheduling delay.</summary>
+    public TimeSpan SchedulingDelay { get; init; }
 
     /// <summary>Input records per second of this batch's own duration (Spark's processedRowsPerSecond).</summary>
     public double ProcessedRecordsPerSecond { get; init; }

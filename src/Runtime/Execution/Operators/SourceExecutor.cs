@@ -110,7 +110,15 @@ internal sealed class SourceExecutor<T> : OperatorExecutor<T>, ISourceExecutor
             DeadLetters.Clear();
         }
 
-        public void Emit(long position, T record) => Records.Add(record);
+        public void Emit(long position, T record)
+        {
+            // A store through a span: List.Add checks the array's covariance per reference in shared generic code.
+            var records = Records;
+            int count = records.Count;
+            if (count == records.Capacity) records.EnsureCapacity(count + 1);
+            CollectionsMarshal.SetCount(records, count + 1);
+            CollectionsMarshal.AsSpan(records)[count] = record;
+        }
 
         public void Reject(long position, string raw, Exception error)
         {
