@@ -98,20 +98,8 @@ static Result RunOne(string mode, string query, long events, long warmupEvents, 
     if (warmupEvents > 0) GC.KeepAlive(Execute(mode, query, warmupEvents, batchEvents, stateDeltas, parallelism));
     using var largeObjects = Environment.GetEnvironmentVariable("NEXMARK_BENCH_LOH") == "1" ? new LargeObjectListener() : null;
     // NEXMARK_BENCH_PHASES=1: where the batches' time went (the PipelineDsl meter's phase durations), on stderr.
-    var phases = new System.Collections.Concurrent.ConcurrentDictionary<string, double>();
-    using var phaseListener = new System.Diagnostics.Metrics.MeterListener
-    {
-        InstrumentPublished = (instrument, l) =>
-        {
-            if (instrument.Meter.Name == "PipelineDsl" && instrument.Name == "pipelinedsl.batch.phase.duration") l.EnableMeasurementEvents(instrument);
-        },
-    };
-    phaseListener.SetMeasurementEventCallback<double>((_, seconds, tags, _) =>
-    {
-        foreach (var tag in tags)
-            if (tag.Key == "phase") phases.AddOrUpdate((string)tag.Value!, seconds, (_, s) => s + seconds);
-    });
-    if (Environment.GetEnvironmentVariable("NEXMARK_BENCH_PHASES") == "1") phaseListener.Start();
+    using var phases = new PipelineDsl.Bench.Shared.PhaseTotals();
+    if (Environment.GetEnvironmentVariable("NEXMARK_BENCH_PHASES") == "1") phases.Start();
     var process = Process.GetCurrentProcess();
     GC.Collect();
     var cpu0 = process.TotalProcessorTime;
@@ -127,7 +115,7 @@ static Result RunOne(string mode, string query, long events, long warmupEvents, 
     if (Environment.GetEnvironmentVariable("NEXMARK_BENCH_GC") == "1")
         Console.Error.WriteLine($"gc0={GC.CollectionCount(0)} gc1={GC.CollectionCount(1)} gc2={GC.CollectionCount(2)} pause={GC.GetTotalPauseDuration().TotalMilliseconds:F0}ms alloc={GC.GetTotalAllocatedBytes() / 1048576}MB cpu={cpu:F2}s wall={clock.Elapsed.TotalSeconds:F2}s");
     if (!phases.IsEmpty)
-        Console.Error.WriteLine($"phases (s, warm-up included): {string.Join(", ", phases.OrderByDescending(p => p.Value).Select(p => $"{p.Key} {p.Value:F2}"))}; wall={clock.Elapsed.TotalSeconds:F2}s");
+        Console.Error.WriteLine($"phases (warm-up included): {phases.Describe()}; wall={clock.Elapsed.TotalSeconds:F2}s");
     return new Result(events / clock.Elapsed.TotalSeconds, events / cpu, process.PeakWorkingSet64 / 1048576.0);
 }
 

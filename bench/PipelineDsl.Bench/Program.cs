@@ -211,27 +211,15 @@ if (parsed.GetValue(profileOption) is { } profile)
     int? profileCheckpoint = profile == "keyed-10" ? 10 : null;
     RunPipeline(profileKeyed, profileCheckpoint);
     // Where a batch's time goes, from the PipelineDsl meter's phase durations (summed over the timed runs).
-    var phases = new System.Collections.Concurrent.ConcurrentDictionary<string, double>();
-    using var phaseListener = new System.Diagnostics.Metrics.MeterListener
-    {
-        InstrumentPublished = (instrument, l) =>
-        {
-            if (instrument.Meter.Name == "PipelineDsl" && instrument.Name == "pipelinedsl.batch.phase.duration") l.EnableMeasurementEvents(instrument);
-        },
-    };
-    phaseListener.SetMeasurementEventCallback<double>((_, seconds, tags, _) =>
-    {
-        foreach (var tag in tags)
-            if (tag.Key == "phase") phases.AddOrUpdate((string)tag.Value!, seconds, (_, s) => s + seconds);
-    });
-    phaseListener.Start();
+    var phases = new PipelineDsl.Bench.Shared.PhaseTotals();
+    phases.Start();
     long allocated0 = GC.GetTotalAllocatedBytes(precise: true);
     var pause0 = GC.GetTotalPauseDuration(); int g0 = GC.CollectionCount(0), g1 = GC.CollectionCount(1), g2 = GC.CollectionCount(2);
     until.Restart();
     while (until.Elapsed < TimeSpan.FromSeconds(10)) { RunPipeline(profileKeyed, profileCheckpoint); n++; }
-    phaseListener.Dispose();
+    phases.Dispose();
     Console.WriteLine($"Allocated per run: {(GC.GetTotalAllocatedBytes(precise: true) - allocated0) / n / 1048576.0:F0} MiB");
-    Console.WriteLine("Per run: " + string.Join(", ", phases.OrderByDescending(p => p.Value).Select(p => $"{p.Key} {p.Value * 1000 / n:F0} ms")));
+    Console.WriteLine("Per run: " + phases.Describe(n));
     Console.WriteLine($"{n} runs: {until.Elapsed.TotalMilliseconds / n:F0} ms/run; GC pause {(GC.GetTotalPauseDuration()-pause0).TotalMilliseconds/n:F0} ms/run, gen0 {(GC.CollectionCount(0)-g0)/(double)n:F1} gen1 {(GC.CollectionCount(1)-g1)/(double)n:F1} gen2 {(GC.CollectionCount(2)-g2)/(double)n:F1}");
     pause0 = GC.GetTotalPauseDuration(); g0 = GC.CollectionCount(0); g1 = GC.CollectionCount(1); g2 = GC.CollectionCount(2);
     long plainAllocated0 = GC.GetTotalAllocatedBytes(precise: true);

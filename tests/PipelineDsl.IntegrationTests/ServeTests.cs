@@ -45,14 +45,12 @@ public sealed class ServeTests : IDisposable
         var humans = lines.Where(l => l.EndsWith(",0", StringComparison.Ordinal)).ToList();
         int users = humans.Select(l => l.Split(',')[0]).Distinct().Count();
 
-        using var job = SampleProcess.Start(new[]
+        var (job, url) = await SampleProcess.StartServeAsync(new[]
         {
-            "serve", "--input", input, "--checkpoint", _dir.Sub("checkpoint"), "--output", _dir.Sub("output"), "--urls", "http://127.0.0.1:0",
+            "--input", input, "--checkpoint", _dir.Sub("checkpoint"), "--output", _dir.Sub("output"),
             "--Pipeline:BatchInterval=00:00:00.100", "--Pipeline:MaxRecordsPerPartition=500", "--Pipeline:RecentBatches=100000",
-        });
-        string? url = null;
-        await Eventually.UntilAsync(() => (url = Regex.Match(job.Stdout, @"listening on (http://127\.0\.0\.1:\d+)").Groups[1].Value) is { Length: > 0 } || job.HasExited, Long, "the endpoint's address");
-        Assert.False(job.HasExited, job.Output);
+        }, Long);
+        using var _ = job;
 
         // Every record read and every human click delivered, as the scraped counters say.
         string metrics = "";
@@ -102,7 +100,7 @@ public sealed class ServeTests : IDisposable
         }
 
         var sockets = ProcessSockets.Of(job.Id);
-        int port = new Uri(url!).Port;
+        int port = new Uri(url).Port;
         Assert.Contains(sockets, s => s.IsTcp && s.LocalPort == port);
         ProcessSockets.AssertLoopbackOnly(sockets, "the serve process");
 

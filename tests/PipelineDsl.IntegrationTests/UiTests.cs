@@ -28,14 +28,12 @@ public sealed class UiTests : IDisposable
     {
         string input = _dir.Sub("input");
         SampleProcess.RunToCompletion(new[] { "generate", "--records", "3000", "--files", "2", "--users", "40", "--output", input }, Long);
-        using var job = SampleProcess.Start(new[]
+        var (job, url) = await SampleProcess.StartServeAsync(new[]
         {
-            "serve", "--input", input, "--checkpoint", _dir.Sub("checkpoint"), "--output", _dir.Sub("output"), "--urls", "http://127.0.0.1:0",
+            "--input", input, "--checkpoint", _dir.Sub("checkpoint"), "--output", _dir.Sub("output"),
             "--Pipeline:BatchInterval=00:00:00.250", "--Pipeline:MaxRecordsPerPartition=100",
-        });
-        string? url = null;
-        await Eventually.UntilAsync(() => (url = Regex.Match(job.Stdout, @"listening on (http://127\.0\.0\.1:\d+)").Groups[1].Value) is { Length: > 0 } || job.HasExited, Long, "the endpoint's address");
-        Assert.False(job.HasExited, job.Output);
+        }, Long);
+        using var _ = job;
 
         using var playwright = await Playwright.CreateAsync();
         await using var browser = await playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions { ExecutablePath = Chromium(), Headless = true, Args = new[] { "--no-sandbox" } });
