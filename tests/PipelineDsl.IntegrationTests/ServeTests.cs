@@ -70,6 +70,7 @@ public sealed class ServeTests : IDisposable
                  {
                      "pipelinedsl_batches_total", "pipelinedsl_records_input_total", "pipelinedsl_records_output_total", "pipelinedsl_state_keys",
                      "pipelinedsl_batch_duration_seconds_bucket", "pipelinedsl_batch_phase_duration_seconds_sum", "pipelinedsl_batch_scheduling_delay_seconds_count",
+                     "pipelinedsl_source_lag",
                  })
         {
             Assert.Contains(measured, names);

@@ -55,7 +55,7 @@ public sealed class UiTests : IDisposable
         string detail = await page.InnerTextAsync("#detail-text");
         Assert.Contains("phases (ms):", detail);
         Assert.Contains("execute", detail);
-        Assert.Matches(new Regex(@"partition clicks-000\.csv: positions \[\d+, \d+\)"), detail);
+        Assert.Matches(new Regex(@"partition clicks-000\.csv: positions \[\d+, \d+\), lag \d+"), detail);
         Assert.Contains("totals:", detail);
         Assert.Contains("per-user:", detail);
 

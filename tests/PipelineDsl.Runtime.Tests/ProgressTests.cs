@@ -38,11 +38,33 @@ public sealed class ProgressTests
         var sink = new CollectingSink<Total>();
         var progress = new List<BatchProgress>();
         var before = DateTimeOffset.UtcNow.AddSeconds(-1);
+        // The lag gauge, observed after each batch.
+        var lagSeen = new List<(long Batch, string Partition, long Lag)>();
+        long observing = -1;
+        using var listener = new System.Diagnostics.Metrics.MeterListener
+        {
+            InstrumentPublished = (instrument, l) =>
+            {
+                if (instrument.Meter.Name == PipelineMeter.Name && instrument.Name == "pipelinedsl.source.lag") l.EnableMeasurementEvents(instrument);
+            },
+        };
+        listener.SetMeasurementEventCallback<long>((_, value, tags, _) =>
+        {
+            var map = new Dictionary<string, object?>();
+            foreach (var tag in tags) map[tag.Key] = tag.Value;
+            if (Equals(map["pipeline"], "progress-counts")) lagSeen.Add((observing, (string)map["partition"]!, value));
+        });
+        listener.Start();
         var runner = new PipelineRunner(ProgressCounts.Definition, new PipelineRunnerOptions
         {
             CheckpointDirectory = dir.Sub("checkpoint"), Trigger = TriggerMode.AvailableNow, MaxRecordsPerPartition = 10, CheckpointInterval = 2, Parallelism = 1,
         }).BindSource(ProgressCounts.Events(), source).BindSink(ProgressCounts.Out(), sink);
-        runner.BatchCompleted += progress.Add;
+        runner.BatchCompleted += p =>
+        {
+            progress.Add(p);
+            observing = p.BatchId;
+            listener.RecordObservableInstruments();
+        };
         await runner.RunAsync();
 
         // 10 records per partition per batch: p0 25 = 10 + 10 + 5, p1 15 = 10 + 5.
@@ -53,10 +75,20 @@ public sealed class ProgressTests
 
         var first = progress[0].Sources.Single();
         Assert.Equal(("events", 20L), (first.Source, first.Records));
-        Assert.Equal(new[] { new PartitionProgress("0", 0, 10), new PartitionProgress("1", 0, 10) }, first.Partitions);
+        static (string, long, long) Range(PartitionProgress p) => (p.Partition, p.StartPosition, p.EndPosition);
+        Assert.Equal(new[] { ("0", 0L, 10L), ("1", 0L, 10L) }, first.Partitions.Select(Range));
         var second = progress[1].Sources.Single();
-        Assert.Equal(new[] { new PartitionProgress("0", 10, 20), new PartitionProgress("1", 10, 15) }, second.Partitions);
-        Assert.Contains(new PartitionProgress("0", 20, 25), progress[2].Sources.Single().Partitions);
+        Assert.Equal(new[] { ("0", 10L, 20L), ("1", 10L, 15L) }, second.Partitions.Select(Range));
+        Assert.Contains(("0", 20L, 25L), progress[2].Sources.Single().Partitions.Select(Range));
+
+        // Lag: how far each partition's data reached beyond the batch's end when it was planned.
+        Assert.Equal(new long?[] { 15, 5 }, first.Partitions.Select(p => p.Lag));
+        Assert.Equal(new long?[] { 25, 15 }, first.Partitions.Select(p => p.AvailablePosition));
+        Assert.Equal(new long?[] { 5, 0 }, second.Partitions.Select(p => p.Lag));
+        Assert.Equal(0, progress[2].Sources.Single().Partitions.Single(p => p.Partition == "0").Lag);
+        Assert.Contains((0L, "0", 15L), lagSeen);
+        Assert.Contains((0L, "1", 5L), lagSeen);
+        Assert.Contains((1L, "0", 5L), lagSeen);
 
         for (int b = 0; b < 3; b++)
         {
@@ -84,6 +116,7 @@ public sealed class ProgressTests
         Assert.Equal(1, root.GetProperty("batch").GetInt64());
         Assert.Equal(15, root.GetProperty("inputRecords").GetInt64());
         Assert.Equal(15, root.GetProperty("sources")[0].GetProperty("partitions")[1].GetProperty("endPosition").GetInt64());
+        Assert.Equal(5, root.GetProperty("sources")[0].GetProperty("partitions")[0].GetProperty("lag").GetInt64());
         Assert.Equal(7, root.GetProperty("stateOperators")[0].GetProperty("keys").GetInt64());
         Assert.Equal(sink.Batches[1].Count, root.GetProperty("sinks")[0].GetProperty("records").GetInt64());
         Assert.True(root.GetProperty("phasesMs").GetProperty("execute").GetDouble() >= 0);

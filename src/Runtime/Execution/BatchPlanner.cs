@@ -99,6 +99,12 @@ internal sealed class BatchPlanner
         return new RunTargets(targets);
     }
 
+    // The end each partition reported when the last batch was planned: how far the data goes (for lag).
+    private readonly Dictionary<(string Source, string Partition), long> _ends = new();
+
+    /// <summary>The end position <paramref name="partition"/> of <paramref name="source"/> reported when the last batch was planned, if it was listed.</summary>
+    public long? EndOf(string source, string partition) => _ends.TryGetValue((source, partition), out long end) ? end : null;
+
     /// <summary>
     /// Plans batch <paramref name="batchId"/>: for every partition, known or newly listed, the range from its
     /// position to what is available (capped by <c>MaxRecordsPerPartition</c>, and by <paramref name="targets"/> in a bounded run).
@@ -121,6 +127,7 @@ internal sealed class BatchPlanner
                 if (listed.Contains(partition))
                 {
                     long end = await executor.EndAsync(partition, CancellationToken.None).ConfigureAwait(false);
+                    _ends[(id, partition)] = end;
                     // In every mode, bounded too: data that shrank below what was processed was rewritten or
                     // truncated, and reading on from the old position would skip or repeat records silently.
                     if (end < from)

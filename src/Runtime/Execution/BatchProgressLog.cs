@@ -124,6 +124,8 @@ internal static class BatchProgressJson
                     w.WriteString("partition", part.Partition);
                     w.WriteNumber("startPosition", part.StartPosition);
                     w.WriteNumber("endPosition", part.EndPosition);
+                    if (part.AvailablePosition is long available) w.WriteNumber("availablePosition", available);
+                    if (part.Lag is long lag) w.WriteNumber("lag", lag);
                     w.WriteEndObject();
                 }
 

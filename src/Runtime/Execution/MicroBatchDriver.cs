@@ -276,6 +276,7 @@ internal sealed class MicroBatchDriver
 
         _metrics.BatchDone(batchStarted, replay, _state.KeyCount);
         var progress = Progress(plan, started, batchStarted, replay, snapshot, batch, input, output, readBySource);
+        if (!replay) _metrics.Lag(progress.Sources);
         if (!replay) _status?.BatchCommitted(progress);
         _batchCompleted?.Invoke(progress);
         return input;
@@ -295,7 +296,7 @@ internal sealed class MicroBatchDriver
             Phases = new Dictionary<string, TimeSpan>(_phases, StringComparer.Ordinal),
             Sources = readBySource.Select(s => new SourceProgress(s.Id, s.Read,
                 (plan.Sources.TryGetValue(s.Id, out var ranges) ? ranges : new SortedDictionary<string, PartitionRange>())
-                .Select(p => new PartitionProgress(p.Key, p.Value.From, p.Value.To)).ToArray())).ToArray(),
+                .Select(p => new PartitionProgress(p.Key, p.Value.From, p.Value.To) { AvailablePosition = replay ? null : _planner.EndOf(s.Id, p.Key) }).ToArray())).ToArray(),
             Sinks = replay ? Array.Empty<SinkProgress>() : _sinkExecutors.Select(s => new SinkProgress(s.Node.Id, s.InputCount)).ToArray(),
             StateOperators = _state.KeyCounts(),
             Watermarks = _executors.OfType<IWatermark>().Where(w => w.Current != long.MinValue)

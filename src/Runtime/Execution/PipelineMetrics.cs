@@ -29,6 +29,18 @@ internal sealed class PipelineMetrics
     private static readonly Counter<long> Takeovers = Meter.CreateCounter<long>("pipelinedsl.takeovers", "{takeover}", "Hot standbys that took the checkpoint over");
     private static readonly UpDownCounter<long> StateKeys = Meter.CreateUpDownCounter<long>("pipelinedsl.state.keys", "{key}", "Keys held by the stateful operators");
 
+    private static readonly ObservableGauge<long> SourceLag = Meter.CreateObservableGauge("pipelinedsl.source.lag", ObserveLag, "{position}",
+        "How far each source partition's data was ahead of the last batch's end when it was planned: records for Kafka and memory sources, bytes for files");
+
+    // The runs of this process that report lag, each with its latest per-partition figures.
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<PipelineMetrics, Measurement<long>[]> LagByRun = new();
+
+    private static IEnumerable<Measurement<long>> ObserveLag()
+    {
+        foreach (var measurements in LagByRun.Values)
+            foreach (var m in measurements) yield return m;
+    }
+
     private readonly KeyValuePair<string, object?> _pipeline;
     private long _reportedKeys;
 
@@ -85,9 +97,22 @@ internal sealed class PipelineMetrics
 
     public void TookOver() => Takeovers.Add(1, _pipeline);
 
+    /// <summary>The lag of each partition as the last batch found it (see <see cref="PartitionProgress.Lag"/>), for the gauge.</summary>
+    public void Lag(IReadOnlyList<SourceProgress> sources)
+    {
+        if (!SourceLag.Enabled) return;
+        var measurements = new List<Measurement<long>>();
+        foreach (var source in sources)
+            foreach (var partition in source.Partitions)
+                if (partition.Lag is long lag)
+                    measurements.Add(new Measurement<long>(lag, _pipeline, new KeyValuePair<string, object?>("source", source.Source), new KeyValuePair<string, object?>("partition", partition.Partition)));
+        LagByRun[this] = measurements.ToArray();
+    }
+
     /// <summary>At the end of a run: the state it held is no longer this process's to report.</summary>
     public void Stopped()
     {
+        LagByRun.TryRemove(this, out _);
         if (_reportedKeys != 0) StateKeys.Add(-_reportedKeys, _pipeline);
         _reportedKeys = 0;
     }

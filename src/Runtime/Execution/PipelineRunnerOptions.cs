@@ -169,7 +169,17 @@ public sealed record SourceProgress(string Source, long Records, IReadOnlyList<P
 /// <param name="Partition">The partition's name.</param>
 /// <param name="StartPosition">The first position read (inclusive).</param>
 /// <param name="EndPosition">The position after the last one read.</param>
-public sealed record PartitionProgress(string Partition, long StartPosition, long EndPosition);
+public sealed record PartitionProgress(string Partition, long StartPosition, long EndPosition)
+{
+    /// <summary>The position the partition's data reached when the batch was planned (null when the source did not list it).</summary>
+    public long? AvailablePosition { get; init; }
+
+    /// <summary>
+    /// How far the data was ahead of this batch's end when it was planned, in the source's positions (records for Kafka
+    /// and memory sources, bytes for files): the backlog a cap on batch size (or a slow pipeline) leaves behind.
+    /// </summary>
+    public long? Lag => AvailablePosition is long available ? Math.Max(0, available - EndPosition) : null;
+}
 
 /// <summary>Records one sink received in a batch.</summary>
 /// <param name="Sink">The sink's id.</param>
