@@ -24,11 +24,12 @@ var ratesOption = new Option<long[]>("--rates") { Description = "Input rates (re
 var secondsOption = new Option<int>("--seconds") { Description = "Seconds per rate for --latency", DefaultValueFactory = _ => 15 }.Positive();
 var azureOption = new Option<bool>("--azure-store") { Description = "Compare the keyed count with its checkpoint on Azure Blob Storage (Azurite on loopback) against a local directory, interleaved" };
 var metricsOption = new Option<bool>("--metrics") { Description = "Measure the cost of a listener on the PipelineDsl meter: the keyed count with one attached against without, interleaved" };
+var hostedOption = new Option<bool>("--hosted") { Description = "Measure the cost of running as a service: the keyed count under the .NET host with the Prometheus exporter and the UI's API polled every second, against the plain runner, interleaved" };
 var takeoverOption = new Option<bool>("--takeover") { Description = "Measure takeover time with hot standbys (replicas of the main job on Azurite; SIGKILL of the active one)" };
 var intervalOption = new Option<int>("--interval-ms") { Description = "Batch interval in milliseconds for --latency", DefaultValueFactory = _ => 10 }.Positive();
 var root = new RootCommand("Runtime benchmark: map+filter and keyed count through the runner against a plain C# loop, in one run; then restart time.")
 {
-    recordsOption, keysOption, repeatOption, parallelismOption, profileOption, latencyOption, ratesOption, secondsOption, intervalOption, azureOption, takeoverOption, metricsOption,
+    recordsOption, keysOption, repeatOption, parallelismOption, profileOption, latencyOption, ratesOption, secondsOption, intervalOption, azureOption, takeoverOption, metricsOption, hostedOption,
 };
 if (CommandLineProgram.Parse(root, args, out var parsed) is int exit) return exit;
 long records = parsed.GetValue(recordsOption);
@@ -177,6 +178,16 @@ if (parsed.GetValue(metricsOption))
     var withListener = Interleave(() => RunPipeline(true, 10), Listened);
     Console.WriteLine($"Keyed count, checkpoint every 10 batches, load average before: {LoadAverage()}: with a listener on the PipelineDsl meter / without: "
                       + $"{Median(withListener.Ratios):F3} of the throughput (median of {repeat} rounds; best {withListener.Ratios.Max():F3}); {taken:N0} measurements taken.");
+    return 0;
+}
+
+if (parsed.GetValue(hostedOption))
+{
+    // The keyed count (checkpoint every 10 batches) run plainly, then as a hosted service that is scraped and watched.
+    var hosted = Interleave(() => RunPipeline(true, 10),
+        () => HostedRun.Run(Source(), Path.Combine(temp, Guid.NewGuid().ToString("N")), perPartitionPerBatch, parallelism, records));
+    Console.WriteLine($"Keyed count, checkpoint every 10 batches, load average before: {LoadAverage()}: as a hosted service (Prometheus exporter scraped and the UI's API polled every second) / plain runner: "
+                      + $"{Median(hosted.Ratios):F3} of the throughput (median of {repeat} rounds; best {hosted.Ratios.Max():F3}); plain {records / hosted.Plain.Min(m => m.Wall):N0} records/s, hosted {records / hosted.Pipeline.Min(m => m.Wall):N0} records/s (best).");
     return 0;
 }
 
