@@ -45,15 +45,23 @@ internal static class HaDemo
         for (int i = 0; i < 3; i++) Start();
         var clock = Stopwatch.StartNew();
         int killed = 0;
+        // Kills follow the job's progress, not only the clock: the active replica is killed once it has run its share
+        // of the batches (500 lines of each of 8 files per batch), or after killEvery, whichever comes first, so that
+        // every kill lands mid-run however fast the machine processes the input.
+        long share = Math.Max(3, records / 4000 / (kills + 2));
+        var sinceKill = Stopwatch.StartNew();
         while (killed < kills)
         {
-            await Task.Delay(killEvery);
+            await Task.Delay(50);
             var active = replicas.FirstOrDefault(r => r.IsActive && !r.HasExited);
             if (active is null)
             {
                 if (replicas.All(r => r.HasExited)) break; // done before the last kill
                 continue;
             }
+
+            if (active.BatchesSinceActive < share && sinceKill.Elapsed < killEvery) continue;
+            sinceKill.Restart();
 
             Console.WriteLine($"ha-demo: {clock.Elapsed.TotalSeconds,5:F1} s  kill -9 replica {active.Number} (the active one)");
             active.Kill();
@@ -124,6 +132,10 @@ internal static class HaDemo
 
         private int _batches;
         private int _following;
+        private int _batchesSinceActive;
+
+        /// <summary>Batch lines printed since this replica took the checkpoint over.</summary>
+        public int BatchesSinceActive => Volatile.Read(ref _batchesSinceActive);
 
         private void Show(string? line)
         {
@@ -131,6 +143,7 @@ internal static class HaDemo
             if (line.Contains("took over the checkpoint", StringComparison.Ordinal)) IsActive = true;
             if (line.StartsWith("batch", StringComparison.Ordinal))
             {
+                if (IsActive) Interlocked.Increment(ref _batchesSinceActive);
                 // One line in twenty: the active replica's progress, without flooding the screen.
                 if (Interlocked.Increment(ref _batches) % 20 != 1) return;
             }

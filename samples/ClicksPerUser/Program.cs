@@ -82,7 +82,7 @@ internal static class Cli
 
         var demoRecords = new Option<long>("--records") { Description = "Number of clicks", DefaultValueFactory = _ => 1_000_000 }.Positive();
         var demoKills = new Option<int>("--kills") { Description = "How many times to kill the active replica", DefaultValueFactory = _ => 5 }.NotNegative();
-        var demoEvery = new Option<int>("--kill-every-ms") { Description = "Time between kills", DefaultValueFactory = _ => 4000 }.Positive();
+        var demoEvery = new Option<int>("--kill-every-ms") { Description = "The longest time between kills: a kill comes sooner once the active replica has run its share of the batches", DefaultValueFactory = _ => 4000 }.Positive();
         var haDemo = new Command("ha-demo", "High availability in one command: Azurite, three replicas on one checkpoint there, the active one killed every few seconds, the output checked against an uninterrupted run.")
         {
             demoRecords, demoKills, demoEvery,
