@@ -269,22 +269,35 @@ internal sealed class KeyedStateStore<TKey, TValue> where TKey : notnull
     }
 }
 
-/// <summary>A growable list of slot indices, cleared (capacity kept) between batches.</summary>
+/// <summary>
+/// A growable list of slot indices, cleared (capacity kept) between batches. One per shard, written by that shard's
+/// worker for about every record it processes: its count sits alone on its cache lines (<see cref="PaddedInt"/>), or the
+/// lists of two shards, allocated side by side, would make both cores write the same line (false sharing).
+/// </summary>
 internal sealed class SlotList
 {
     private int[] _items = new int[64];
-    private int _count;
+    private PaddedInt _count;
 
-    public ReadOnlySpan<int> Items => _items.AsSpan(0, _count);
+    public ReadOnlySpan<int> Items => _items.AsSpan(0, _count.Value);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Add(int index)
     {
-        if (_count == _items.Length) Array.Resize(ref _items, _items.Length * 2);
-        _items[_count++] = index;
+        int count = _count.Value;
+        if (count == _items.Length) Array.Resize(ref _items, _items.Length * 2);
+        _items[count] = index;
+        _count.Value = count + 1;
     }
 
-    public void Clear() => _count = 0;
+    public void Clear() => _count.Value = 0;
+}
+
+/// <summary>An int with a cache line of padding on either side.</summary>
+[StructLayout(LayoutKind.Explicit, Size = 136)]
+internal struct PaddedInt
+{
+    [FieldOffset(64)] public int Value;
 }
 
 /// <summary>Reads the keyed entries' layout (<see cref="KeyedStateStore{TKey, TValue}.Format"/> 1) for <c>dump-state</c>: one line per key.</summary>
