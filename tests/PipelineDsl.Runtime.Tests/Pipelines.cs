@@ -158,3 +158,37 @@ public sealed class EnrichAuditLog
 {
     public const string Collection = "enrich audit log";
 }
+
+/// <summary>
+/// Stateless operators in chains the runtime fuses: kept -> scaled feeds two consumers (so it ends a chain), and
+/// expanded -> labelled is a second chain. A user named "poison" makes the chain's head throw.
+/// </summary>
+[Pipeline("chained")]
+public static partial class Chained
+{
+    [Source("events")]
+    public static partial Source<Event> Events();
+
+    [Filter("kept", From = "events")]
+    public static bool Kept(Event e) =>
+        e.User == "poison" ? throw new InvalidOperationException("poison record") : e.Value % 7 != 3;
+
+    [Map("scaled", From = "kept")]
+    public static Event Scaled(Event e) => e with { Value = e.Value * 3 + 1 };
+
+    [FlatMap("expanded", From = "scaled")]
+    public static IEnumerable<Event> Expanded(Event e)
+    {
+        // None, one or two records per input, and a lazily produced sequence (not an array or list).
+        for (long i = 0; i < e.Value % 3; i++) yield return e with { Value = e.Value + i };
+    }
+
+    [Map("labelled", From = "expanded")]
+    public static Total Labelled(Event e) => new(e.User, e.Value, e.Value % 5);
+
+    [Sink("scaled-out", From = "scaled")]
+    public static partial Sink<Event> ScaledOut();
+
+    [Sink("out", From = "labelled")]
+    public static partial Sink<Total> Out();
+}

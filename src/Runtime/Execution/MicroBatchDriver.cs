@@ -62,6 +62,7 @@ internal sealed class MicroBatchDriver
         _status = status;
         var factory = new ExecutorFactory(sources, sinks, options.Parallelism);
         _executors = definition.Operators.Select(factory.Build).ToArray();
+        OperatorFusion.Apply(_executors);
         _sourceExecutors = _executors.OfType<ISourceExecutor>().Select(e => (e.Node.Id, e)).ToList();
         _sinkExecutors = _executors.OfType<SinkExecutorBase>().OrderBy(s => s.Node.Id, StringComparer.Ordinal).ToArray();
         _state = new StatefulOperators(_executors.OfType<IStatefulExecutor>(), definition.Manifest);
@@ -226,7 +227,10 @@ internal sealed class MicroBatchDriver
             catch (Exception e) when (e is not OperationCanceledException)
             {
                 var inner = e is AggregateException { InnerExceptions.Count: > 0 } a ? a.InnerExceptions[0] : e;
-                throw new PipelineExecutionException($"Operator '{executor.Node.Id}' failed in batch {plan.BatchId}: {inner.Message}", inner);
+                // In a fused chain the failing function may belong to an operator before this one: name that one.
+                var failed = executor.Node;
+                if (inner is StageFailedException stage) (failed, inner) = (stage.Node, stage.InnerException!);
+                throw new PipelineExecutionException($"Operator '{failed.Id}' failed in batch {plan.BatchId}: {inner.Message}", inner);
             }
         }
 

@@ -159,7 +159,7 @@ internal static class Chunks
 {
     public const int ParallelThreshold = 8192;
 
-    public static void Transform<TIn, TOut>(List<TIn> input, List<TOut> output, BatchContext batch, Action<TIn, List<TOut>> body)
+    public static void Transform<TIn, TOut>(List<TIn> input, List<TOut> output, BatchContext batch, ChunkOutputs<TOut> parts, Action<TIn, List<TOut>> body)
     {
         int n = input.Count;
         if (batch.Parallelism <= 1 || n < ParallelThreshold)
@@ -169,16 +169,51 @@ internal static class Chunks
         }
 
         int chunks = batch.Parallelism * 4;
-        var parts = new List<TOut>[chunks];
+        var lists = parts.Take(chunks);
         Parallel.For(0, chunks, batch.ParallelOptions, c =>
         {
             int start = (int)((long)n * c / chunks), end = (int)((long)n * (c + 1) / chunks);
-            var part = new List<TOut>(end - start);
+            var part = lists[c];
             var span = CollectionsMarshal.AsSpan(input);
             for (int i = start; i < end; i++) body(span[i], part);
-            parts[c] = part;
         });
-        foreach (var part in parts) output.AddRange(part);
+        parts.MoveTo(output, chunks);
+    }
+}
+
+/// <summary>
+/// The per-chunk output lists of an operator that runs in parallel chunks, kept from batch to batch. A new list per
+/// chunk and batch is an array on the large-object heap once a chunk holds more than about 10,000 references, and that
+/// churn set off full (gen 2) collections: at parallelism 2 map+filter spent more than 40 % of its time in the GC.
+/// </summary>
+internal sealed class ChunkOutputs<T>
+{
+    private List<T>[] _lists = Array.Empty<List<T>>();
+
+    /// <summary>Empty lists for <paramref name="chunks"/> chunks.</summary>
+    public List<T>[] Take(int chunks)
+    {
+        if (_lists.Length < chunks)
+        {
+            int had = _lists.Length;
+            Array.Resize(ref _lists, chunks);
+            for (int i = had; i < chunks; i++) _lists[i] = new List<T>();
+        }
+
+        return _lists;
+    }
+
+    /// <summary>Appends the chunks' records to <paramref name="output"/> in chunk order and empties the lists (so that they hold no records alive).</summary>
+    public void MoveTo(List<T> output, int chunks)
+    {
+        int total = output.Count;
+        for (int i = 0; i < chunks; i++) total += _lists[i].Count;
+        output.EnsureCapacity(total);
+        for (int i = 0; i < chunks; i++)
+        {
+            output.AddRange(_lists[i]);
+            _lists[i].Clear();
+        }
     }
 }
 

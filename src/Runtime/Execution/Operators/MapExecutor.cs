@@ -12,20 +12,15 @@ using PipelineDsl.Sources;
 
 namespace PipelineDsl.Execution;
 
-internal sealed class MapExecutor<TIn, TOut> : OperatorExecutor<TOut>
+internal sealed class MapExecutor<TIn, TOut> : StatelessExecutor<TIn, TOut>
 {
-    private readonly OperatorExecutor<TIn> _input;
     private readonly Func<TIn, TOut> _map;
 
-    public MapExecutor(MapNode<TIn, TOut> node, OperatorExecutor<TIn> input) : base(node)
-    {
-        _input = input;
-        _map = node.Function;
-    }
+    public MapExecutor(MapNode<TIn, TOut> node, OperatorExecutor<TIn> input) : base(node, input) => _map = node.Function;
 
-    public override void Execute(BatchContext batch)
+    protected override void ExecuteAlone(BatchContext batch)
     {
-        var input = _input.Output;
+        var input = Input.Output;
         int n = input.Count;
         if (batch.Parallelism <= 1 || n < Chunks.ParallelThreshold)
         {
@@ -46,5 +41,36 @@ internal sealed class MapExecutor<TIn, TOut> : OperatorExecutor<TOut>
             var target = CollectionsMarshal.AsSpan(Output).Slice(offset, n);
             for (int i = start; i < end; i++) target[i] = _map(source[i]);
         });
+    }
+
+    protected override RecordSink<TIn> Stage(RecordSink<TOut> next) => new MapStage(this, next);
+
+    private sealed class MapStage : RecordSink<TIn>
+    {
+        private readonly Func<TIn, TOut> _map;
+        private readonly OperatorNode _node;
+        private readonly RecordSink<TOut> _next;
+
+        public MapStage(MapExecutor<TIn, TOut> owner, RecordSink<TOut> next)
+        {
+            _map = owner._map;
+            _node = owner.Node;
+            _next = next;
+        }
+
+        public override void Push(TIn record)
+        {
+            TOut mapped;
+            try
+            {
+                mapped = _map(record);
+            }
+            catch (Exception e)
+            {
+                throw new StageFailedException(_node, e);
+            }
+
+            _next.Push(mapped);
+        }
     }
 }
