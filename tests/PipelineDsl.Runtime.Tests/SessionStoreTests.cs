@@ -136,7 +136,7 @@ public class StateDumpTests
         w.WriteArrayHeader(3);
         for (int i = 0; i < 3; i++) w.Write((long)i);
         var output = new StringWriter();
-        StateDump.WriteJsonLines("stream-join", w.WrittenSpan, new Dictionary<long, string>(), 2, output);
-        Assert.Equal(new[] { "{\"kind\":\"stream-join\",\"entry\":0}", "{\"kind\":\"stream-join\",\"entry\":1}" }, output.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        StateDump.WriteJsonLines("a-newer-kind", w.WrittenSpan, new Dictionary<long, string>(), 2, output);
+        Assert.Equal(new[] { "{\"kind\":\"a-newer-kind\",\"entry\":0}", "{\"kind\":\"a-newer-kind\",\"entry\":1}" }, output.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries));
     }
 }

@@ -13,8 +13,8 @@ namespace PipelineDsl.State;
 /// <summary>
 /// An operator's snapshot state as JSON lines (<c>pipelinedsl dump-state</c>). Each layout is read by the dumper
 /// that sits beside its writer (<see cref="KeyedStateLayout"/>, <see cref="PaneLayout"/>, <see cref="SessionLayout"/>,
-/// <see cref="BatchWindowLayout"/>, <see cref="WatermarkLayout"/>); a state without one (a stream join's buffered records) is
-/// written as stored, one line per entry, without field names.
+/// <see cref="BatchWindowLayout"/>, <see cref="WatermarkLayout"/>, <see cref="JoinBufferLayout"/>); a kind without one
+/// (a state written by a newer build) is written as stored, one line per entry, without field names.
 /// </summary>
 internal static class StateDump
 {
@@ -38,6 +38,9 @@ internal static class StateDump
                 break;
             case OperatorKinds.Watermark:
                 WatermarkLayout.Dump(ref r, lines);
+                break;
+            case OperatorKinds.StreamJoin:
+                JoinBufferLayout.Dump(ref r, lines);
                 break;
             default:
                 bool single = r.NextType != MessagePackType.Array;
