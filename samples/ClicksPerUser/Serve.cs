@@ -25,6 +25,10 @@ namespace ClicksPerUser;
 /// </summary>
 internal static class Serve
 {
+    private static readonly ExplicitBucketHistogramConfiguration SecondBuckets = new() { Boundaries = new[] { 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60 } };
+
+    private static readonly ExplicitBucketHistogramConfiguration ByteBuckets = new() { Boundaries = Enumerable.Range(0, 11).Select(i => 1024.0 * Math.Pow(4, i)).ToArray() };
+
     public static async Task<int> RunAsync(string? input, string? checkpoint, string? output, string urls, string[] configurationArgs)
     {
         string work = Path.GetFullPath("clicks-per-user-work");
@@ -52,7 +56,11 @@ internal static class Serve
         builder.Services.AddOpenTelemetry().WithMetrics(metrics => metrics
             .AddMeter(PipelineMeter.Name)
             // Batch and phase durations are seconds: buckets from 1 ms to a minute (OpenTelemetry's default ones are for milliseconds).
-            .AddView("pipelinedsl.batch.*", new ExplicitBucketHistogramConfiguration { Boundaries = new[] { 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60 } })
+            .AddView("pipelinedsl.batch.*", SecondBuckets)
+            .AddView("pipelinedsl.checkpoint.write.duration", SecondBuckets)
+            // Checkpoint files and state deltas: bytes, from 1 KiB to 1 GiB by powers of four.
+            .AddView("pipelinedsl.checkpoint.write.size", ByteBuckets)
+            .AddView("pipelinedsl.state.delta.size", ByteBuckets)
             .AddPrometheusExporter());
 
         var app = builder.Build();

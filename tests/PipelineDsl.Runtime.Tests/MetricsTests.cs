@@ -26,12 +26,29 @@ public static partial class MetricsTotals
     public static partial Sink<Total?> Out();
 }
 
+/// <summary>Event time, for the watermark gauge; no other test runs it.</summary>
+[Pipeline("metrics-event-time")]
+public static partial class MetricsEventTime
+{
+    [Source("readings")]
+    public static partial Source<Reading> Readings();
+
+    [Watermark("timed", From = "readings", Time = nameof(Reading.Time), MaxOutOfOrdernessMs = 1000)]
+    public static partial Stream<Reading> Timed();
+
+    [EventTimeWindow("tumbling", From = "timed", Key = nameof(Reading.Sensor), Time = nameof(Reading.Time), SizeMs = 1000)]
+    public static Reading Sum(Reading a, Reading b) => a with { Value = a.Value + b.Value };
+
+    [Sink("out", From = "tumbling")]
+    public static partial Sink<EventWindow<string, Reading>> Out();
+}
+
 /// <summary>The "PipelineDsl" meter's values equal what the run did, read through a <see cref="MeterListener"/>.</summary>
 public sealed class MetricsTests
 {
     private sealed record Measurement(string Instrument, double Value, Dictionary<string, object?> Tags);
 
-    private static MeterListener Listen(ConcurrentQueue<Measurement> into)
+    private static MeterListener Listen(ConcurrentQueue<Measurement> into, string pipeline = "metrics-totals")
     {
         var listener = new MeterListener
         {
@@ -44,7 +61,7 @@ public sealed class MetricsTests
         {
             var map = new Dictionary<string, object?>();
             foreach (var tag in tags) map[tag.Key] = tag.Value;
-            if (Equals(map.GetValueOrDefault("pipeline"), "metrics-totals")) into.Enqueue(new Measurement(instrument.Name, value, map));
+            if (Equals(map.GetValueOrDefault("pipeline"), pipeline)) into.Enqueue(new Measurement(instrument.Name, value, map));
         }
 
         listener.SetMeasurementEventCallback<long>((i, v, t, _) => Add(i, v, t));
@@ -88,6 +105,7 @@ public sealed class MetricsTests
 
         Assert.Equal(summary.StateKeys, peak);
         Assert.Equal(0, running);
+        Assert.All(measurements.Where(m => m.Instrument == "pipelinedsl.state.keys"), m => Assert.Equal("totals", m.Tags["operator"]));
         Assert.Equal(0, Sum("pipelinedsl.recoveries"));
 
         // A second run continues the checkpoint: one recovery.
@@ -95,5 +113,84 @@ public sealed class MetricsTests
         await new PipelineRunner(MetricsTotals.Definition, options).BindSource(MetricsTotals.Events(), source).BindSink(MetricsTotals.Out(), sink).RunAsync();
         Assert.Equal(1, Sum("pipelinedsl.recoveries"));
         Assert.Equal(96, Sum("pipelinedsl.records.input"));
+    }
+
+    [Fact]
+    public async Task State_sizes_and_checkpoint_writes_equal_the_files_and_records_of_the_run()
+    {
+        var measurements = new ConcurrentQueue<Measurement>();
+        using var listener = Listen(measurements);
+        using var dir = new TempDir();
+        var source = new MemorySource<Event>();
+        source.Add(0, Enumerable.Range(0, 95).Select(i => new Event("u" + (i % 9), i % 7)));
+        var options = new PipelineRunnerOptions { CheckpointDirectory = dir.Sub("checkpoint"), Trigger = TriggerMode.AvailableNow, MaxRecordsPerPartition = 10, CheckpointInterval = 4, RetainedSnapshots = 100 };
+        var runner = new PipelineRunner(MetricsTotals.Definition, options).BindSource(MetricsTotals.Events(), source).BindSink(MetricsTotals.Out(), new CollectingSink<Total?>());
+        var progress = new List<BatchProgress>();
+        var gauged = new List<(long Batch, double Bytes)>();
+        runner.BatchCompleted += p =>
+        {
+            progress.Add(p);
+            // The gauge reports the newest snapshot's size while the run goes on (a run that ended reports nothing).
+            listener.RecordObservableInstruments();
+            foreach (var m in measurements.Where(m => m.Instrument == "pipelinedsl.state.snapshot.size").Skip(gauged.Count)) gauged.Add((p.BatchId, m.Value));
+        };
+        var summary = await runner.RunAsync();
+        Assert.Equal(10, summary.BatchesRun);
+
+        // Per batch: the delta's bytes, as the progress record says, once per batch for the one stateful operator.
+        var deltas = measurements.Where(m => m.Instrument == "pipelinedsl.state.delta.size").ToList();
+        Assert.Equal(10, deltas.Count);
+        Assert.All(deltas, m => Assert.Equal("totals", m.Tags["operator"]));
+        Assert.Equal(progress.Select(p => (double)p.StateOperators.Single().DeltaBytes!.Value), deltas.Select(m => m.Value));
+        Assert.All(deltas, m => Assert.True(m.Value > 0));
+
+        // Snapshots after batches 3 and 7: the gauge and the progress record say the operator's part's size, which is
+        // inside the snapshot file and smaller than it.
+        Assert.Null(progress[2].StateOperators.Single().SnapshotBytes);
+        long snapshot3 = progress[3].StateOperators.Single().SnapshotBytes!.Value;
+        long snapshot7 = progress[7].StateOperators.Single().SnapshotBytes!.Value;
+        Assert.Equal(new[] { (3L, (double)snapshot3), (7L, (double)snapshot7) }, gauged.Where(g => g.Batch is 3 or 7).Distinct().ToArray());
+        Assert.InRange(snapshot3, 9 * 2, new FileInfo(Path.Combine(options.CheckpointDirectory!, "state", 3.ToString("D19"))).Length);
+
+        // Every offsets and commit file of the run, and each snapshot, was measured with its size on disk.
+        string checkpoint = options.CheckpointDirectory!;
+        double[] Sizes(string file) => measurements.Where(m => m.Instrument == "pipelinedsl.checkpoint.write.size" && Equals(m.Tags["file"], file)).Select(m => m.Value).ToArray();
+        double[] OnDisk(string folder) => Directory.GetFiles(Path.Combine(checkpoint, folder)).Where(f => !Path.GetFileName(f).StartsWith('.')).Order(StringComparer.Ordinal).Select(f => (double)new FileInfo(f).Length).ToArray();
+        Assert.Equal(OnDisk("offsets"), Sizes("offsets"));
+        Assert.Equal(OnDisk("commits"), Sizes("commit"));
+        Assert.Equal(OnDisk("state"), Sizes("snapshot"));
+        Assert.Equal(3, Sizes("snapshot").Length); // after batches 3 and 7, and the final one
+        foreach (var file in new[] { "offsets", "commit", "snapshot" })
+            Assert.Equal(Sizes(file).Length, measurements.Count(m => m.Instrument == "pipelinedsl.checkpoint.write.duration" && Equals(m.Tags["file"], file) && m.Value is >= 0 and < 60));
+    }
+
+    [Fact]
+    public async Task The_watermark_gauge_reports_each_batchs_watermark_while_the_run_goes_on()
+    {
+        var measurements = new ConcurrentQueue<Measurement>();
+        using var listener = Listen(measurements, "metrics-event-time");
+        using var dir = new TempDir();
+        var source = new MemorySource<Reading>();
+        source.Add(0, Enumerable.Range(0, 40).Select(i => new Reading("s" + (i % 3), 10_000 + i * 250, i)));
+        var options = new PipelineRunnerOptions { CheckpointDirectory = dir.Sub("checkpoint"), Trigger = TriggerMode.AvailableNow, MaxRecordsPerPartition = 10 };
+        var runner = new PipelineRunner(MetricsEventTime.Definition, options)
+            .BindSource(MetricsEventTime.Readings(), source)
+            .BindSink(MetricsEventTime.Out(), new CollectingSink<EventWindow<string, Reading>>());
+        var pairs = new List<(long Progress, double Gauge)>();
+        runner.BatchCompleted += p =>
+        {
+            int before = measurements.Count;
+            listener.RecordObservableInstruments();
+            var gauge = measurements.Skip(before).Single(m => m.Instrument == "pipelinedsl.watermark");
+            Assert.Equal("timed", gauge.Tags["operator"]);
+            pairs.Add((p.Watermarks.Single().WatermarkMs, gauge.Value));
+        };
+
+        await runner.RunAsync();
+
+        Assert.Equal(4, pairs.Count);
+        Assert.All(pairs, p => Assert.Equal(p.Progress, p.Gauge));
+        // The newest event time of each batch of 10 readings, less the allowed out-of-orderness.
+        Assert.Equal(new double[] { 10_000 + 9 * 250 - 1000, 10_000 + 19 * 250 - 1000, 10_000 + 29 * 250 - 1000, 10_000 + 39 * 250 - 1000 }, pairs.Select(p => p.Gauge));
     }
 }

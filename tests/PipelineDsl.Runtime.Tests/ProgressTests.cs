@@ -96,7 +96,10 @@ public sealed class ProgressTests
             Assert.Equal(new SinkProgress("out", sink.Batches[b].Count), p.Sinks.Single());
             Assert.Equal(p.OutputRecords, sink.Batches[b].Count);
             // Users seen so far: u0-u3 from partition 0 (all within its first 4 records), v0-v2 from partition 1.
-            Assert.Equal(new StateOperatorProgress("per-user", 7), p.StateOperators.Single());
+            var state = p.StateOperators.Single();
+            Assert.Equal(("per-user", 7L), (state.OperatorId, state.Keys));
+            Assert.True(state.DeltaBytes > 0, $"batch {b}: the delta's bytes");
+            Assert.Equal(p.SnapshotWritten || b > 0 && progress[b - 1].StateOperators.Single().SnapshotBytes is not null, state.SnapshotBytes is not null);
             foreach (string phase in new[] { "plan", "read", "execute", "offsets", "sink", "commit" }) Assert.True(p.Phases.ContainsKey(phase), $"batch {b} lacks phase {phase}");
             Assert.Equal(p.SnapshotWritten, p.Phases.ContainsKey("snapshot"));
             // The phases follow one another from the start of the plan, which is where the batch's duration starts too.

@@ -67,6 +67,26 @@ internal sealed class CheckpointLog
 
     public ICheckpointStore Store => _store;
 
+    /// <summary>
+    /// Told of every offsets, commit and snapshot file this log wrote: its kind (<c>offsets</c>, <c>commit</c>,
+    /// <c>snapshot</c>), its size in bytes and how long the write took. Null (the default) times nothing.
+    /// </summary>
+    public Action<string, long, TimeSpan>? FileWritten { get; set; }
+
+    private Task Observed(string kind, long bytes, Func<Task> write)
+    {
+        var observer = FileWritten;
+        if (observer is null) return write();
+        return Timed();
+
+        async Task Timed()
+        {
+            long started = System.Diagnostics.Stopwatch.GetTimestamp();
+            await write().ConfigureAwait(false);
+            observer(kind, bytes, System.Diagnostics.Stopwatch.GetElapsedTime(started));
+        }
+    }
+
     /// <summary>The pipeline whose checkpoint this is.</summary>
     public string PipelineId => _pipelineId;
 
@@ -226,7 +246,8 @@ internal sealed class CheckpointLog
 
         string name = Name("offsets", record.BatchId);
         // Durable before the batch runs: a replay must read exactly these ranges. Created, never replaced: see CreateAsync.
-        return CreateAsync(name, CheckpointFile.Wrap("offsets", _pipelineId, CheckpointId, record.BatchId, w.WrittenSpan), durable: true, IsIntactOffsetsAsync, ct);
+        var file = CheckpointFile.Wrap("offsets", _pipelineId, CheckpointId, record.BatchId, w.WrittenSpan);
+        return Observed("offsets", file.Length, () => CreateAsync(name, file, durable: true, IsIntactOffsetsAsync, ct));
     }
 
     private async Task<bool> IsIntactOffsetsAsync(string name, CancellationToken ct)
@@ -347,7 +368,8 @@ internal sealed class CheckpointLog
         // Atomic but not fsynced: if a power loss takes the commit of batch N away, either offsets/N+1 (durable,
         // and written only after N committed) proves it, or batch N simply runs again, which sinks absorb.
         // Created, never replaced: see CreateAsync.
-        return CreateAsync(Name("commits", record.BatchId), buffers.File.WrittenMemory, durable: false, IsValidCommitAsync, ct);
+        var file = buffers.File.WrittenMemory;
+        return Observed("commit", file.Length, () => CreateAsync(Name("commits", record.BatchId), file, durable: false, IsValidCommitAsync, ct));
     }
 
     /// <summary>
@@ -420,7 +442,8 @@ internal sealed class CheckpointLog
     public Task WriteSnapshotAsync(long batchId, CommitBuffers buffers, CancellationToken ct)
     {
         CheckpointFile.WrapInto(buffers.File, "snapshot", _pipelineId, CheckpointId, batchId, buffers.Body.WrittenSpan);
-        return _store.WriteAsync(Name("state", batchId), buffers.File.WrittenMemory, durable: true, ct);
+        var file = buffers.File.WrittenMemory;
+        return Observed("snapshot", file.Length, () => _store.WriteAsync(Name("state", batchId), file, durable: true, ct));
     }
 
     public async Task<ReadOnlyMemory<byte>> ReadSnapshotAsync(string name, CancellationToken ct)

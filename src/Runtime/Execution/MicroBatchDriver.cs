@@ -70,6 +70,8 @@ internal sealed class MicroBatchDriver
             (connector as IConnectorContextAware)?.Attach(new ConnectorContext(definition.PipelineId, id));
 
         var log = new CheckpointLog(store, definition.PipelineId);
+        // Timed always (a clock read per file, next to a file write): a listener may attach at any time.
+        log.FileWritten = _metrics.CheckpointFileWritten;
         _planner = new BatchPlanner(_sourceExecutors, sources, options.MaxRecordsPerPartition);
         var listeners = sources.Where(s => s.Value is ISourceCommitListener).Select(s => (s.Key, (ISourceCommitListener)s.Value));
         _checkpoint = new CheckpointCoordinator(log, _planner, _state, definition.Manifest.Json, options, listeners);
@@ -278,8 +280,9 @@ internal sealed class MicroBatchDriver
             }
         }
 
-        _metrics.BatchDone(batchStarted, replay, _state.KeyCount);
         var progress = Progress(plan, started, batchStarted, replay, snapshot, batch, input, output, readBySource);
+        _metrics.BatchDone(batchStarted, replay, progress.StateOperators);
+        _metrics.Watermarks(progress.Watermarks);
         if (!replay) _metrics.Lag(progress.Sources);
         if (!replay) _status?.BatchCommitted(progress);
         _batchCompleted?.Invoke(progress);
@@ -302,7 +305,7 @@ internal sealed class MicroBatchDriver
                 (plan.Sources.TryGetValue(s.Id, out var ranges) ? ranges : new SortedDictionary<string, PartitionRange>())
                 .Select(p => new PartitionProgress(p.Key, p.Value.From, p.Value.To) { AvailablePosition = replay ? null : _planner.EndOf(s.Id, p.Key) }).ToArray())).ToArray(),
             Sinks = replay ? Array.Empty<SinkProgress>() : _sinkExecutors.Select(s => new SinkProgress(s.Node.Id, s.InputCount)).ToArray(),
-            StateOperators = _state.KeyCounts(),
+            StateOperators = _state.Progress(plan.BatchId),
             Watermarks = _executors.OfType<IWatermark>().Where(w => w.Current != long.MinValue)
                 .Select(w => new WatermarkProgress(((OperatorExecutor)w).Node.Id, w.Current)).ToArray(),
             InputRecordsPerSecond = sinceLast > TimeSpan.Zero ? input / sinceLast.TotalSeconds : 0,

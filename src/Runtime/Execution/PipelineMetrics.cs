@@ -2,13 +2,15 @@ using System;
 using System.Collections.Generic;
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
+using System.Linq;
 
 namespace PipelineDsl.Execution;
 
 /// <summary>
 /// The one <see cref="Meter"/> of PipelineDsl (<see cref="MeterName"/>) and its instruments, named in
 /// OpenTelemetry style. Every measurement is tagged with <c>pipeline</c> (the pipeline id); phases with
-/// <c>phase</c>, records with <c>source</c> or <c>sink</c>. With no listener attached an instrument's call is a
+/// <c>phase</c>, records with <c>source</c> or <c>sink</c>, state and watermarks with <c>operator</c>, checkpoint writes
+/// with <c>file</c>. With no listener attached an instrument's call is a
 /// check of one field and nothing more. The table of instruments is in the README ("Metrics").
 /// </summary>
 internal sealed class PipelineMetrics
@@ -27,22 +29,37 @@ internal sealed class PipelineMetrics
     private static readonly Counter<long> DeadLetters = Meter.CreateCounter<long>("pipelinedsl.records.dead_letter", "{record}", "Bad records set aside by the dead-letter policy");
     private static readonly Counter<long> Recoveries = Meter.CreateCounter<long>("pipelinedsl.recoveries", "{recovery}", "Runs that continued an existing checkpoint");
     private static readonly Counter<long> Takeovers = Meter.CreateCounter<long>("pipelinedsl.takeovers", "{takeover}", "Hot standbys that took the checkpoint over");
-    private static readonly UpDownCounter<long> StateKeys = Meter.CreateUpDownCounter<long>("pipelinedsl.state.keys", "{key}", "Keys held by the stateful operators");
+    private static readonly UpDownCounter<long> StateKeys = Meter.CreateUpDownCounter<long>("pipelinedsl.state.keys", "{key}", "Keys held by each stateful operator");
+    private static readonly Histogram<long> StateDeltaSize = Meter.CreateHistogram<long>("pipelinedsl.state.delta.size", "By", "Bytes of one stateful operator's state delta in a batch's commit file");
+    private static readonly Histogram<long> CheckpointWriteSize = Meter.CreateHistogram<long>("pipelinedsl.checkpoint.write.size", "By", "Bytes of one checkpoint file written: offsets, commit or snapshot");
+    private static readonly Histogram<double> CheckpointWriteDuration = Meter.CreateHistogram<double>("pipelinedsl.checkpoint.write.duration", "s", "Wall time of writing one checkpoint file (durable when it is offsets or a snapshot)");
 
-    private static readonly ObservableGauge<long> SourceLag = Meter.CreateObservableGauge("pipelinedsl.source.lag", ObserveLag, "{position}",
+    private static readonly ObservableGauge<long> SourceLag = Meter.CreateObservableGauge("pipelinedsl.source.lag", () => Observe(g => g.Lag), "{position}",
         "How far each source partition's data was ahead of the last batch's end when it was planned: records for Kafka and memory sources, bytes for files");
+    private static readonly ObservableGauge<long> StateSnapshotSize = Meter.CreateObservableGauge("pipelinedsl.state.snapshot.size", () => Observe(g => g.SnapshotSizes), "By",
+        "Bytes of each stateful operator's state in the newest snapshot this run wrote");
+    private static readonly ObservableGauge<long> Watermark = Meter.CreateObservableGauge("pipelinedsl.watermark", () => Observe(g => g.Watermarks), "ms",
+        "Each watermark stage's watermark after the last batch, Unix milliseconds: records older than it are late");
 
-    // The runs of this process that report lag, each with its latest per-partition figures.
-    private static readonly System.Collections.Concurrent.ConcurrentDictionary<PipelineMetrics, Measurement<long>[]> LagByRun = new();
+    // The runs of this process, each with the latest figures its observable gauges report.
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<PipelineMetrics, Gauges> GaugesByRun = new();
 
-    private static IEnumerable<Measurement<long>> ObserveLag()
+    private sealed class Gauges
     {
-        foreach (var measurements in LagByRun.Values)
-            foreach (var m in measurements) yield return m;
+        public volatile Measurement<long>[] Lag = Array.Empty<Measurement<long>>();
+        public volatile Measurement<long>[] SnapshotSizes = Array.Empty<Measurement<long>>();
+        public volatile Measurement<long>[] Watermarks = Array.Empty<Measurement<long>>();
+    }
+
+    private static IEnumerable<Measurement<long>> Observe(Func<Gauges, Measurement<long>[]> figures)
+    {
+        foreach (var gauges in GaugesByRun.Values)
+            foreach (var m in figures(gauges)) yield return m;
     }
 
     private readonly KeyValuePair<string, object?> _pipeline;
-    private long _reportedKeys;
+    // Keys last reported per operator: the up-down counter is told the change.
+    private readonly Dictionary<string, long> _reportedKeys = new(StringComparer.Ordinal);
 
     public PipelineMetrics(string pipelineId) => _pipeline = new KeyValuePair<string, object?>("pipeline", pipelineId);
 
@@ -62,15 +79,42 @@ internal sealed class PipelineMetrics
         return now;
     }
 
-    public void BatchDone(long since, bool replayed, long stateKeys)
+    public void BatchDone(long since, bool replayed, IReadOnlyList<StateOperatorProgress> state)
     {
         Batches.Add(1, _pipeline, new KeyValuePair<string, object?>("replayed", replayed));
         if (BatchDuration.Enabled) BatchDuration.Record(Stopwatch.GetElapsedTime(since).TotalSeconds, _pipeline);
-        if (stateKeys != _reportedKeys)
+        foreach (var op in state)
         {
-            StateKeys.Add(stateKeys - _reportedKeys, _pipeline);
-            _reportedKeys = stateKeys;
+            long reported = _reportedKeys.GetValueOrDefault(op.OperatorId);
+            if (op.Keys != reported) StateKeys.Add(op.Keys - reported, _pipeline, Operator(op.OperatorId));
+            _reportedKeys[op.OperatorId] = op.Keys;
+            if (op.DeltaBytes is long delta && StateDeltaSize.Enabled) StateDeltaSize.Record(delta, _pipeline, Operator(op.OperatorId));
         }
+
+        if (StateSnapshotSize.Enabled && state.Any(op => op.SnapshotBytes is not null))
+        {
+            GaugeFigures().SnapshotSizes = state.Where(op => op.SnapshotBytes is not null)
+                .Select(op => new Measurement<long>(op.SnapshotBytes!.Value, _pipeline, Operator(op.OperatorId))).ToArray();
+        }
+    }
+
+    private static KeyValuePair<string, object?> Operator(string id) => new("operator", id);
+
+    private Gauges GaugeFigures() => GaugesByRun.GetOrAdd(this, _ => new Gauges());
+
+    /// <summary>A checkpoint file was written (the checkpoint log calls this for offsets, commits and snapshots).</summary>
+    public void CheckpointFileWritten(string file, long bytes, TimeSpan duration)
+    {
+        var kind = new KeyValuePair<string, object?>("file", file);
+        if (CheckpointWriteSize.Enabled) CheckpointWriteSize.Record(bytes, _pipeline, kind);
+        if (CheckpointWriteDuration.Enabled) CheckpointWriteDuration.Record(duration.TotalSeconds, _pipeline, kind);
+    }
+
+    /// <summary>Each watermark stage's watermark after the last batch, for the gauge.</summary>
+    public void Watermarks(IReadOnlyList<WatermarkProgress> watermarks)
+    {
+        if (!Watermark.Enabled || watermarks.Count == 0) return;
+        GaugeFigures().Watermarks = watermarks.Select(w => new Measurement<long>(w.WatermarkMs, _pipeline, Operator(w.OperatorId))).ToArray();
     }
 
     public void Input(string source, long records)
@@ -106,14 +150,15 @@ internal sealed class PipelineMetrics
             foreach (var partition in source.Partitions)
                 if (partition.Lag is long lag)
                     measurements.Add(new Measurement<long>(lag, _pipeline, new KeyValuePair<string, object?>("source", source.Source), new KeyValuePair<string, object?>("partition", partition.Partition)));
-        LagByRun[this] = measurements.ToArray();
+        GaugeFigures().Lag = measurements.ToArray();
     }
 
     /// <summary>At the end of a run: the state it held is no longer this process's to report.</summary>
     public void Stopped()
     {
-        LagByRun.TryRemove(this, out _);
-        if (_reportedKeys != 0) StateKeys.Add(-_reportedKeys, _pipeline);
-        _reportedKeys = 0;
+        GaugesByRun.TryRemove(this, out _);
+        foreach (var (id, keys) in _reportedKeys)
+            if (keys != 0) StateKeys.Add(-keys, _pipeline, Operator(id));
+        _reportedKeys.Clear();
     }
 }

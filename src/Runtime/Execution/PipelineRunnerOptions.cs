@@ -186,10 +186,17 @@ public sealed record PartitionProgress(string Partition, long StartPosition, lon
 /// <param name="Records">Records delivered.</param>
 public sealed record SinkProgress(string Sink, long Records);
 
-/// <summary>Keys one stateful operator holds after a batch.</summary>
+/// <summary>Keys one stateful operator holds after a batch, and the size of its state in the checkpoint.</summary>
 /// <param name="OperatorId">The operator's id.</param>
 /// <param name="Keys">Keys held.</param>
-public sealed record StateOperatorProgress(string OperatorId, long Keys);
+public sealed record StateOperatorProgress(string OperatorId, long Keys)
+{
+    /// <summary>Bytes of this operator's state in the newest snapshot this run wrote (null: none yet).</summary>
+    public long? SnapshotBytes { get; init; }
+
+    /// <summary>Bytes of what this batch changed in this operator's state, as written into its commit file (null: no delta written, as for a replayed batch or with state deltas off).</summary>
+    public long? DeltaBytes { get; init; }
+}
 
 /// <summary>One watermark stage's watermark after a batch.</summary>
 /// <param name="OperatorId">The watermark stage's id.</param>

@@ -17,19 +17,29 @@ internal sealed class StatefulOperators
 {
     private readonly IStatefulExecutor[] _executors;
     private readonly PipelineManifest _manifest;
+    // Bytes of each operator's part in the newest snapshot and in the newest delta (of batch _deltaBatch) serialized.
+    private readonly long?[] _snapshotBytes;
+    private readonly long?[] _deltaBytes;
+    private long _deltaBatch = -1;
 
     public StatefulOperators(IEnumerable<IStatefulExecutor> executors, PipelineManifest manifest)
     {
         _executors = executors.ToArray();
         _manifest = manifest;
+        _snapshotBytes = new long?[_executors.Length];
+        _deltaBytes = new long?[_executors.Length];
     }
 
     public int Count => _executors.Length;
 
     public long KeyCount => _executors.Sum(s => s.KeyCount);
 
-    /// <summary>Each stateful operator's keys, for a batch's progress record.</summary>
-    public IReadOnlyList<StateOperatorProgress> KeyCounts() => _executors.Select(s => new StateOperatorProgress(s.Node.Id, s.KeyCount)).ToArray();
+    /// <summary>Each stateful operator's keys and sizes after batch <paramref name="batchId"/>, for its progress record.</summary>
+    public IReadOnlyList<StateOperatorProgress> Progress(long batchId) => _executors.Select((s, i) => new StateOperatorProgress(s.Node.Id, s.KeyCount)
+    {
+        SnapshotBytes = _snapshotBytes[i],
+        DeltaBytes = _deltaBatch == batchId ? _deltaBytes[i] : null,
+    }).ToArray();
 
     public void Clear()
     {
@@ -37,10 +47,15 @@ internal sealed class StatefulOperators
     }
 
     /// <summary>What each operator's part of a snapshot is written from (its version and fingerprint in this build).</summary>
-    public IReadOnlyList<SnapshotCodec.OperatorPart> SnapshotParts() => _executors.Select(s =>
+    public IReadOnlyList<SnapshotCodec.OperatorPart> SnapshotParts() => _executors.Select((s, i) =>
     {
         var entry = _manifest.Find(s.Node.Id)!;
-        return new SnapshotCodec.OperatorPart(s.Node.Id, entry.Version, entry.StateSchema?.Fingerprint ?? "", s.StateFormat, s.WriteSnapshot);
+        return new SnapshotCodec.OperatorPart(s.Node.Id, entry.Version, entry.StateSchema?.Fingerprint ?? "", s.StateFormat, w =>
+        {
+            int before = w.Length;
+            s.WriteSnapshot(w);
+            _snapshotBytes[i] = w.Length - before;
+        });
     }).ToArray();
 
     /// <summary>
@@ -49,11 +64,20 @@ internal sealed class StatefulOperators
     /// build) continues from exactly the state of the last committed batch. The schema travels with the delta:
     /// a later build checks it with the rules of a snapshot.
     /// </summary>
-    public void WriteDelta(MessagePackWriter w, long batchId) => DeltaCodec.Write(w, _executors.Select(s =>
+    public void WriteDelta(MessagePackWriter w, long batchId)
     {
-        var schema = _manifest.Find(s.Node.Id)?.StateSchema;
-        return new DeltaCodec.OperatorPart(s.Node.Id, s.Node.Version, schema?.KeySchema ?? "", schema?.ValueSchema ?? "", s.StateFormat, w2 => s.WriteDelta(w2, batchId));
-    }).ToArray());
+        _deltaBatch = batchId;
+        DeltaCodec.Write(w, _executors.Select((s, i) =>
+        {
+            var schema = _manifest.Find(s.Node.Id)?.StateSchema;
+            return new DeltaCodec.OperatorPart(s.Node.Id, s.Node.Version, schema?.KeySchema ?? "", schema?.ValueSchema ?? "", s.StateFormat, w2 =>
+            {
+                int before = w2.Length;
+                s.WriteDelta(w2, batchId);
+                _deltaBytes[i] = w2.Length - before;
+            });
+        }).ToArray());
+    }
 
     /// <summary>Replaces <paramref name="operatorId"/>'s state with snapshot entries written by <paramref name="storedVersion"/> of it.</summary>
     public void Restore(string operatorId, ReadOnlyMemory<byte> entries, long storedVersion)
