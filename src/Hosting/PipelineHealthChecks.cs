@@ -22,7 +22,8 @@ public static class PipelineHealthCheckExtensions
     /// <c>pipelines-live</c> (tag <see cref="LiveTag"/>): unhealthy when a run failed, or when its batch loop has not polled
     /// its sources for <see cref="PipelineServiceOptions.LivenessTimeout"/>; <c>pipelines-ready</c> (tag
     /// <see cref="ReadyTag"/>): healthy when every run is active, degraded when one is a hot standby, unhealthy while one
-    /// is starting, recovering, stopped or failed. Each result's data holds every pipeline's phase and last batch.
+    /// is starting, recovering, stopped or failed, or while a source partition lags more than
+    /// <see cref="PipelineServiceOptions.ReadyMaxLag"/>. Each result's data holds every pipeline's phase and last batch.
     /// </summary>
     public static IHealthChecksBuilder AddPipelineChecks(this IHealthChecksBuilder builder)
     {
@@ -78,11 +79,22 @@ internal sealed class PipelineHealthCheck : IHealthCheck
         return (HealthStatus.Healthy, null);
     }
 
-    private static (HealthStatus, string?) Readiness(string id, PipelineRunStatus status) => status.Phase switch
+    private (HealthStatus, string?) Readiness(string id, PipelineRunStatus status) => status.Phase switch
     {
-        PipelineRunPhase.Running => (HealthStatus.Healthy, null),
+        PipelineRunPhase.Running => CaughtUp(id, status),
         PipelineRunPhase.Standby => (HealthStatus.Degraded, $"pipeline '{id}' is a hot standby (another process is active)"),
         PipelineRunPhase.Failed => (HealthStatus.Unhealthy, $"pipeline '{id}' failed: {status.Error}"),
         _ => (HealthStatus.Unhealthy, $"pipeline '{id}' is {status.Phase.ToString().ToLowerInvariant()}"),
     };
+
+    /// <summary>Ready while every partition's lag after the last batch is within <see cref="PipelineServiceOptions.ReadyMaxLag"/>.</summary>
+    private (HealthStatus, string?) CaughtUp(string id, PipelineRunStatus status)
+    {
+        if (_registry.OptionsOf(id)?.ReadyMaxLag is not long bound || status.LastBatch is not { } batch) return (HealthStatus.Healthy, null);
+        var behind = batch.Sources
+            .SelectMany(s => s.Partitions.Where(p => p.Lag > bound).Select(p => $"{s.Source}/{p.Partition} lags {p.Lag}"))
+            .ToList();
+        if (behind.Count == 0) return (HealthStatus.Healthy, null);
+        return (HealthStatus.Unhealthy, $"pipeline '{id}' is behind its sources after batch {batch.BatchId} (ReadyMaxLag {bound}): {string.Join(", ", behind.Take(5))}{(behind.Count > 5 ? $" and {behind.Count - 5} more" : "")}");
+    }
 }

@@ -87,6 +87,8 @@ internal sealed class ServiceOptionsValidator : IValidateOptions<PipelineService
             return ValidateOptionsResult.Fail($"Pipeline '{_registration.PipelineId}': {_registration.KeyName(nameof(PipelineServiceOptions.LivenessTimeout))} is {options.LivenessTimeout}: it must be positive.");
         if (options.RecentBatches < 0)
             return ValidateOptionsResult.Fail($"Pipeline '{_registration.PipelineId}': {_registration.KeyName(nameof(PipelineServiceOptions.RecentBatches))} is {options.RecentBatches}: it must be 0 or more.");
+        if (options.ReadyMaxLag < 0)
+            return ValidateOptionsResult.Fail($"Pipeline '{_registration.PipelineId}': {_registration.KeyName(nameof(PipelineServiceOptions.ReadyMaxLag))} is {options.ReadyMaxLag}: it must be 0 or more (or unset, for no bound).");
         return ValidateOptionsResult.Success;
     }
 }

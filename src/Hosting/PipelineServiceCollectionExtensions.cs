@@ -117,4 +117,12 @@ public sealed class PipelineServiceOptions
 
     /// <summary>How many of the latest batches' progress records <see cref="PipelineRegistry.RecentBatches"/> keeps (default 100).</summary>
     public int RecentBatches { get; set; } = 100;
+
+    /// <summary>
+    /// When set, the readiness check fails while any source partition's lag after the last batch
+    /// (<see cref="PartitionProgress.Lag"/>: records for Kafka and memory sources, bytes for files) is above this bound: the
+    /// pipeline runs, but has not caught up. Default: no bound. Liveness is not affected, so a lagging pipeline is not
+    /// restarted for it.
+    /// </summary>
+    public long? ReadyMaxLag { get; set; }
 }

@@ -36,6 +36,9 @@ public sealed class KeepingSink : ISinkConnector<Total>
 
     public bool Fail { get; set; }
 
+    /// <summary>Awaited before each batch is kept: a test holds a batch in its sink with it.</summary>
+    public Func<long, Task>? BeforeWrite { get; set; }
+
     public List<Total> All
     {
         get
@@ -44,11 +47,11 @@ public sealed class KeepingSink : ISinkConnector<Total>
         }
     }
 
-    public Task WriteBatchAsync(long batchId, IReadOnlyList<Total> records, CancellationToken cancellationToken)
+    public async Task WriteBatchAsync(long batchId, IReadOnlyList<Total> records, CancellationToken cancellationToken)
     {
         if (Fail) throw new IOException("the test's sink refuses batch " + batchId);
+        if (BeforeWrite is { } wait) await wait(batchId);
         lock (_batches) _batches[batchId] = records.ToList();
-        return Task.CompletedTask;
     }
 }
 
@@ -159,6 +162,40 @@ public class HostingTests
         Assert.Equal(0, Environment.ExitCode);
     }
 
+    [Fact]
+    public async Task Readiness_fails_while_a_partition_lags_more_than_the_configured_bound()
+    {
+        using var dir = new TempDir();
+        var source = new MemorySource<Tap>();
+        source.Add(0, Input(35));
+        var release = new TaskCompletionSource();
+        var sink = new KeepingSink { BeforeWrite = batch => batch == 1 ? release.Task : Task.CompletedTask };
+        using var host = Build(Settings(dir, ("Pipeline:ReadyMaxLag", "5")), source, sink);
+        var registry = host.Services.GetRequiredService<PipelineRegistry>();
+
+        await host.StartAsync();
+        try
+        {
+            // Batch 0 read [0, 10) of 35 records: 25 behind. Batch 1 is held in the sink, so batch 0 is the last one.
+            await Eventually.UntilAsync(() => registry.StatusOf("hosted-totals").LastBatch?.BatchId == 0, TimeSpan.FromSeconds(30), "batch 0 committed");
+            var lagging = await HealthAsync(host, PipelineHealthCheckExtensions.ReadyTag);
+            Assert.Equal(HealthStatus.Unhealthy, lagging.Status);
+            Assert.Contains("is behind its sources after batch 0 (ReadyMaxLag 5): taps/0 lags 25", lagging.Entries["pipelines-ready"].Description);
+            Assert.Equal(HealthStatus.Healthy, (await HealthAsync(host, PipelineHealthCheckExtensions.LiveTag)).Status); // lagging is not dead
+        }
+        finally
+        {
+            release.SetResult();
+        }
+
+        // Caught up: the last batch read [30, 35), nothing left behind.
+        await Eventually.UntilAsync(() => sink.All.Count == 35, TimeSpan.FromSeconds(30), "all 35 records delivered");
+        await Eventually.UntilAsync(() => registry.StatusOf("hosted-totals").LastBatch?.BatchId == 3, TimeSpan.FromSeconds(30), "batch 3 committed");
+        Assert.Equal(HealthStatus.Healthy, (await HealthAsync(host, PipelineHealthCheckExtensions.ReadyTag)).Status);
+        await host.StopAsync();
+        Assert.Equal(Reference(Input(35)), sink.All);
+    }
+
     [Theory]
     [InlineData("Pipeline:CheckpointInterval", "0", "Pipeline:CheckpointInterval is 0")]
     [InlineData("Pipeline:CheckpointIntervall", "5", "'Pipeline:CheckpointIntervall' of pipeline 'hosted-totals' is not an option")]
@@ -166,6 +203,7 @@ public class HostingTests
     [InlineData("Pipeline:CheckpointDirectory", null, "Pipeline:CheckpointDirectory is not set")]
     [InlineData("Pipeline:LivenessTimeout", "-00:00:01", "Pipeline:LivenessTimeout is -00:00:01")]
     [InlineData("Pipeline:Trigger", "Sometimes", "Pipeline:Trigger")]
+    [InlineData("Pipeline:ReadyMaxLag", "-1", "Pipeline:ReadyMaxLag is -1")]
     public async Task A_configuration_error_stops_the_start_with_a_message_naming_the_key(string key, string? value, string expected)
     {
         using var dir = new TempDir();
