@@ -57,7 +57,7 @@ public sealed class UiTests : IDisposable
         Assert.Contains("execute", detail);
         Assert.Matches(new Regex(@"partition clicks-000\.csv: positions \[\d+, \d+\), lag \d+"), detail);
         Assert.Contains("totals:", detail);
-        Assert.Matches(new Regex(@"per-user: \d+ keys, delta \d+(\.\d)? (B|KiB), newest snapshot "), detail);
+        Assert.Matches(new Regex(@"per-user: \d+ keys, \d+ updated, delta \d+(\.\d)? (B|KiB), newest snapshot "), detail);
 
         string root = typeof(UiTests).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "RepositoryRoot").Value!;
         string shot = Path.Combine(root, "artifacts", "test-results", "dashboard.png");

@@ -144,6 +144,10 @@ public sealed class MetricsTests
         Assert.Equal(progress.Select(p => (double)p.StateOperators.Single().DeltaBytes!.Value), deltas.Select(m => m.Value));
         Assert.All(deltas, m => Assert.True(m.Value > 0));
 
+        // Keys updated per batch: the users of the batch's records that pass the filter.
+        var updated = Enumerable.Range(0, 10).Select(b => (long?)Enumerable.Range(10 * b, Math.Min(10, 95 - 10 * b)).Where(i => i % 7 > 3).Select(i => i % 9).Distinct().Count());
+        Assert.Equal(updated, progress.Select(p => p.StateOperators.Single().Updated));
+
         // Snapshots after batches 3 and 7: the gauge and the progress record say the operator's part's size, which is
         // inside the snapshot file and smaller than it.
         Assert.Null(progress[2].StateOperators.Single().SnapshotBytes);

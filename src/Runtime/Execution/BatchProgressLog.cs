@@ -150,6 +150,7 @@ internal static class BatchProgressJson
                 w.WriteStartObject();
                 w.WriteString("operator", s.OperatorId);
                 w.WriteNumber("keys", s.Keys);
+                if (s.Updated is long updated) w.WriteNumber("updated", updated);
                 if (s.SnapshotBytes is long snapshotBytes) w.WriteNumber("snapshotBytes", snapshotBytes);
                 if (s.DeltaBytes is long deltaBytes) w.WriteNumber("deltaBytes", deltaBytes);
                 w.WriteEndObject();

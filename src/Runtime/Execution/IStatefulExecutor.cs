@@ -20,6 +20,12 @@ internal interface IStatefulExecutor
     long KeyCount { get; }
 
     /// <summary>
+    /// What the last batch wrote into this operator's state: keys it updated (keyed state, sessions), key-panes (event-time
+    /// windows) or records kept (stream joins); null for an operator that does not count them.
+    /// </summary>
+    long? UpdatedCount => null;
+
+    /// <summary>
     /// The layout of this executor's snapshot entries and deltas, recorded with them. A checkpoint whose format
     /// is newer than the build's is refused before anything is decoded; a change of layout raises the number
     /// and keeps reading the older ones.

@@ -191,6 +191,12 @@ public sealed record SinkProgress(string Sink, long Records);
 /// <param name="Keys">Keys held.</param>
 public sealed record StateOperatorProgress(string OperatorId, long Keys)
 {
+    /// <summary>
+    /// What the batch wrote into this operator's state: keys updated (keyed state, sessions), key-panes (event-time
+    /// windows) or records kept (stream joins); null for operators that do not count them (batch windows, watermarks).
+    /// </summary>
+    public long? Updated { get; init; }
+
     /// <summary>Bytes of this operator's state in the newest snapshot this run wrote (null: none yet).</summary>
     public long? SnapshotBytes { get; init; }
 

@@ -37,6 +37,7 @@ internal sealed class StatefulOperators
     /// <summary>Each stateful operator's keys and sizes after batch <paramref name="batchId"/>, for its progress record.</summary>
     public IReadOnlyList<StateOperatorProgress> Progress(long batchId) => _executors.Select((s, i) => new StateOperatorProgress(s.Node.Id, s.KeyCount)
     {
+        Updated = s.UpdatedCount,
         SnapshotBytes = _snapshotBytes[i],
         DeltaBytes = _deltaBatch == batchId ? _deltaBytes[i] : null,
     }).ToArray();

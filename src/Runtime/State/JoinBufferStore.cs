@@ -71,6 +71,9 @@ internal sealed class JoinBufferStore<TKey, TLeft, TRight> where TKey : notnull
 
     public long KeyCount => _sides.Count;
 
+    /// <summary>Records the current batch kept, both sides.</summary>
+    public long AppendedCount => _appendedLefts.Count + _appendedRights.Count;
+
     /// <summary>Records kept on both sides.</summary>
     public long RecordCount { get; private set; }
 

@@ -90,6 +90,17 @@ internal sealed class KeyedStateStore<TKey, TValue> where TKey : notnull
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void PrefetchSlot(int shard, int hash) => _shards[shard].PrefetchSlot(hash);
 
+    /// <summary>Keys the current batch read or wrote (each is in its delta).</summary>
+    public long TouchedCount
+    {
+        get
+        {
+            long count = 0;
+            foreach (var touched in _touched) count += touched.Items.Length;
+            return count;
+        }
+    }
+
     /// <summary>Starts a batch: forgets what the previous batch changed, and frees the slots it removed.</summary>
     public void BeginBatch()
     {

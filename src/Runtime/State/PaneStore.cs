@@ -44,6 +44,17 @@ internal sealed class PaneStore<TKey, T> where TKey : notnull
         }
     }
 
+    /// <summary>Key-panes the current batch updated.</summary>
+    public long UpdatedCount
+    {
+        get
+        {
+            long count = 0;
+            foreach (var keys in _updated.Values) count += keys.Count;
+            return count;
+        }
+    }
+
     /// <summary>Starts a batch: forgets what the previous batch changed.</summary>
     public void BeginBatch()
     {

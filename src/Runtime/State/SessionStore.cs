@@ -41,6 +41,9 @@ internal sealed class SessionStore<TKey, T> where TKey : notnull
 
     public long KeyCount => _sessions.Count;
 
+    /// <summary>Keys whose sessions the current batch changed.</summary>
+    public long ChangedCount => _changed.Count;
+
     /// <summary>Starts a batch: forgets what the previous batch changed.</summary>
     public void BeginBatch() => _changed.Clear();
 

@@ -75,6 +75,8 @@ internal sealed class EventTimeWindowExecutor<TKey, T> : OperatorExecutor<EventW
 
     public long KeyCount => _store.KeyCount + _legacyWindows.Values.Sum(w => (long)w.Count);
 
+    public long? UpdatedCount => _store.UpdatedCount;
+
     private static long Gcd(long a, long b) => b == 0 ? a : Gcd(b, a % b);
 
     /// <summary><paramref name="time"/> rounded down to a multiple of <paramref name="step"/> (epoch-aligned).</summary>

@@ -38,6 +38,8 @@ internal sealed class SessionWindowExecutor<TKey, T> : OperatorExecutor<EventWin
 
     public long KeyCount => _store.KeyCount;
 
+    public long? UpdatedCount => _store.ChangedCount;
+
     public override void Execute(BatchContext batch)
     {
         long previous = _watermark.Previous, gap = _node.GapMs;

@@ -49,6 +49,8 @@ internal sealed class StreamJoinExecutor<TKey, TLeft, TRight, TOut> : OperatorEx
 
     public long KeyCount => _store.KeyCount;
 
+    public long? UpdatedCount => _store.AppendedCount;
+
     // The last time a record of the other side can match this one: after it, the record is not kept.
     private long LeftExpiry(TLeft l) => (_bounds!.LeftEndTime ?? _bounds.LeftTime)(l) + _bounds.UpperBoundMs;
 

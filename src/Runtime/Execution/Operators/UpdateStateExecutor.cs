@@ -36,6 +36,8 @@ internal sealed class UpdateStateExecutor<TKey, TIn, TState, TOut> : OperatorExe
 
     public long KeyCount => _store.Count;
 
+    public long? UpdatedCount => _store.TouchedCount;
+
     public override void Execute(BatchContext batch)
     {
         _store.BeginBatch();
