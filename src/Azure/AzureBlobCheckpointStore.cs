@@ -268,6 +268,15 @@ public sealed class AzureBlobCheckpointStore : ICheckpointStore
         }
     }
 
+    /// <inheritdoc />
+    /// <remarks>The lock record: its owner and epoch, its heartbeat count, and whether its owner released it.</remarks>
+    public async Task<string?> DescribeLockHolderAsync(CancellationToken cancellationToken)
+    {
+        var blob = Blob(LockBlob);
+        var (record, _) = await RunAsync("read the lock", ct => ReadLockAsync(blob, ct), cancellationToken).ConfigureAwait(false);
+        return record is null ? null : $"{record.Owner}, epoch {record.Epoch}, heartbeat {record.Heartbeat}{(record.Released ? ", released" : "")}";
+    }
+
     private static async Task<(LockRecord? Record, ETag Tag)> ReadLockAsync(BlobClient blob, CancellationToken ct)
     {
         try

@@ -41,7 +41,7 @@ internal sealed partial class PipelineHostedService : BackgroundService
         {
             var runner = new PipelineRunner(_registration.Definition, _options);
             foreach (var bind in _registration.Binds) bind(_services, runner);
-            _registry.Attach(id, runner, _serviceOptions, _options.CheckpointStore?.Location ?? _options.CheckpointDirectory ?? "");
+            _registry.Attach(id, runner, _serviceOptions, _options);
             using var progressLog = _serviceOptions.ProgressLogDirectory is { Length: > 0 } directory ? new BatchProgressLog(directory) : null;
             if (progressLog is not null) runner.BatchCompleted += progressLog.Append;
             runner.BatchCompleted += batch => LogBatch(batch);

@@ -2,13 +2,14 @@ using System;
 using System.Collections.Concurrent;
 using System.Collections.Generic;
 using System.Linq;
+using PipelineDsl.Checkpointing;
 
 namespace PipelineDsl.Hosting;
 
 /// <summary>The pipelines of this host and their status: what health checks and dashboards read.</summary>
 public sealed class PipelineRegistry
 {
-    private readonly ConcurrentDictionary<string, (PipelineRunner Runner, PipelineServiceOptions Options, string Location)> _running = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, (PipelineRunner Runner, PipelineServiceOptions Options, string Location, Lazy<ICheckpointStore> Store)> _running = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, Queue<BatchProgress>> _recent = new(StringComparer.Ordinal);
     private readonly Dictionary<string, PipelineRegistration> _registered;
 
@@ -28,6 +29,17 @@ public sealed class PipelineRegistry
     {
         StatusOf(pipelineId);
         return _running.TryGetValue(pipelineId, out var r) ? r.Location : null;
+    }
+
+    /// <summary>
+    /// The store that holds pipeline <paramref name="pipelineId"/>'s checkpoint, once it has started (null before): to
+    /// look at it with <see cref="CheckpointReader.OpenAsync"/> and <see cref="ICheckpointStore.DescribeLockHolderAsync"/>.
+    /// Never write to it: the running pipeline owns it.
+    /// </summary>
+    public ICheckpointStore? CheckpointStoreOf(string pipelineId)
+    {
+        StatusOf(pipelineId);
+        return _running.TryGetValue(pipelineId, out var r) ? r.Store.Value : null;
     }
 
     /// <summary>The ids of the pipelines registered with <see cref="PipelineServiceCollectionExtensions.AddPipeline"/>, in order.</summary>
@@ -50,9 +62,12 @@ public sealed class PipelineRegistry
 
     internal PipelineServiceOptions? OptionsOf(string pipelineId) => _running.TryGetValue(pipelineId, out var r) ? r.Options : null;
 
-    internal void Attach(string pipelineId, PipelineRunner runner, PipelineServiceOptions options, string location)
+    internal void Attach(string pipelineId, PipelineRunner runner, PipelineServiceOptions options, PipelineRunnerOptions runnerOptions)
     {
-        _running[pipelineId] = (runner, options, location);
+        string location = runnerOptions.CheckpointStore?.Location ?? runnerOptions.CheckpointDirectory ?? "";
+        // A directory's store is made when asked for (its constructor creates the directory, which the run does anyway).
+        var store = new Lazy<ICheckpointStore>(() => runnerOptions.CheckpointStore ?? new LocalDirectoryCheckpointStore(location));
+        _running[pipelineId] = (runner, options, location, store);
         var queue = _recent.GetOrAdd(pipelineId, _ => new Queue<BatchProgress>());
         runner.BatchCompleted += batch =>
         {

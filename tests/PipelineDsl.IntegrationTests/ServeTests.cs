@@ -101,6 +101,17 @@ public sealed class ServeTests : IDisposable
             Assert.All(batches, b => Assert.Equal("clicks-per-user", b.GetProperty("pipeline").GetString()));
         }
 
+        // The checkpoint's files as its store lists them, and the lock's holder: this very process.
+        using (var checkpoint = System.Text.Json.JsonDocument.Parse(await _http.GetStringAsync(url + "/api/checkpoint?pipeline=clicks-per-user")))
+        {
+            var c = checkpoint.RootElement;
+            var listed = Directory.GetFiles(Path.Combine(_dir.Sub("checkpoint"), "commits")).Select(f => long.Parse(Path.GetFileName(f), CultureInfo.InvariantCulture)).ToList();
+            Assert.InRange(c.GetProperty("newestCommit").GetInt64(), 0, listed.Max()); // the service may commit more meanwhile: never beyond
+            Assert.Contains($"process {job.Id} on", c.GetProperty("lockHolder").GetString());
+            Assert.Equal(_dir.Sub("checkpoint"), c.GetProperty("location").GetString());
+        }
+
+        Assert.Equal(HttpStatusCode.NotFound, (await _http.GetAsync(url + "/api/checkpoint?pipeline=nope")).StatusCode);
         var sockets = ProcessSockets.Of(job.Id);
         int port = new Uri(url).Port;
         Assert.Contains(sockets, s => s.IsTcp && s.LocalPort == port);

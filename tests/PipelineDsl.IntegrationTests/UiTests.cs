@@ -46,6 +46,9 @@ public sealed class UiTests : IDisposable
         await page.WaitForFunctionAsync($"() => Number(document.querySelector('#chart-processing path.line')?.dataset.points) > {before}", null, new PageWaitForFunctionOptions { Timeout = 60_000 });
         Assert.Equal("Running", await page.InnerTextAsync("#phase"));
         Assert.Contains("checkpoint " + _dir.Sub("checkpoint"), await page.InnerTextAsync("#checkpoint"));
+        // The checkpoint's files and who holds its lock (this service's process).
+        await page.WaitForFunctionAsync("() => document.getElementById('checkpoint-files').textContent.includes('last commit file')", null, new PageWaitForFunctionOptions { Timeout = 30_000 });
+        Assert.Matches(new Regex($@"offsets up to batch \d+ · last commit file \d+ · snapshots .* · lock: .*process {job.Id} on"), await page.InnerTextAsync("#checkpoint-files"));
         Assert.Equal(5, await page.Locator("#graph .op").CountAsync()); // clicks, humans, parse, per-user, totals
         Assert.Contains("update-state v1", await page.InnerTextAsync("[data-operator='per-user']"));
         Assert.True(await page.Locator("#histogram-processing rect.bar").CountAsync() > 0);

@@ -12,6 +12,9 @@ public abstract class CheckpointStoreContract : IDisposable
 {
     protected abstract ICheckpointStore Store { get; }
 
+    /// <summary>Whether the store records who holds its lock (<see cref="ICheckpointStore.DescribeLockHolderAsync"/>).</summary>
+    protected virtual bool RecordsLockHolder => true;
+
     public virtual void Dispose()
     {
     }
@@ -134,5 +137,25 @@ public abstract class CheckpointStoreContract : IDisposable
         first.Dispose();
         first.Dispose();
         using var second = Store.AcquireLock("second run");
+    }
+
+    [Fact]
+    public async Task The_lock_holder_is_described_as_the_store_records_it()
+    {
+        Assert.Null(await Store.DescribeLockHolderAsync(default)); // never taken
+        using (Store.AcquireLock("first run"))
+        {
+            var holder = await Store.DescribeLockHolderAsync(default);
+            if (!RecordsLockHolder)
+            {
+                Assert.Null(holder);
+                return;
+            }
+
+            Assert.Contains("first run", holder);
+        }
+
+        using var second = Store.AcquireLock("second run");
+        Assert.Contains("second run", await Store.DescribeLockHolderAsync(default));
     }
 }

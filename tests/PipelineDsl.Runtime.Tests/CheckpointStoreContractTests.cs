@@ -16,4 +16,6 @@ public sealed class LocalDirectoryCheckpointStoreContract : CheckpointStoreContr
 public sealed class InMemoryCheckpointStoreContract : CheckpointStoreContract
 {
     protected override ICheckpointStore Store { get; } = new InMemoryCheckpointStore();
+
+    protected override bool RecordsLockHolder => false;
 }

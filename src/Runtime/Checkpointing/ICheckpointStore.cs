@@ -46,6 +46,12 @@ public interface ICheckpointStore
     /// </summary>
     Task ConfirmLockAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
+    /// <summary>
+    /// Who holds, or last held, the checkpoint's lock, as the store records it (for dashboards and tools; never used to
+    /// decide anything); null when the store records nothing. The default records nothing.
+    /// </summary>
+    Task<string?> DescribeLockHolderAsync(CancellationToken cancellationToken) => Task.FromResult<string?>(null);
+
     /// <summary>Reads the content under <paramref name="name"/>, or null when there is none.</summary>
     Task<byte[]?> ReadAsync(string name, CancellationToken cancellationToken);
 

@@ -197,6 +197,20 @@ public sealed class LocalDirectoryCheckpointStore : ICheckpointStore
         return new Lease(this, stream);
     }
 
+    /// <inheritdoc />
+    /// <remarks>The owner line the last process to take the lock wrote; it stays after that process stops.</remarks>
+    public async Task<string?> DescribeLockHolderAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            return (await File.ReadAllTextAsync(Path.Combine(_root, "lock.owner"), cancellationToken).ConfigureAwait(false)).Trim();
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            return null;
+        }
+    }
+
     private const int EWouldBlock = 11; // .NET on Unix reports the errno as the IOException's HResult
 
     /// <summary>Says what an I/O failure on the checkpoint is, in the terms an operator acts on.</summary>
