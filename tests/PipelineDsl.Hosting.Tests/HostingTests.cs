@@ -124,6 +124,7 @@ public class HostingTests
         var status = registry.StatusOf("hosted-totals");
         Assert.Equal(PipelineRunPhase.Running, status.Phase);
         Assert.Equal(3, status.LastBatch!.BatchId); // 10 records a batch: batches 0-3
+        Assert.False(status.Recovery!.Restored); // a new checkpoint
         Assert.Equal(HealthStatus.Healthy, (await HealthAsync(host, PipelineHealthCheckExtensions.LiveTag)).Status);
         Assert.Equal(HealthStatus.Healthy, (await HealthAsync(host, PipelineHealthCheckExtensions.ReadyTag)).Status);
 
@@ -143,6 +144,9 @@ public class HostingTests
         using var again = Build(Settings(dir), source, sink);
         await again.StartAsync();
         await Eventually.UntilAsync(() => sink.All.Count == 50, TimeSpan.FromSeconds(30), "the next 15 records delivered");
+        // The second run's status says what its recovery did: the final snapshot of batch 3, nothing to re-run.
+        var recovery = again.Services.GetRequiredService<PipelineRegistry>().StatusOf("hosted-totals").Recovery!;
+        Assert.Equal((true, 3L, 0L, 0L, 3L, false), (recovery.Restored, recovery.FromSnapshotBatch, recovery.BatchesFromDeltas, recovery.BatchesReplayed, recovery.LastCommittedBatch, recovery.TookOver));
         await again.StopAsync();
         Assert.Equal(Reference(Input(50)), sink.All);
     }

@@ -71,7 +71,7 @@ public sealed class ServeTests : IDisposable
                      "pipelinedsl_batches_total", "pipelinedsl_records_input_total", "pipelinedsl_records_output_total", "pipelinedsl_state_keys",
                      "pipelinedsl_batch_duration_seconds_bucket", "pipelinedsl_batch_phase_duration_seconds_sum", "pipelinedsl_batch_scheduling_delay_seconds_count",
                      "pipelinedsl_source_lag", "pipelinedsl_state_delta_size_bytes_count", "pipelinedsl_checkpoint_write_size_bytes_bucket",
-                     "pipelinedsl_checkpoint_write_duration_seconds_sum",
+                     "pipelinedsl_checkpoint_write_duration_seconds_sum", "pipelinedsl_records_processing_rate_per_second",
                  })
         {
             Assert.Contains(measured, names);
@@ -129,7 +129,7 @@ public sealed class ServeTests : IDisposable
 
     /// <summary>
     /// Every metric name OpenTelemetry's Prometheus exporter derives from the PipelineDsl meter's instruments: dots become
-    /// underscores, a unit of seconds adds <c>_seconds</c>, of milliseconds <c>_milliseconds</c>, of bytes <c>_bytes</c> (a unit in braces adds nothing), counters end in <c>_total</c>,
+    /// underscores, a unit of seconds adds <c>_seconds</c>, of milliseconds <c>_milliseconds</c>, of bytes <c>_bytes</c>, per second <c>_per_second</c> (a unit in braces adds nothing), counters end in <c>_total</c>,
     /// histograms come as <c>_bucket</c>, <c>_sum</c> and <c>_count</c>. The serve test checks these rules against a real scrape.
     /// </summary>
     private static HashSet<string> ExporterNames()
@@ -140,7 +140,7 @@ public sealed class ServeTests : IDisposable
             InstrumentPublished = (instrument, _) =>
             {
                 if (instrument.Meter.Name != PipelineMeter.Name) return;
-                string name = instrument.Name.Replace('.', '_') + instrument.Unit switch { "s" => "_seconds", "ms" => "_milliseconds", "By" => "_bytes", _ => "" };
+                string name = instrument.Name.Replace('.', '_') + instrument.Unit switch { "s" => "_seconds", "ms" => "_milliseconds", "By" => "_bytes", { } unit when unit.EndsWith("}/s", StringComparison.Ordinal) => "_per_second", _ => "" };
                 string kind = instrument.GetType().Name;
                 if (kind.StartsWith("Histogram", StringComparison.Ordinal)) names.UnionWith(new[] { name + "_bucket", name + "_sum", name + "_count" });
                 else if (kind.StartsWith("Counter", StringComparison.Ordinal)) names.Add(name + "_total");

@@ -45,6 +45,7 @@ public sealed class UiTests : IDisposable
         int before = int.Parse(await page.GetAttributeAsync("#chart-input path.line", "data-points") ?? "0");
         await page.WaitForFunctionAsync($"() => Number(document.querySelector('#chart-processing path.line')?.dataset.points) > {before}", null, new PageWaitForFunctionOptions { Timeout = 60_000 });
         Assert.Equal("Running", await page.InnerTextAsync("#phase"));
+        Assert.Equal("new checkpoint", await page.InnerTextAsync("#recovery"));
         Assert.Contains("checkpoint " + _dir.Sub("checkpoint"), await page.InnerTextAsync("#checkpoint"));
         // The checkpoint's files and who holds its lock (this service's process).
         await page.WaitForFunctionAsync("() => document.getElementById('checkpoint-files').textContent.includes('last commit file')", null, new PageWaitForFunctionOptions { Timeout = 30_000 });
@@ -70,5 +71,18 @@ public sealed class UiTests : IDisposable
 
         job.SendSigterm();
         Assert.True(job.WaitForExit(Long) == 0, job.Output);
+
+        // Restarted on the same checkpoint: the page says what the recovery did.
+        var (again, againUrl) = await SampleProcess.StartServeAsync(new[]
+        {
+            "--input", input, "--checkpoint", _dir.Sub("checkpoint"), "--output", _dir.Sub("output"),
+            "--Pipeline:BatchInterval=00:00:00.250", "--Pipeline:MaxRecordsPerPartition=100",
+        }, Long);
+        using var __ = again;
+        await page.GotoAsync(againUrl + "/");
+        await page.WaitForFunctionAsync("() => document.getElementById('recovery').textContent.startsWith('recovered')", null, new PageWaitForFunctionOptions { Timeout = 60_000 });
+        Assert.Matches(new Regex(@"^recovered after batch \d+: snapshot \d+, \d+ deltas, 0 replayed, in \d\d:\d\d:\d\d"), await page.InnerTextAsync("#recovery"));
+        again.SendSigterm();
+        Assert.True(again.WaitForExit(Long) == 0, again.Output);
     }
 }

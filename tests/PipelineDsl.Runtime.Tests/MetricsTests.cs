@@ -169,7 +169,7 @@ public sealed class MetricsTests
     }
 
     [Fact]
-    public async Task The_watermark_gauge_reports_each_batchs_watermark_while_the_run_goes_on()
+    public async Task The_watermark_and_rate_gauges_report_each_batch_while_the_run_goes_on()
     {
         var measurements = new ConcurrentQueue<Measurement>();
         using var listener = Listen(measurements, "metrics-event-time");
@@ -185,8 +185,12 @@ public sealed class MetricsTests
         {
             int before = measurements.Count;
             listener.RecordObservableInstruments();
-            var gauge = measurements.Skip(before).Single(m => m.Instrument == "pipelinedsl.watermark");
+            var observed = measurements.Skip(before).ToList();
+            var gauge = observed.Single(m => m.Instrument == "pipelinedsl.watermark");
             Assert.Equal("timed", gauge.Tags["operator"]);
+            Assert.Equal(p.InputRecordsPerSecond, observed.Single(m => m.Instrument == "pipelinedsl.records.input_rate").Value);
+            Assert.Equal(p.ProcessedRecordsPerSecond, observed.Single(m => m.Instrument == "pipelinedsl.records.processing_rate").Value);
+            Assert.True(p.ProcessedRecordsPerSecond > 0);
             pairs.Add((p.Watermarks.Single().WatermarkMs, gauge.Value));
         };
 

@@ -90,6 +90,7 @@ internal sealed class MicroBatchDriver
         var recovery = await _recovery.RecoverAsync(followedThrough).ConfigureAwait(false);
         if (recovery.Restored) _metrics.Recovered();
         if (followedThrough is not null) _metrics.TookOver();
+        _status?.Recovered(new RecoveryProgress(recovery.Restored, recovery.SnapshotBatch, recovery.FromDeltas, recovery.Replayed, recovery.LastCommitted, _clock.Elapsed, followedThrough is not null));
         try
         {
             return await RunAsync(recovery).ConfigureAwait(false);
@@ -284,6 +285,7 @@ internal sealed class MicroBatchDriver
         _metrics.BatchDone(batchStarted, replay, progress.StateOperators);
         _metrics.Watermarks(progress.Watermarks);
         if (!replay) _metrics.Lag(progress.Sources);
+        if (!replay) _metrics.Rates(progress.InputRecordsPerSecond, progress.ProcessedRecordsPerSecond);
         if (!replay) _status?.BatchCommitted(progress);
         _batchCompleted?.Invoke(progress);
         return input;

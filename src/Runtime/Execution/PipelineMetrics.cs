@@ -41,6 +41,11 @@ internal sealed class PipelineMetrics
     private static readonly ObservableGauge<long> Watermark = Meter.CreateObservableGauge("pipelinedsl.watermark", () => Observe(g => g.Watermarks), "ms",
         "Each watermark stage's watermark after the last batch, Unix milliseconds: records older than it are late");
 
+    private static readonly ObservableGauge<double> InputRate = Meter.CreateObservableGauge("pipelinedsl.records.input_rate", () => ObserveRates(g => g.InputRate), "{record}/s",
+        "Records read by the last batch per second since the batch before it started (Spark's inputRowsPerSecond)");
+    private static readonly ObservableGauge<double> ProcessingRate = Meter.CreateObservableGauge("pipelinedsl.records.processing_rate", () => ObserveRates(g => g.ProcessingRate), "{record}/s",
+        "Records read by the last batch per second of its duration (Spark's processedRowsPerSecond)");
+
     // The runs of this process, each with the latest figures its observable gauges report.
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<PipelineMetrics, Gauges> GaugesByRun = new();
 
@@ -49,6 +54,14 @@ internal sealed class PipelineMetrics
         public volatile Measurement<long>[] Lag = Array.Empty<Measurement<long>>();
         public volatile Measurement<long>[] SnapshotSizes = Array.Empty<Measurement<long>>();
         public volatile Measurement<long>[] Watermarks = Array.Empty<Measurement<long>>();
+        public volatile Measurement<double>[] InputRate = Array.Empty<Measurement<double>>();
+        public volatile Measurement<double>[] ProcessingRate = Array.Empty<Measurement<double>>();
+    }
+
+    private static IEnumerable<Measurement<double>> ObserveRates(Func<Gauges, Measurement<double>[]> figures)
+    {
+        foreach (var gauges in GaugesByRun.Values)
+            foreach (var m in figures(gauges)) yield return m;
     }
 
     private static IEnumerable<Measurement<long>> Observe(Func<Gauges, Measurement<long>[]> figures)
@@ -108,6 +121,15 @@ internal sealed class PipelineMetrics
         var kind = new KeyValuePair<string, object?>("file", file);
         if (CheckpointWriteSize.Enabled) CheckpointWriteSize.Record(bytes, _pipeline, kind);
         if (CheckpointWriteDuration.Enabled) CheckpointWriteDuration.Record(duration.TotalSeconds, _pipeline, kind);
+    }
+
+    /// <summary>The last new batch's input and processing rates, for the gauges.</summary>
+    public void Rates(double inputPerSecond, double processedPerSecond)
+    {
+        if (!InputRate.Enabled && !ProcessingRate.Enabled) return;
+        var gauges = GaugeFigures();
+        gauges.InputRate = new[] { new Measurement<double>(inputPerSecond, _pipeline) };
+        gauges.ProcessingRate = new[] { new Measurement<double>(processedPerSecond, _pipeline) };
     }
 
     /// <summary>Each watermark stage's watermark after the last batch, for the gauge.</summary>

@@ -34,7 +34,21 @@ public enum PipelineRunPhase
 /// <param name="LastBatch">The last batch this run committed (recovery replays not included), or null.</param>
 /// <param name="LastBatchAt">When <paramref name="LastBatch"/> committed.</param>
 /// <param name="Error">Why the run failed, when <paramref name="Phase"/> is <see cref="PipelineRunPhase.Failed"/>.</param>
-public sealed record PipelineRunStatus(PipelineRunPhase Phase, DateTimeOffset? LastPolledAt, BatchProgress? LastBatch, DateTimeOffset? LastBatchAt, string? Error);
+public sealed record PipelineRunStatus(PipelineRunPhase Phase, DateTimeOffset? LastPolledAt, BatchProgress? LastBatch, DateTimeOffset? LastBatchAt, string? Error)
+{
+    /// <summary>What this run's recovery did, once it is done (null before, and for a run that has not recovered yet).</summary>
+    public RecoveryProgress? Recovery { get; init; }
+}
+
+/// <summary>What a run's recovery found and did, before its first new batch.</summary>
+/// <param name="Restored">An existing checkpoint was continued (false: a new one was created).</param>
+/// <param name="FromSnapshotBatch">The batch of the snapshot the state was restored from, if any.</param>
+/// <param name="BatchesFromDeltas">Committed batches whose state came from their commit's state delta.</param>
+/// <param name="BatchesReplayed">Committed batches re-run from their logged ranges (sinks skipped).</param>
+/// <param name="LastCommittedBatch">The newest committed batch (-1: none).</param>
+/// <param name="Duration">How long the recovery took.</param>
+/// <param name="TookOver">A hot standby took the checkpoint over (its state was followed, not read from a snapshot).</param>
+public sealed record RecoveryProgress(bool Restored, long? FromSnapshotBatch, long BatchesFromDeltas, long BatchesReplayed, long LastCommittedBatch, TimeSpan Duration, bool TookOver);
 
 /// <summary>The one writer of a runner's <see cref="PipelineRunStatus"/>: each change publishes a new immutable snapshot.</summary>
 internal sealed class RunStatusTracker
@@ -55,6 +69,8 @@ internal sealed class RunStatusTracker
         var now = _time.GetUtcNow();
         _current = _current with { LastBatch = batch, LastBatchAt = now, LastPolledAt = now };
     }
+
+    public void Recovered(RecoveryProgress recovery) => _current = _current with { Recovery = recovery };
 
     public void Failed(Exception error) => _current = _current with { Phase = PipelineRunPhase.Failed, Error = error.Message };
 }
