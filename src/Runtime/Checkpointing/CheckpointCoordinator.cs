@@ -32,6 +32,10 @@ internal sealed class CheckpointCoordinator
     private Task _commitWrite = Task.CompletedTask;
     private readonly CommitBuffers _snapshotBuffers = new();
     private Task _snapshotWrite = Task.CompletedTask;
+    // For the listeners' OnNoLongerNeededBelowAsync: each listener's positions at the previous commit (a pipeline without
+    // state), and at each snapshot this run wrote, newest last (a pipeline with state).
+    private IReadOnlyDictionary<string, long>[]? _previousCommit;
+    private readonly Queue<IReadOnlyDictionary<string, long>[]> _snapshotPositions = new();
 
     public CheckpointCoordinator(
         CheckpointLog log,
@@ -74,6 +78,10 @@ internal sealed class CheckpointCoordinator
         Action<MessagePackWriter>? delta = _state.Count == 0 || !_writeStateDeltas ? null : w => _state.WriteDelta(w, record.BatchId);
         string batch = record.BatchId.ToString(CultureInfo.InvariantCulture);
         var published = _commitListeners.Select(l => (l.Listener, _planner.CopyOf(l.Id))).ToArray();
+        // Without state a restart re-runs at most the newest committed batch (when its commit file is lost) from its
+        // logged range, which starts where the batch before it ended.
+        var released = _state.Count == 0 ? _previousCommit : null;
+        if (_state.Count == 0) _previousCommit = published.Select(p => p.Item2).ToArray();
         _commitWrite = WriteAsync();
 
         async Task WriteAsync()
@@ -90,6 +98,24 @@ internal sealed class CheckpointCoordinator
                 {
                     // Informational only (see ISourceCommitListener): the checkpoint already holds the truth.
                 }
+            }
+
+            if (released is not null) await ReleaseAsync(released).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Tells each listener the positions below which no recovery reads its source again.</summary>
+    private async Task ReleaseAsync(IReadOnlyDictionary<string, long>[] positions)
+    {
+        for (int i = 0; i < _commitListeners.Length; i++)
+        {
+            try
+            {
+                await _commitListeners[i].Listener.OnNoLongerNeededBelowAsync(positions[i], CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                // A source that could not delete now deletes more the next time; the checkpoint is unaffected.
             }
         }
     }
@@ -116,11 +142,21 @@ internal sealed class CheckpointCoordinator
         var buffers = previous.IsCompleted ? _snapshotBuffers : new CommitBuffers();
         SnapshotCodec.Write(buffers.Body, batchId, _manifestJson, _planner.Positions, _state.SnapshotParts());
         LastSnapshotBatch = batchId;
+        // Once every snapshot retention keeps is one of this run's, the oldest of them bounds what a recovery reads.
+        IReadOnlyDictionary<string, long>[]? released = null;
+        if (_commitListeners.Length > 0)
+        {
+            _snapshotPositions.Enqueue(_commitListeners.Select(l => _planner.CopyOf(l.Id)).ToArray());
+            while (_snapshotPositions.Count > _retainedSnapshots) _snapshotPositions.Dequeue();
+            if (_snapshotPositions.Count == _retainedSnapshots) released = _snapshotPositions.Peek();
+        }
+
         _snapshotWrite = Task.Run(async () =>
         {
             await previous.ConfigureAwait(false);
             await _log.WriteSnapshotAsync(batchId, buffers, CancellationToken.None).ConfigureAwait(false);
             await _log.ApplyRetentionAsync(_retainedSnapshots, CancellationToken.None).ConfigureAwait(false);
+            if (released is not null) await ReleaseAsync(released).ConfigureAwait(false);
         });
     }
 

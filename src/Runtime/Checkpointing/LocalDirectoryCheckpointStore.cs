@@ -358,7 +358,7 @@ internal static class DurableFile
         }
     }
 
-    private static void FsyncDirectory(string directory)
+    internal static void FsyncDirectory(string directory)
     {
         if (!OperatingSystem.IsLinux() && !OperatingSystem.IsMacOS() && !OperatingSystem.IsFreeBSD()) return;
         int fd = Native.open(directory, 0 /* O_RDONLY */);

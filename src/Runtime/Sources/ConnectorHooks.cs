@@ -28,4 +28,12 @@ public interface ISourceCommitListener
 {
     /// <summary>Batch <paramref name="batchId"/> is committed; <paramref name="positions"/> maps each partition to its next position.</summary>
     Task OnBatchCommittedAsync(long batchId, IReadOnlyDictionary<string, long> positions, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// No recovery will read this source below <paramref name="positions"/> (partition to position) again: every snapshot
+    /// the checkpoint keeps, and the batches after them that a restart could re-run, start at or above them. A source that
+    /// keeps its own data for replay (a write-ahead log) may delete what lies below. Called after a commit (a pipeline
+    /// without state) or after a snapshot's retention (a pipeline with state). The default does nothing.
+    /// </summary>
+    Task OnNoLongerNeededBelowAsync(IReadOnlyDictionary<string, long> positions, CancellationToken cancellationToken) => Task.CompletedTask;
 }
