@@ -101,3 +101,80 @@ public class WriteAheadLogTests(ITestOutputHelper log)
         Assert.Equal(300 - segments[^1], ReadAll(wal).Count);
     }
 }
+
+/// <summary>A write-ahead log on a full disk: a real 256 KiB tmpfs (the tests run as root, as CI does).</summary>
+public sealed class WriteAheadLogDiskFullTests : IDisposable
+{
+    private readonly TempDir _dir = new();
+    private readonly string _mount;
+
+    public WriteAheadLogDiskFullTests()
+    {
+        _mount = _dir.Sub("small");
+        Directory.CreateDirectory(_mount);
+        Mount("-t", "tmpfs", "-o", "size=256k", "tmpfs", _mount);
+    }
+
+    private static void Mount(params string[] args)
+    {
+        var start = new System.Diagnostics.ProcessStartInfo("mount") { RedirectStandardError = true };
+        foreach (string a in args) start.ArgumentList.Add(a);
+        using var mount = System.Diagnostics.Process.Start(start)!;
+        string error = mount.StandardError.ReadToEnd();
+        mount.WaitForExit();
+        if (mount.ExitCode != 0) throw new InvalidOperationException($"mount {string.Join(' ', args)} failed ({error.Trim()}): the disk-full test needs root to mount a small tmpfs.");
+    }
+
+    public void Dispose()
+    {
+        var umount = System.Diagnostics.Process.Start("umount", _mount);
+        umount.WaitForExit();
+        _dir.Dispose();
+    }
+
+    [Fact]
+    public async Task A_full_disk_refuses_new_records_clearly_keeps_every_acknowledged_one_and_takes_records_again_when_space_returns()
+    {
+        var payload = new byte[1000];
+        new Random(5).NextBytes(payload);
+        var acknowledged = new List<long>();
+        IOException? refusal = null;
+        using (var wal = new WriteAheadLog(Path.Combine(_mount, "wal"), segmentBytes: 64 * 1024))
+        {
+            for (int i = 0; i < 1_000 && refusal is null; i++)
+            {
+                try
+                {
+                    acknowledged.Add(await wal.AppendAsync(payload));
+                }
+                catch (IOException e)
+                {
+                    refusal = e;
+                }
+            }
+
+            Assert.NotNull(refusal);
+            Assert.Contains("no space left", refusal!.Message);
+            Assert.Contains("Nothing acknowledged is lost", refusal.Message);
+            Assert.InRange(acknowledged.Count, 100, 260);
+            Assert.Equal(acknowledged.Count, wal.DurableEnd);
+            // Still full: refused again, the log unchanged.
+            await Assert.ThrowsAsync<IOException>(() => wal.AppendAsync(payload));
+            Assert.Equal(acknowledged.Count, wal.DurableEnd);
+
+            // Space returns: the log takes records again, numbered on from the last acknowledged one.
+            Mount("-o", "remount,size=2m", _mount);
+            Assert.Equal(acknowledged.Count, await wal.AppendAsync(payload));
+        }
+
+        using var reopened = new WriteAheadLog(Path.Combine(_mount, "wal"), segmentBytes: 64 * 1024);
+        Assert.Equal(acknowledged.Count + 1, reopened.DurableEnd);
+        int read = 0;
+        reopened.Read(0, reopened.DurableEnd, (_, bytes) =>
+        {
+            Assert.True(bytes.Span.SequenceEqual(payload));
+            read++;
+        });
+        Assert.Equal(acknowledged.Count + 1, read);
+    }
+}

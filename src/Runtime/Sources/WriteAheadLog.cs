@@ -115,7 +115,9 @@ internal sealed class WriteAheadLog : IDisposable
     private async Task WriteLoopAsync()
     {
         var group = new List<Pending>();
-        var frame = new byte[FrameHeader];
+        // The group's frames, written with one call: the segment's stream has no buffer of its own, so a failed write
+        // leaves nothing behind to be written later with the next group.
+        var frames = new System.Buffers.ArrayBufferWriter<byte>(1 << 16);
         while (await _queue.Reader.WaitToReadAsync().ConfigureAwait(false))
         {
             group.Clear();
@@ -123,14 +125,18 @@ internal sealed class WriteAheadLog : IDisposable
             if (group.Count == 0) continue;
             try
             {
+                frames.ResetWrittenCount();
                 foreach (var pending in group)
                 {
-                    BinaryPrimitives.WriteUInt32BigEndian(frame, (uint)pending.Payload.Length);
-                    BinaryPrimitives.WriteUInt32BigEndian(frame.AsSpan(4), CheckpointFile.Crc32C(pending.Payload.Span));
-                    _active.Write(frame);
-                    _active.Write(pending.Payload.Span);
+                    var header = frames.GetSpan(FrameHeader);
+                    BinaryPrimitives.WriteUInt32BigEndian(header, (uint)pending.Payload.Length);
+                    BinaryPrimitives.WriteUInt32BigEndian(header[4..], CheckpointFile.Crc32C(pending.Payload.Span));
+                    frames.Advance(FrameHeader);
+                    pending.Payload.Span.CopyTo(frames.GetSpan(pending.Payload.Length));
+                    frames.Advance(pending.Payload.Length);
                 }
 
+                _active.Write(frames.WrittenSpan);
                 _active.Flush(flushToDisk: true); // one fsync for the whole group
                 Interlocked.Increment(ref _syncs);
             }
@@ -163,7 +169,17 @@ internal sealed class WriteAheadLog : IDisposable
     private void Roll()
     {
         long next = _durableEnd;
-        var segment = OpenSegment(next, create: true);
+        FileStream segment;
+        try
+        {
+            segment = OpenSegment(next, create: true);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // A full disk: keep writing to the current segment (its writes fail on their own if they must) and roll later.
+            return;
+        }
+
         lock (_segmentsGate)
         {
             _active.Dispose();
@@ -254,7 +270,7 @@ internal sealed class WriteAheadLog : IDisposable
 
     private FileStream OpenSegment(long first, bool create)
     {
-        var stream = new FileStream(SegmentPath(first), create ? FileMode.CreateNew : FileMode.Open, FileAccess.ReadWrite, FileShare.Read | FileShare.Delete, 1 << 16);
+        var stream = new FileStream(SegmentPath(first), create ? FileMode.CreateNew : FileMode.Open, FileAccess.ReadWrite, FileShare.Read | FileShare.Delete, bufferSize: 0);
         if (create) DurableFile.FsyncDirectory(_directory); // the new segment's name survives a crash
         return stream;
     }
