@@ -4,6 +4,17 @@ using Xunit.Abstractions;
 
 namespace PipelineDsl.Runtime.Tests;
 
+/// <summary>Lines from a receiver, straight to a sink.</summary>
+[Pipeline("socket-lines")]
+public static partial class SocketLines
+{
+    [Source("lines")]
+    public static partial Source<string> Lines();
+
+    [Sink("out", From = "lines")]
+    public static partial Sink<string> Out();
+}
+
 /// <summary>
 /// The channel receiver through the real runner: what was acknowledged reaches the sink exactly once across restarts,
 /// the log's segments go once no recovery can read them, and a full backlog holds writers back until batches commit.
@@ -116,5 +127,49 @@ public class ReceiverTests(ITestOutputHelper log)
         // fsynced) from its logged range [3,800, 4,000), so only segments wholly below 3,800 may go.
         Assert.InRange(left[0], 3_500, 3_800);
         Assert.NotEmpty(output.All);
+    }
+
+    [Fact]
+    public async Task A_socket_receiver_logs_the_servers_lines_in_order_pauses_at_its_backlog_and_reconnects()
+    {
+        using var dir = new TempDir();
+        var server = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        server.Start();
+        int port = ((System.Net.IPEndPoint)server.LocalEndpoint).Port;
+        var lines = Enumerable.Range(0, 20_000).Select(i => $"line {i} " + new string('x', i % 40)).ToList();
+        async Task Serve(IEnumerable<string> what, bool cutLastLine)
+        {
+            using var client = await server.AcceptTcpClientAsync();
+            using var stream = client.GetStream();
+            foreach (string line in what)
+            {
+                var bytes = Encoding.UTF8.GetBytes(line + "\r\n");
+                await stream.WriteAsync(bytes);
+            }
+
+            if (cutLastLine) await stream.WriteAsync(Encoding.UTF8.GetBytes("a line cut by the connection's end"));
+        }
+
+        using var receiver = new SocketTextReceiverSource("127.0.0.1", port, dir.Sub("wal"), new ReceiverOptions { MaxBacklogRecords = 5_000 });
+        // First connection: 12,000 lines and a cut one. With no batch running, reading pauses at the backlog bound.
+        var first = Serve(lines.Take(12_000), cutLastLine: true);
+        await Eventually.UntilAsync(() => receiver.Backlog == 5_000, TimeSpan.FromSeconds(30), "the backlog at its bound");
+        await Task.Delay(300);
+        Assert.Equal(5_000, receiver.Backlog);
+        Assert.Equal(5_000, receiver.LinesReceived); // reading paused: the rest waits in the sockets' buffers
+
+        // Batches run: the receiver reads on; the server's connection ends; the receiver reconnects for the rest.
+        var sink = new CollectingSink<string>();
+        using var stop = new CancellationTokenSource();
+        var options = new PipelineRunnerOptions { CheckpointDirectory = dir.Sub("checkpoint"), Trigger = TriggerMode.Continuous, BatchInterval = TimeSpan.FromMilliseconds(20), MaxRecordsPerPartition = 1_000 };
+        var run = new PipelineRunner(SocketLines.Definition, options).BindSource(SocketLines.Lines(), receiver).BindSink(SocketLines.Out(), sink).RunAsync(stop.Token);
+        await first;
+        await Serve(lines.Skip(12_000), cutLastLine: false);
+        await Eventually.UntilAsync(() => sink.All.Count >= 20_000, TimeSpan.FromSeconds(60), "all 20,000 lines delivered");
+        stop.Cancel();
+        await run;
+        server.Stop();
+
+        Assert.Equal(lines, sink.All); // in order, each once, without the cut line
     }
 }

@@ -97,6 +97,20 @@ public sealed class ChannelReceiverSource<T> : ISourceConnector<T>, ISourceCommi
         }
     }
 
+    /// <summary>Waits until the backlog is below its bound (a single producer that keeps its writes in order calls this, then writes without waiting).</summary>
+    internal async Task WaitForRoomAsync(CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            var progressed = Volatile.Read(ref _progressed).Task;
+            if (Backlog < _maxBacklog) return;
+            await progressed.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>The log's directory.</summary>
+    internal string LogLocation => _log.Location;
+
     /// <inheritdoc />
     public Task<IReadOnlyList<string>> ListPartitionsAsync(CancellationToken cancellationToken) => Task.FromResult<IReadOnlyList<string>>(new[] { Partition });
 
