@@ -93,15 +93,16 @@ internal static class Cli
         var serveInput = new Option<DirectoryInfo>("--input") { Description = "Directory of input files, watched for new data (default: the bundled clicks)" };
         var serveCheckpoint = new Option<DirectoryInfo>("--checkpoint") { Description = "Checkpoint directory (default: ./clicks-per-user-work/checkpoint; or configuration key Pipeline:CheckpointDirectory)" };
         var serveOutput = new Option<DirectoryInfo>("--output") { Description = "Output directory (default: ./clicks-per-user-work/output)" };
+        var serveReceive = new Option<DirectoryInfo>("--receive") { Description = "Take clicks over HTTP instead of from input files: POST /ingest with CSV lines (user,url,timestampMs,isBot) and an Idempotency-Key header, logged in a write-ahead log in this directory before the answer" };
         var urls = new Option<string>("--urls") { Description = "Where the web endpoints listen; loopback unless you say otherwise", DefaultValueFactory = _ => "http://127.0.0.1:9464" };
         var serve = new Command("serve", "Run the job as a service until SIGTERM or Ctrl+C: .NET hosting, structured logs, /metrics for Prometheus, /health/live, /health/ready and /status. "
                                          + "Pipeline options come from configuration section 'Pipeline' (appsettings.json, environment variables such as Pipeline__BatchInterval=00:00:00.500, or --Pipeline:Key=value).")
         {
-            serveInput, serveCheckpoint, serveOutput, urls,
+            serveInput, serveCheckpoint, serveOutput, serveReceive, urls,
         };
         serve.TreatUnmatchedTokensAsErrors = false; // --Pipeline:Key=value goes to the configuration
         serve.SetAction((r, _) => Guarded(() => Serve.RunAsync(r.GetValue(serveInput)?.FullName, r.GetValue(serveCheckpoint)?.FullName, r.GetValue(serveOutput)?.FullName,
-            r.GetValue(urls)!, r.UnmatchedTokens.ToArray())));
+            r.GetValue(urls)!, r.UnmatchedTokens.ToArray(), r.GetValue(serveReceive)?.FullName)));
         root.Subcommands.Add(serve);
 
         var describe = new Command("describe", "Print the operator graph and the manifest that every checkpoint carries.");

@@ -29,7 +29,7 @@ internal static class Serve
 
     private static readonly ExplicitBucketHistogramConfiguration ByteBuckets = new() { Boundaries = Enumerable.Range(0, 11).Select(i => 1024.0 * Math.Pow(4, i)).ToArray() };
 
-    public static async Task<int> RunAsync(string? input, string? checkpoint, string? output, string urls, string[] configurationArgs)
+    public static async Task<int> RunAsync(string? input, string? checkpoint, string? output, string urls, string[] configurationArgs, string? receive = null)
     {
         string work = Path.GetFullPath("clicks-per-user-work");
         string inputDirectory = input ?? Path.Combine(AppContext.BaseDirectory, "data");
@@ -44,13 +44,17 @@ internal static class Serve
             ["Pipeline:Trigger"] = "Continuous",
             ["Pipeline:MaxRecordsPerPartition"] = "1000",
         };
+        // Over HTTP a client's bad line must not stop the service: it goes to the dead letters (inside the checkpoint).
+        if (receive is not null) defaults["Pipeline:BadRecordPolicy"] = "DeadLetter";
         builder.Configuration.Sources.Insert(0, new Microsoft.Extensions.Configuration.Memory.MemoryConfigurationSource { InitialData = defaults });
         if (checkpoint is not null) builder.Configuration["Pipeline:CheckpointDirectory"] = checkpoint;
         string outputDirectory = output ?? Path.Combine(work, "output");
 
+        // With --receive, clicks arrive over HTTP (POST /ingest) into a write-ahead log; otherwise from the input files.
+        using var receiver = receive is null ? null : new HttpReceiverSource<ClickEvent>(receive, ClickEvent.Parse);
         builder.Services.AddPipeline(ClicksPerUserPipeline.Definition, builder.Configuration.GetSection("Pipeline"))
             .BindConnectors((_, runner) => runner
-                .BindSource(ClicksPerUserPipeline.Clicks(), new FileDirectorySource<ClickEvent>(inputDirectory, ClickEvent.Parse))
+                .BindSource(ClicksPerUserPipeline.Clicks(), receiver is not null ? receiver : new FileDirectorySource<ClickEvent>(inputDirectory, ClickEvent.Parse))
                 .BindSink(ClicksPerUserPipeline.Totals(), new FileSink<UserTotals>(outputDirectory, t => t.ToCsv())));
         builder.Services.AddHealthChecks().AddPipelineChecks();
         builder.Services.AddOpenTelemetry().WithMetrics(metrics => metrics
@@ -68,10 +72,11 @@ internal static class Serve
         app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = c => c.Tags.Contains(PipelineHealthCheckExtensions.LiveTag), ResponseWriter = WriteHealth });
         app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains(PipelineHealthCheckExtensions.ReadyTag), ResponseWriter = WriteHealth });
         app.MapPipelineDashboard("/"); // the streaming UI at /, its API at /api/pipelines and /api/progress?pipeline=ID
+        if (receiver is not null) app.MapPipelineReceiver("/ingest", receiver);
         app.Lifetime.ApplicationStarted.Register(() =>
         {
             // The process id and the bound addresses, so that "kill" and "curl" reach this process (with port 0, the port chosen).
-            Console.WriteLine($"clicks-per-user serve: process {Environment.ProcessId}, input {inputDirectory}, output {outputDirectory}");
+            Console.WriteLine($"clicks-per-user serve: process {Environment.ProcessId}, input {(receiver is null ? inputDirectory : "POST /ingest, write-ahead log " + receive)}, output {outputDirectory}");
             foreach (string url in app.Urls) Console.WriteLine($"listening on {url} (the UI at /; /metrics, /health/live, /health/ready, /api/pipelines, /api/progress?pipeline=clicks-per-user)");
         });
         try

@@ -172,4 +172,49 @@ public class ReceiverTests(ITestOutputHelper log)
 
         Assert.Equal(lines, sink.All); // in order, each once, without the cut line
     }
+
+    private static Event ParseLine(string line)
+    {
+        var f = line.Split(',');
+        return new Event(f[0], long.Parse(f[1]));
+    }
+
+    [Fact]
+    public async Task An_idempotency_key_adds_a_request_once_also_after_a_restart_and_a_full_backlog_says_so()
+    {
+        using var dir = new TempDir();
+        using (var receiver = new HttpReceiverSource<Event>(dir.Sub("wal"), ParseLine, new ReceiverOptions { MaxBacklogRecords = 3 }))
+        {
+            Assert.Equal(new IngestResult(IngestOutcome.Accepted, 0), await receiver.IngestAsync(new[] { "a,1", "b,2" }, "k0"));
+            // The same key at once, concurrently and later: nothing added, the first request's position.
+            var again = await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => receiver.IngestAsync(new[] { "a,1", "b,2" }, "k0")));
+            Assert.All(again, r => Assert.Equal(new IngestResult(IngestOutcome.Duplicate, 0), r));
+            Assert.Equal(IngestOutcome.Accepted, (await receiver.IngestAsync(new[] { "c,3" }, null)).Outcome);
+            Assert.Equal(new IngestResult(IngestOutcome.Accepted, 2), await receiver.IngestAsync(new[] { "d,4" }, "k2"));
+            Assert.Equal(new IngestResult(IngestOutcome.Backlogged, -1), await receiver.IngestAsync(new[] { "e,5" }, "k3"));
+            Assert.Equal(3, receiver.Backlog);
+        }
+
+        // A new process: the keys are read back from the log.
+        using var restarted = new HttpReceiverSource<Event>(dir.Sub("wal"), ParseLine, new ReceiverOptions { MaxBacklogRecords = 3 });
+        Assert.Equal(new IngestResult(IngestOutcome.Duplicate, 2), await restarted.IngestAsync(new[] { "d,4" }, "k2"));
+        var sink = new CollectingSink<Total?>();
+        await new PipelineRunner(RunningMax.Definition, Options(dir)).BindSource(RunningMax.Events(), restarted).BindSink(RunningMax.Out(), sink).RunAsync();
+        Assert.Equal(new Total?[] { new("a", 1, 0), new("b", 2, 0), new("c", 3, 0), new("d", 4, 0) }, sink.All);
+        Assert.Equal(new IngestResult(IngestOutcome.Accepted, 3), await restarted.IngestAsync(new[] { "e,5" }, "k3")); // room again
+    }
+
+    [Fact]
+    public async Task A_line_that_does_not_parse_is_a_bad_record_naming_the_request_not_a_lost_request()
+    {
+        using var dir = new TempDir();
+        using var receiver = new HttpReceiverSource<Event>(dir.Sub("wal"), ParseLine);
+        await receiver.IngestAsync(new[] { "a,1" }, "first");
+        await receiver.IngestAsync(new[] { "b,2", "not a record", "c,3" }, "second");
+        var sink = new CollectingSink<Total?>();
+        var bad = await Assert.ThrowsAsync<BadRecordException>(() =>
+            new PipelineRunner(RunningMax.Definition, Options(dir)).BindSource(RunningMax.Events(), receiver).BindSink(RunningMax.Out(), sink).RunAsync());
+        Assert.Equal((1L, "not a record"), (bad.Position, bad.Raw)); // the second request's position, the line itself
+        Assert.Contains("BadRecordPolicy = DeadLetter", bad.Message);
+    }
 }
