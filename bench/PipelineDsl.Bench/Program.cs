@@ -23,13 +23,14 @@ var latencyOption = new Option<bool>("--latency") { Description = "Measure end-t
 var ratesOption = new Option<long[]>("--rates") { Description = "Input rates (records/s) for --latency", DefaultValueFactory = _ => new long[] { 50_000, 100_000, 200_000 }, AllowMultipleArgumentsPerToken = true };
 var secondsOption = new Option<int>("--seconds") { Description = "Seconds per rate for --latency", DefaultValueFactory = _ => 15 }.Positive();
 var azureOption = new Option<bool>("--azure-store") { Description = "Compare the keyed count with its checkpoint on Azure Blob Storage (Azurite on loopback) against a local directory, interleaved" };
+var ingestOption = new Option<bool>("--ingest") { Description = "Measure acknowledged ingestion into a receiver's write-ahead log (1,000,000 records of 100 bytes, 1,024 concurrent senders; PIPELINEDSL_INGEST_SENDERS to change): durable (fsync, group commit) against without fsync, interleaved" };
 var metricsOption = new Option<bool>("--metrics") { Description = "Measure the cost of a listener on the PipelineDsl meter: the keyed count with one attached against without, interleaved" };
 var hostedOption = new Option<bool>("--hosted") { Description = "Measure the cost of running as a service: the keyed count under the .NET host with the Prometheus exporter and the UI's API polled every second, against the plain runner, interleaved" };
 var takeoverOption = new Option<bool>("--takeover") { Description = "Measure takeover time with hot standbys (replicas of the main job on Azurite; SIGKILL of the active one)" };
 var intervalOption = new Option<int>("--interval-ms") { Description = "Batch interval in milliseconds for --latency", DefaultValueFactory = _ => 10 }.Positive();
 var root = new RootCommand("Runtime benchmark: map+filter and keyed count through the runner against a plain C# loop, in one run; then restart time.")
 {
-    recordsOption, keysOption, repeatOption, parallelismOption, profileOption, latencyOption, ratesOption, secondsOption, intervalOption, azureOption, takeoverOption, metricsOption, hostedOption,
+    recordsOption, keysOption, repeatOption, parallelismOption, profileOption, latencyOption, ratesOption, secondsOption, intervalOption, azureOption, takeoverOption, metricsOption, hostedOption, ingestOption,
 };
 if (CommandLineProgram.Parse(root, args, out var parsed) is int exit) return exit;
 long records = parsed.GetValue(recordsOption);
@@ -153,6 +154,14 @@ TimeSpan PlainKeyedCount()
     }
 
     return watch.Elapsed;
+}
+
+if (parsed.GetValue(ingestOption))
+{
+    string ingestTemp = Path.Combine(Path.GetTempPath(), "pdsl-ingest-" + Guid.NewGuid().ToString("N"));
+    IngestBenchmark.Run(1_000_000, int.TryParse(Environment.GetEnvironmentVariable("PIPELINEDSL_INGEST_SENDERS"), out int senders) ? senders : 1024, repeat, ingestTemp);
+    Directory.Delete(ingestTemp, recursive: true);
+    return 0;
 }
 
 if (parsed.GetValue(metricsOption))

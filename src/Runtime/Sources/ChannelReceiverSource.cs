@@ -18,6 +18,13 @@ public sealed class ReceiverOptions
 
     /// <summary>The size at which a segment file of the log is closed and a new one begun (default 64 MiB).</summary>
     public long SegmentBytes { get; init; } = 64L << 20;
+
+    /// <summary>
+    /// Whether a write is acknowledged only once fsynced (default true). False acknowledges once the operating system has
+    /// the bytes: a crash of the process loses nothing, a crash of the machine may lose what was acknowledged. For
+    /// measuring what durability costs, or for data that can be lost.
+    /// </summary>
+    public bool Durable { get; init; } = true;
 }
 
 /// <summary>
@@ -60,7 +67,7 @@ public sealed class ChannelReceiverSource<T> : ISourceConnector<T>, ISourceCommi
         _serialize = serialize ?? throw new ArgumentNullException(nameof(serialize));
         _deserialize = deserialize ?? throw new ArgumentNullException(nameof(deserialize));
         _maxBacklog = options.MaxBacklogRecords;
-        _log = new WriteAheadLog(walDirectory, options.SegmentBytes);
+        _log = new WriteAheadLog(walDirectory, options.SegmentBytes, options.Durable);
         _admitted = _log.DurableEnd;
         _committed = _log.Start; // until the first commit says more, everything the log holds counts as backlog
     }

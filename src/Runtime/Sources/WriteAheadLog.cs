@@ -32,6 +32,7 @@ internal sealed class WriteAheadLog : IDisposable
 
     private readonly string _directory;
     private readonly long _segmentBytes;
+    private readonly bool _durable;
     private readonly Channel<Pending> _queue = Channel.CreateUnbounded<Pending>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Task _writer;
     private readonly object _segmentsGate = new();
@@ -47,8 +48,9 @@ internal sealed class WriteAheadLog : IDisposable
 
     private sealed record Pending(ReadOnlyMemory<byte> Payload, TaskCompletionSource<long> Done);
 
-    public WriteAheadLog(string directory, long segmentBytes = 64L << 20)
+    public WriteAheadLog(string directory, long segmentBytes = 64L << 20, bool durable = true)
     {
+        _durable = durable;
         if (segmentBytes < 1024) throw new ArgumentOutOfRangeException(nameof(segmentBytes), "A segment must hold at least 1 KiB.");
         _directory = Path.GetFullPath(directory);
         _segmentBytes = segmentBytes;
@@ -137,7 +139,7 @@ internal sealed class WriteAheadLog : IDisposable
                 }
 
                 _active.Write(frames.WrittenSpan);
-                _active.Flush(flushToDisk: true); // one fsync for the whole group
+                if (_durable) _active.Flush(flushToDisk: true); // one fsync for the whole group
                 Interlocked.Increment(ref _syncs);
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
