@@ -39,11 +39,9 @@ public sealed record IngestResult(IngestOutcome Outcome, long Position);
 /// the request again: retry within minutes, not days.
 /// </remarks>
 /// <typeparam name="T">The record type.</typeparam>
-public sealed class HttpReceiverSource<T> : ISourceConnector<T>, ISourceCommitListener, IDisposable
+public sealed class HttpReceiverSource<T> : ReceiverSource<T>
 {
-    private readonly ChannelReceiverSource<Request> _log;
     private readonly Func<string, T> _parse;
-    private readonly long _maxBacklog;
     // Every key in the log or being appended, with the position its request got.
     private readonly ConcurrentDictionary<string, Task<long>> _keys = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<long, string> _keyAt = new();
@@ -55,26 +53,16 @@ public sealed class HttpReceiverSource<T> : ISourceConnector<T>, ISourceCommitLi
     /// <param name="parse">Turns a line into a record; a failure makes the line a bad record.</param>
     /// <param name="options">Backlog bound (in requests) and segment size.</param>
     public HttpReceiverSource(string walDirectory, Func<string, T> parse, ReceiverOptions? options = null)
+        : base(walDirectory, options)
     {
         _parse = parse ?? throw new ArgumentNullException(nameof(parse));
-        options ??= new ReceiverOptions();
-        _maxBacklog = options.MaxBacklogRecords;
-        _log = new ChannelReceiverSource<Request>(walDirectory, Encode, Decode, options);
         // The keys of the requests the log still holds: a client's retry after a restart is still recognized.
-        long start = _log.GetInitialPositionAsync("0", true, default).GetAwaiter().GetResult();
-        long end = _log.GetEndPositionAsync("0", default).GetAwaiter().GetResult();
-        _log.ReadAsync("0", start, end, new KeyCollector(this), default).GetAwaiter().GetResult();
-    }
-
-    private sealed class KeyCollector(HttpReceiverSource<T> owner) : ISourceOutput<Request>
-    {
-        public void Emit(long position, Request record)
+        long start = GetInitialPositionAsync("0", true, default).GetAwaiter().GetResult();
+        long end = GetEndPositionAsync("0", default).GetAwaiter().GetResult();
+        ReadLogged(start, end, (position, logged) =>
         {
-            if (record.Key is { } key) owner.Remember(key, position);
-        }
-
-        public void Reject(long position, string raw, Exception error) =>
-            throw new System.IO.IOException($"Request {position} of the receiver's write-ahead log does not decode ({error.Message}): the log is damaged.", error);
+            if (DecodeLogged(position, logged).Key is { } key) Remember(key, position);
+        });
     }
 
     private void Remember(string key, long position)
@@ -84,10 +72,7 @@ public sealed class HttpReceiverSource<T> : ISourceConnector<T>, ISourceCommitLi
     }
 
     /// <inheritdoc />
-    public string Description => $"HTTP receiver (write-ahead log {_log.LogLocation})";
-
-    /// <summary>Requests logged that no committed batch has read yet.</summary>
-    public long Backlog => _log.Backlog;
+    public override string Description => $"HTTP receiver (write-ahead log {LogLocation})";
 
     /// <summary>
     /// Logs a request's <paramref name="lines"/> under <paramref name="idempotencyKey"/> (null: none) and completes once
@@ -101,17 +86,17 @@ public sealed class HttpReceiverSource<T> : ISourceConnector<T>, ISourceCommitLi
         if (idempotencyKey is { Length: 0 or > 200 }) throw new ArgumentException("An idempotency key has 1 to 200 characters.", nameof(idempotencyKey));
         if (idempotencyKey is not null && _keys.TryGetValue(idempotencyKey, out var earlier))
             return new IngestResult(IngestOutcome.Duplicate, await earlier.ConfigureAwait(false));
-        if (_log.Backlog >= _maxBacklog) return new IngestResult(IngestOutcome.Backlogged, -1);
+        if (Backlog >= MaxBacklog) return new IngestResult(IngestOutcome.Backlogged, -1);
 
-        var request = new Request(idempotencyKey, [.. lines]);
-        if (idempotencyKey is null) return new IngestResult(IngestOutcome.Accepted, await _log.WriteAsync(request, cancellationToken).ConfigureAwait(false));
+        var payload = Encode(new Request(idempotencyKey, [.. lines]));
+        if (idempotencyKey is null) return new IngestResult(IngestOutcome.Accepted, await AppendAsync(payload, cancellationToken).ConfigureAwait(false));
 
         var append = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
         var claimed = _keys.GetOrAdd(idempotencyKey, append.Task);
         if (claimed != append.Task) return new IngestResult(IngestOutcome.Duplicate, await claimed.ConfigureAwait(false));
         try
         {
-            long position = await _log.WriteAsync(request, cancellationToken).ConfigureAwait(false);
+            long position = await AppendAsync(payload, cancellationToken).ConfigureAwait(false);
             _keyAt[position] = idempotencyKey;
             append.SetResult(position);
             return new IngestResult(IngestOutcome.Accepted, position);
@@ -136,78 +121,56 @@ public sealed class HttpReceiverSource<T> : ISourceConnector<T>, ISourceCommitLi
         return w.ToArray();
     }
 
-    private static Request Decode(ReadOnlyMemory<byte> bytes)
+    /// <summary>A logged request; one that does not decode means the log is damaged (its frames passed their checksums, so another program wrote it).</summary>
+    private static Request DecodeLogged(long position, ReadOnlyMemory<byte> bytes)
     {
-        var r = new MessagePackReader(bytes.Span);
-        if (r.ReadArrayHeader() != 2) throw new MessagePackException("a logged request is not a [key, lines] array");
-        string? key = null;
-        if (r.NextType == MessagePackType.Nil) r.ReadNil();
-        else key = r.ReadString();
-        var lines = new string[r.ReadArrayHeader()];
-        for (int i = 0; i < lines.Length; i++) lines[i] = r.ReadString() ?? "";
-        return new Request(key, lines);
-    }
-
-    /// <inheritdoc />
-    public Task<IReadOnlyList<string>> ListPartitionsAsync(CancellationToken cancellationToken) => _log.ListPartitionsAsync(cancellationToken);
-
-    /// <inheritdoc />
-    public Task<long> GetInitialPositionAsync(string partition, bool partitionIsNew, CancellationToken cancellationToken) => _log.GetInitialPositionAsync(partition, partitionIsNew, cancellationToken);
-
-    /// <inheritdoc />
-    public Task<long> GetEndPositionAsync(string partition, CancellationToken cancellationToken) => _log.GetEndPositionAsync(partition, cancellationToken);
-
-    /// <inheritdoc />
-    public Task<long> AdvanceAsync(string partition, long from, long available, long maxRecords, CancellationToken cancellationToken) =>
-        _log.AdvanceAsync(partition, from, available, maxRecords, cancellationToken);
-
-    /// <inheritdoc />
-    public Task ReadAsync(string partition, long from, long to, ISourceOutput<T> output, CancellationToken cancellationToken) =>
-        _log.ReadAsync(partition, from, to, new Lines(this, output), cancellationToken);
-
-    /// <summary>Hands each line of each logged request to the batch, parsed; a line that does not parse is a bad record at its request's position.</summary>
-    private sealed class Lines(HttpReceiverSource<T> owner, ISourceOutput<T> output) : ISourceOutput<Request>
-    {
-        public void Emit(long position, Request request)
+        try
         {
-            foreach (string line in request.Lines)
-            {
-                T record;
-                try
-                {
-                    record = owner._parse(line);
-                }
-                catch (Exception e) when (e is not OutOfMemoryException)
-                {
-                    output.Reject(position, line, e);
-                    continue;
-                }
-
-                output.Emit(position, record);
-            }
+            var r = new MessagePackReader(bytes.Span);
+            if (r.ReadArrayHeader() != 2) throw new MessagePackException("a logged request is not a [key, lines] array");
+            string? key = null;
+            if (r.NextType == MessagePackType.Nil) r.ReadNil();
+            else key = r.ReadString();
+            var lines = new string[r.ReadArrayHeader()];
+            for (int i = 0; i < lines.Length; i++) lines[i] = r.ReadString() ?? "";
+            return new Request(key, lines);
         }
+        catch (Exception e) when (e is MessagePackException or InvalidOperationException or ArgumentException or IndexOutOfRangeException)
+        {
+            throw new System.IO.IOException($"Request {position} of the receiver's write-ahead log does not decode ({e.Message}): the log is damaged.", e);
+        }
+    }
 
-        public void Reject(long position, string raw, Exception error) =>
-            throw new System.IO.IOException($"Request {position} of the receiver's write-ahead log does not decode ({error.Message}): the log is damaged.", error);
+    /// <summary>Hands each line of a logged request to the batch, parsed; a line that does not parse is a bad record at its request's position.</summary>
+    private protected override void Emit(long position, ReadOnlyMemory<byte> logged, ISourceOutput<T> output)
+    {
+        foreach (string line in DecodeLogged(position, logged).Lines)
+        {
+            T record;
+            try
+            {
+                record = _parse(line);
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                output.Reject(position, line, e);
+                continue;
+            }
+
+            output.Emit(position, record);
+        }
     }
 
     /// <inheritdoc />
-    public Task OnBatchCommittedAsync(long batchId, IReadOnlyDictionary<string, long> positions, CancellationToken cancellationToken) =>
-        _log.OnBatchCommittedAsync(batchId, positions, cancellationToken);
-
-    /// <inheritdoc />
-    public async Task OnNoLongerNeededBelowAsync(IReadOnlyDictionary<string, long> positions, CancellationToken cancellationToken)
+    public override async Task OnNoLongerNeededBelowAsync(IReadOnlyDictionary<string, long> positions, CancellationToken cancellationToken)
     {
-        await _log.OnNoLongerNeededBelowAsync(positions, cancellationToken).ConfigureAwait(false);
+        await base.OnNoLongerNeededBelowAsync(positions, cancellationToken).ConfigureAwait(false);
         // Keys of requests whose segments are gone are forgotten with them.
-        long start = await _log.GetInitialPositionAsync("0", true, cancellationToken).ConfigureAwait(false);
+        long start = await GetInitialPositionAsync("0", true, cancellationToken).ConfigureAwait(false);
         foreach (var (position, key) in _keyAt)
         {
             if (position >= start || !_keyAt.TryRemove(position, out _)) continue;
             _keys.TryRemove(key, out _);
         }
     }
-
-    /// <summary>Waits for the writes in flight and closes the log.</summary>
-    public void Dispose() => _log.Dispose();
 }

@@ -17,15 +17,16 @@ namespace PipelineDsl.Sources;
 /// Guarantees, honestly: TCP has no acknowledgements here, so lines the server sent that were not yet durable in the
 /// log when the process died (in socket buffers, or being written) are lost: at-most-once for what was in flight,
 /// exactly-once to the sinks for what reached the log. A line cut by a dropped connection is dropped, not joined with
-/// the next connection's first line. When the backlog reaches <see cref="ReceiverOptions.MaxBacklogRecords"/>, reading
-/// pauses, so the server's writes block instead of the log growing without bound.
+/// the next connection's first line; so is a line longer than 1 MiB (<see cref="LastError"/> says so). When the backlog
+/// reaches <see cref="ReceiverOptions.MaxBacklogRecords"/>, reading pauses, so the server's writes block instead of the
+/// log growing without bound.
 /// </remarks>
-public sealed class SocketTextReceiverSource : ISourceConnector<string>, ISourceCommitListener, IDisposable
+public sealed class SocketTextReceiverSource : ReceiverSource<string>
 {
     // Writes in flight at once: enough for group commit to gather many lines per fsync.
     private const int InFlight = 4096;
+    private const int MaxLineBytes = 1 << 20;
 
-    private readonly ChannelReceiverSource<string> _log;
     private readonly string _host;
     private readonly int _port;
     private readonly CancellationTokenSource _stop = new();
@@ -38,26 +39,23 @@ public sealed class SocketTextReceiverSource : ISourceConnector<string>, ISource
     /// <param name="walDirectory">The write-ahead log's directory (one per receiver, on durable storage).</param>
     /// <param name="options">Backlog bound and segment size.</param>
     public SocketTextReceiverSource(string host, int port, string walDirectory, ReceiverOptions? options = null)
+        : base(walDirectory, options)
     {
         if (string.IsNullOrWhiteSpace(host)) throw new ArgumentException("The socket receiver needs a host.", nameof(host));
         if (port is < 1 or > 65535) throw new ArgumentOutOfRangeException(nameof(port), $"Port {port} is not a TCP port (1-65535).");
         _host = host;
         _port = port;
-        _log = new ChannelReceiverSource<string>(walDirectory, line => Encoding.UTF8.GetBytes(line), bytes => Encoding.UTF8.GetString(bytes.Span), options);
         _reader = Task.Run(ReadLoopAsync);
     }
 
     /// <inheritdoc />
-    public string Description => $"socket {_host}:{_port} (write-ahead log {_log.LogLocation})";
+    public override string Description => $"socket {_host}:{_port} (write-ahead log {LogLocation})";
 
     /// <summary>Lines this receiver read and handed to its log since it started (durable a moment later).</summary>
     public long LinesReceived => Volatile.Read(ref _lines);
 
-    /// <summary>Why the last connection failed or ended, if it did (null while connected or before the first attempt).</summary>
+    /// <summary>Why the last connection failed or ended, or the last line dropped, if any (null while connected or before the first attempt).</summary>
     public string? LastError => _lastError;
-
-    /// <summary>Records read by no committed batch yet.</summary>
-    public long Backlog => _log.Backlog;
 
     private async Task ReadLoopAsync()
     {
@@ -69,18 +67,7 @@ public sealed class SocketTextReceiverSource : ISourceConnector<string>, ISource
                 using var client = new TcpClient();
                 await client.ConnectAsync(_host, _port, ct).ConfigureAwait(false);
                 _lastError = null;
-                using var reader = new StreamReader(client.GetStream(), new UTF8Encoding(false), detectEncodingFromByteOrderMarks: false);
-                var pending = new Queue<Task<long>>();
-                while (await ReadWholeLineAsync(reader, ct).ConfigureAwait(false) is { } line)
-                {
-                    await _log.WaitForRoomAsync(ct).ConfigureAwait(false);
-                    // One producer: each write is admitted at once after the wait, so the log keeps the lines' order.
-                    pending.Enqueue(_log.WriteAsync(line, ct));
-                    if (pending.Count >= InFlight) await pending.Dequeue().ConfigureAwait(false);
-                    Interlocked.Increment(ref _lines);
-                }
-
-                while (pending.Count > 0) await pending.Dequeue().ConfigureAwait(false);
+                await ReadLinesAsync(client.GetStream(), ct).ConfigureAwait(false);
                 _lastError = $"{_host}:{_port} closed the connection";
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
@@ -103,52 +90,72 @@ public sealed class SocketTextReceiverSource : ISourceConnector<string>, ISource
         }
     }
 
-    /// <summary>The next line ended by <c>\n</c>; null at the end of the stream (a last line without its <c>\n</c> is dropped: it may be cut).</summary>
-    private static async Task<string?> ReadWholeLineAsync(StreamReader reader, CancellationToken ct)
+    /// <summary>
+    /// Splits the stream into lines in a buffer (a <c>\n</c> byte is never part of a multi-byte UTF-8 character, so lines
+    /// are cut on bytes and logged as the bytes received) and appends each whole line. Bytes after the last <c>\n</c> when
+    /// the stream ends are a cut line and are dropped.
+    /// </summary>
+    private async Task ReadLinesAsync(Stream stream, CancellationToken ct)
     {
-        var line = new StringBuilder();
-        var one = new char[1];
-        while (true)
+        var pending = new Queue<Task<long>>();
+        var buffer = new byte[64 * 1024];
+        int filled = 0;
+        bool skipping = false; // inside a line too long to keep, until its \n
+        try
         {
-            // StreamReader.ReadLineAsync cannot tell a line ended by \n from one cut by the end of the stream.
-            if (await reader.ReadAsync(one.AsMemory(), ct).ConfigureAwait(false) == 0) return null;
-            if (one[0] == '\n')
+            while (true)
             {
-                if (line.Length > 0 && line[^1] == '\r') line.Length--;
-                return line.ToString();
-            }
+                if (filled == buffer.Length)
+                {
+                    if (buffer.Length >= MaxLineBytes)
+                    {
+                        _lastError = $"{_host}:{_port} sent a line longer than {MaxLineBytes} bytes: it was dropped";
+                        skipping = true;
+                        filled = 0;
+                    }
+                    else
+                    {
+                        Array.Resize(ref buffer, buffer.Length * 2);
+                    }
+                }
 
-            line.Append(one[0]);
+                int read = await stream.ReadAsync(buffer.AsMemory(filled), ct).ConfigureAwait(false);
+                if (read == 0) return;
+                int scanFrom = filled;
+                filled += read;
+                int lineStart = 0;
+                int newline;
+                while ((newline = Array.IndexOf(buffer, (byte)'\n', scanFrom, filled - scanFrom)) >= 0)
+                {
+                    int end = newline > lineStart && buffer[newline - 1] == (byte)'\r' ? newline - 1 : newline;
+                    if (!skipping)
+                    {
+                        await WaitForRoomAsync(ct).ConfigureAwait(false);
+                        // One producer: each append is admitted at once after the wait, so the log keeps the lines' order.
+                        pending.Enqueue(AppendAsync(buffer.AsSpan(lineStart, end - lineStart).ToArray(), ct));
+                        if (pending.Count >= InFlight) await pending.Dequeue().ConfigureAwait(false);
+                        Interlocked.Increment(ref _lines);
+                    }
+
+                    skipping = false;
+                    lineStart = scanFrom = newline + 1;
+                }
+
+                // Keep the unfinished line at the front of the buffer.
+                Array.Copy(buffer, lineStart, buffer, 0, filled - lineStart);
+                filled -= lineStart;
+            }
+        }
+        finally
+        {
+            while (pending.Count > 0) await pending.Dequeue().ConfigureAwait(false);
         }
     }
 
-    /// <inheritdoc />
-    public Task<IReadOnlyList<string>> ListPartitionsAsync(CancellationToken cancellationToken) => _log.ListPartitionsAsync(cancellationToken);
+    private protected override void Emit(long position, ReadOnlyMemory<byte> logged, ISourceOutput<string> output) =>
+        output.Emit(position, Encoding.UTF8.GetString(logged.Span));
 
-    /// <inheritdoc />
-    public Task<long> GetInitialPositionAsync(string partition, bool partitionIsNew, CancellationToken cancellationToken) => _log.GetInitialPositionAsync(partition, partitionIsNew, cancellationToken);
-
-    /// <inheritdoc />
-    public Task<long> GetEndPositionAsync(string partition, CancellationToken cancellationToken) => _log.GetEndPositionAsync(partition, cancellationToken);
-
-    /// <inheritdoc />
-    public Task<long> AdvanceAsync(string partition, long from, long available, long maxRecords, CancellationToken cancellationToken) =>
-        _log.AdvanceAsync(partition, from, available, maxRecords, cancellationToken);
-
-    /// <inheritdoc />
-    public Task ReadAsync(string partition, long from, long to, ISourceOutput<string> output, CancellationToken cancellationToken) =>
-        _log.ReadAsync(partition, from, to, output, cancellationToken);
-
-    /// <inheritdoc />
-    public Task OnBatchCommittedAsync(long batchId, IReadOnlyDictionary<string, long> positions, CancellationToken cancellationToken) =>
-        _log.OnBatchCommittedAsync(batchId, positions, cancellationToken);
-
-    /// <inheritdoc />
-    public Task OnNoLongerNeededBelowAsync(IReadOnlyDictionary<string, long> positions, CancellationToken cancellationToken) =>
-        _log.OnNoLongerNeededBelowAsync(positions, cancellationToken);
-
-    /// <summary>Stops reading, waits for the lines in flight, and closes the log.</summary>
-    public void Dispose()
+    private protected override void StopReceiving()
     {
         _stop.Cancel();
         try
@@ -159,7 +166,6 @@ public sealed class SocketTextReceiverSource : ISourceConnector<string>, ISource
         {
         }
 
-        _log.Dispose();
         _stop.Dispose();
     }
 }
