@@ -107,10 +107,13 @@ internal sealed class BatchPlanner
 
     /// <summary>
     /// Plans batch <paramref name="batchId"/>: for every partition, known or newly listed, the range from its
-    /// position to what is available (capped by <c>MaxRecordsPerPartition</c>, and by <paramref name="targets"/> in a bounded run).
+    /// position to what is available (capped by <c>MaxRecordsPerPartition</c>, by <paramref name="targets"/> in a bounded
+    /// run, and by <paramref name="recordBudget"/>, the backpressure limit for the whole batch).
     /// </summary>
-    public async Task<OffsetRecord> PlanAsync(long batchId, RunTargets? targets)
+    public async Task<OffsetRecord> PlanAsync(long batchId, RunTargets? targets, long? recordBudget = null)
     {
+        // First where every partition stands and what it has; then the caps, which share a budget between partitions.
+        var open = new List<(string Source, string Partition, long From, long Available)>();
         var sources = new SortedDictionary<string, SortedDictionary<string, PartitionRange>>(StringComparer.Ordinal);
         foreach (var (id, executor) in _sources)
         {
@@ -123,31 +126,56 @@ internal sealed class BatchPlanner
                 long from = known.TryGetValue(partition, out long position)
                     ? position
                     : await executor.InitialAsync(partition, partitionIsNew: _knownSources.Contains(id), CancellationToken.None).ConfigureAwait(false);
-                long to = from;
-                if (listed.Contains(partition))
-                {
-                    long end = await executor.EndAsync(partition, CancellationToken.None).ConfigureAwait(false);
-                    _ends[(id, partition)] = end;
-                    // In every mode, bounded too: data that shrank below what was processed was rewritten or
-                    // truncated, and reading on from the old position would skip or repeat records silently.
-                    if (end < from)
-                        throw new InvalidDataException($"Source '{id}', partition '{partition}': the data now ends at position {end}, before position {from}, which earlier batches already processed. A source must only grow: restore the input, or start a new checkpoint.");
-                    long available = end;
-                    if (targets is not null) available = targets.TryGet(id, partition, out long target) ? Math.Min(end, Math.Max(target, from)) : from;
-
-                    to = _maxRecordsPerPartition is long cap
-                        ? await executor.AdvanceAsync(partition, from, available, cap, CancellationToken.None).ConfigureAwait(false)
-                        : available;
-                }
-
-                ranges[partition] = new PartitionRange(from, to);
+                ranges[partition] = new PartitionRange(from, from);
+                if (!listed.Contains(partition)) continue;
+                long end = await executor.EndAsync(partition, CancellationToken.None).ConfigureAwait(false);
+                _ends[(id, partition)] = end;
+                // In every mode, bounded too: data that shrank below what was processed was rewritten or
+                // truncated, and reading on from the old position would skip or repeat records silently.
+                if (end < from)
+                    throw new InvalidDataException($"Source '{id}', partition '{partition}': the data now ends at position {end}, before position {from}, which earlier batches already processed. A source must only grow: restore the input, or start a new checkpoint.");
+                long available = end;
+                if (targets is not null) available = targets.TryGet(id, partition, out long target) ? Math.Min(end, Math.Max(target, from)) : from;
+                if (available > from) open.Add((id, partition, from, available));
             }
 
             sources[id] = ranges;
             _knownSources.Add(id);
         }
 
+        var shares = recordBudget is long budget ? ShareBudget(open, budget) : null;
+        for (int i = 0; i < open.Count; i++)
+        {
+            var (id, partition, from, available) = open[i];
+            long? cap = _maxRecordsPerPartition;
+            if (shares is not null) cap = Math.Min(cap ?? long.MaxValue, shares[i]);
+            var executor = _sources.First(s => s.Id == id).Executor;
+            long to = cap is long c ? await executor.AdvanceAsync(partition, from, available, c, CancellationToken.None).ConfigureAwait(false) : available;
+            sources[id][partition] = new PartitionRange(from, to);
+        }
+
         return new OffsetRecord(batchId, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), sources);
+    }
+
+    /// <summary>
+    /// Each open partition's share of a batch's record budget (Spark's <c>maxMessagesPerPartition</c>): equal parts
+    /// per source that has data (positions of different sources count different things: records, bytes), and within a
+    /// source in proportion to each partition's backlog, at least one record each so that no partition starves.
+    /// </summary>
+    internal static long[] ShareBudget(IReadOnlyList<(string Source, string Partition, long From, long Available)> open, long budget)
+    {
+        var shares = new long[open.Count];
+        var bySource = Enumerable.Range(0, open.Count).GroupBy(i => open[i].Source, StringComparer.Ordinal).ToList();
+        if (bySource.Count == 0) return shares;
+        double perSource = (double)budget / bySource.Count;
+        foreach (var partitions in bySource)
+        {
+            double backlog = partitions.Sum(i => (double)(open[i].Available - open[i].From));
+            foreach (int i in partitions)
+                shares[i] = Math.Max(1, (long)Math.Floor(perSource * (open[i].Available - open[i].From) / backlog));
+        }
+
+        return shares;
     }
 
     /// <summary>

@@ -103,6 +103,7 @@ internal static class BatchProgressJson
             w.WriteNumber("outputRecords", p.OutputRecords);
             w.WriteNumber("inputRecordsPerSecond", Math.Round(p.InputRecordsPerSecond, 1));
             w.WriteNumber("processedRecordsPerSecond", Math.Round(p.ProcessedRecordsPerSecond, 1));
+            if (p.RateLimit is { } limit) w.WriteNumber("rateLimitRecordsPerSecond", Math.Round(limit, 1));
             w.WriteNumber("stateKeys", p.StateKeys);
             w.WriteBoolean("replayed", p.Replayed);
             w.WriteBoolean("snapshotWritten", p.SnapshotWritten);

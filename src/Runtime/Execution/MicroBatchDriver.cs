@@ -43,6 +43,10 @@ internal sealed class MicroBatchDriver
     private TimeSpan? _previousBatchStarted;
     private TimeSpan _schedulingDelay;
 
+    // Backpressure (null when off), and the limit the batch being run was planned under.
+    private readonly RateController? _rate;
+    private double? _plannedRateLimit;
+
     public MicroBatchDriver(
         PipelineDefinition definition,
         PipelineRunnerOptions options,
@@ -73,6 +77,7 @@ internal sealed class MicroBatchDriver
         // Timed always (a clock read per file, next to a file write): a listener may attach at any time.
         log.FileWritten = _metrics.CheckpointFileWritten;
         _planner = new BatchPlanner(_sourceExecutors, sources, options.MaxRecordsPerPartition);
+        if (options.Backpressure is { } backpressure) _rate = new RateController(backpressure, options.BatchInterval);
         var listeners = sources.Where(s => s.Value is ISourceCommitListener).Select(s => (s.Key, (ISourceCommitListener)s.Value));
         _checkpoint = new CheckpointCoordinator(log, _planner, _state, definition.Manifest.Json, options, listeners);
         _recovery = new RecoveryPlanner(log, _planner, _state, definition, plan => RunBatchAsync(plan, replay: true));
@@ -130,7 +135,8 @@ internal sealed class MicroBatchDriver
             if (due is not null) _metrics.Late(_schedulingDelay);
             _phases.Clear();
             long planStarted = PipelineMetrics.Start();
-            var plan = await _planner.PlanAsync(next, targets).ConfigureAwait(false);
+            _plannedRateLimit = _rate?.Limit;
+            var plan = await _planner.PlanAsync(next, targets, _rate?.BatchBudget).ConfigureAwait(false);
             long planned = plan.Sources.Values.Sum(p => p.Values.Sum(r => r.Count));
             if (planned == 0 && !positionsMoved)
             {
@@ -285,7 +291,9 @@ internal sealed class MicroBatchDriver
         _metrics.BatchDone(batchStarted, replay, progress.StateOperators);
         _metrics.Watermarks(progress.Watermarks);
         if (!replay) _metrics.Lag(progress.Sources);
-        if (!replay) _metrics.Rates(progress.InputRecordsPerSecond, progress.ProcessedRecordsPerSecond);
+        if (!replay) _metrics.Rates(progress.InputRecordsPerSecond, progress.ProcessedRecordsPerSecond, progress.RateLimit);
+        if (!replay) _rate?.BatchCompleted(_clock.Elapsed, input, progress.Duration, _schedulingDelay);
+        _plannedRateLimit = null;
         if (!replay) _status?.BatchCommitted(progress);
         _batchCompleted?.Invoke(progress);
         return input;
@@ -313,6 +321,7 @@ internal sealed class MicroBatchDriver
             InputRecordsPerSecond = sinceLast > TimeSpan.Zero ? input / sinceLast.TotalSeconds : 0,
             ProcessedRecordsPerSecond = duration > TimeSpan.Zero ? input / duration.TotalSeconds : 0,
             SchedulingDelay = replay ? TimeSpan.Zero : _schedulingDelay,
+            RateLimit = replay ? null : _plannedRateLimit,
         };
     }
 

@@ -46,6 +46,28 @@ internal sealed class PipelineMetrics
     private static readonly ObservableGauge<double> ProcessingRate = Meter.CreateObservableGauge("pipelinedsl.records.processing_rate", () => ObserveRates(g => g.ProcessingRate), "{record}/s",
         "Records read by the last batch per second of its duration (Spark's processedRowsPerSecond)");
 
+    private static readonly ObservableGauge<double> RateLimit = Meter.CreateObservableGauge("pipelinedsl.backpressure.rate_limit", () => ObserveRates(g => g.RateLimit), "{record}/s",
+        "The backpressure rate limit the last batch was planned under: it read at most this times the batch interval (only with backpressure on)");
+
+    private static readonly ObservableGauge<long> ReceiverBacklog = Meter.CreateObservableGauge("pipelinedsl.receiver.backlog", () => ObserveReceivers(r => r.Backlog()), "{record}",
+        "Records a receiver logged that no committed batch has read yet (requests, for the HTTP receiver)");
+    private static readonly ObservableGauge<long> ReceiverBacklogLimit = Meter.CreateObservableGauge("pipelinedsl.receiver.backlog.limit", () => ObserveReceivers(r => r.Limit), "{record}",
+        "The backlog at which a receiver holds its senders back (ReceiverOptions.MaxBacklogRecords)");
+
+    // Receivers bound to a run of this process, for their gauges: from the run's start until the receiver is disposed.
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<object, TrackedReceiver> Receivers = new(ReferenceEqualityComparer.Instance);
+
+    private sealed record TrackedReceiver(KeyValuePair<string, object?>[] Tags, Func<long> Backlog, long Limit);
+
+    private static IEnumerable<Measurement<long>> ObserveReceivers(Func<TrackedReceiver, long> figure) =>
+        Receivers.Values.Select(r => new Measurement<long>(figure(r), r.Tags)).ToArray();
+
+    /// <summary>Reports a receiver's backlog, tagged with the pipeline and source it is bound to, until <see cref="UntrackReceiver"/>.</summary>
+    public static void TrackReceiver(object receiver, string pipeline, string source, Func<long> backlog, long limit) =>
+        Receivers[receiver] = new TrackedReceiver(new[] { new KeyValuePair<string, object?>("pipeline", pipeline), new KeyValuePair<string, object?>("source", source) }, backlog, limit);
+
+    public static void UntrackReceiver(object receiver) => Receivers.TryRemove(receiver, out _);
+
     // The runs of this process, each with the latest figures its observable gauges report.
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<PipelineMetrics, Gauges> GaugesByRun = new();
 
@@ -56,6 +78,7 @@ internal sealed class PipelineMetrics
         public volatile Measurement<long>[] Watermarks = Array.Empty<Measurement<long>>();
         public volatile Measurement<double>[] InputRate = Array.Empty<Measurement<double>>();
         public volatile Measurement<double>[] ProcessingRate = Array.Empty<Measurement<double>>();
+        public volatile Measurement<double>[] RateLimit = Array.Empty<Measurement<double>>();
     }
 
     private static IEnumerable<Measurement<double>> ObserveRates(Func<Gauges, Measurement<double>[]> figures)
@@ -124,12 +147,13 @@ internal sealed class PipelineMetrics
     }
 
     /// <summary>The last new batch's input and processing rates, for the gauges.</summary>
-    public void Rates(double inputPerSecond, double processedPerSecond)
+    public void Rates(double inputPerSecond, double processedPerSecond, double? rateLimit)
     {
-        if (!InputRate.Enabled && !ProcessingRate.Enabled) return;
+        if (!InputRate.Enabled && !ProcessingRate.Enabled && !RateLimit.Enabled) return;
         var gauges = GaugeFigures();
         gauges.InputRate = new[] { new Measurement<double>(inputPerSecond, _pipeline) };
         gauges.ProcessingRate = new[] { new Measurement<double>(processedPerSecond, _pipeline) };
+        if (rateLimit is { } limit) gauges.RateLimit = new[] { new Measurement<double>(limit, _pipeline) };
     }
 
     /// <summary>Each watermark stage's watermark after the last batch, for the gauge.</summary>

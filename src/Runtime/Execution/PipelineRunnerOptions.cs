@@ -49,6 +49,14 @@ public sealed class PipelineRunnerOptions
     /// </summary>
     public long? MaxRecordsPerPartition { get; set; }
 
+    /// <summary>
+    /// Sizes each batch from the rate the pipeline processes records at, so that batches keep up with
+    /// <see cref="BatchInterval"/> instead of growing with a backlog (Spark's <c>spark.streaming.backpressure.enabled</c>):
+    /// null (the default) plans everything available, up to <see cref="MaxRecordsPerPartition"/>. With receivers this also
+    /// slows the senders down, through the receivers' backlog bound. See <see cref="BackpressureOptions"/>.
+    /// </summary>
+    public BackpressureOptions? Backpressure { get; set; }
+
     /// <summary>A snapshot of all state is written every this many batches (default 10; Spark advises 5-10 batch intervals).</summary>
     public int CheckpointInterval { get; set; } = 10;
 
@@ -95,12 +103,54 @@ public sealed class PipelineRunnerOptions
             throw new ArgumentException("PipelineRunnerOptions.CheckpointDirectory is not set: give the directory where the pipeline keeps its checkpoint (or set CheckpointStore).");
         if (BatchInterval < TimeSpan.Zero) throw new ArgumentException($"PipelineRunnerOptions.BatchInterval is {BatchInterval}: it must be zero or positive.");
         if (MaxRecordsPerPartition is < 1) throw new ArgumentException($"PipelineRunnerOptions.MaxRecordsPerPartition is {MaxRecordsPerPartition}: it must be 1 or more, or null for no limit.");
+        if (Backpressure is { } backpressure)
+        {
+            if (BatchInterval <= TimeSpan.Zero)
+                throw new ArgumentException($"PipelineRunnerOptions.Backpressure sizes batches to take one BatchInterval, but BatchInterval is {BatchInterval}: set a positive interval, or turn backpressure off.");
+            backpressure.Validate();
+        }
+
         if (CheckpointInterval < 1) throw new ArgumentException($"PipelineRunnerOptions.CheckpointInterval is {CheckpointInterval}: it must be 1 or more batches.");
         if (RetainedSnapshots < 1) throw new ArgumentException($"PipelineRunnerOptions.RetainedSnapshots is {RetainedSnapshots}: keep at least 1.");
         if (Parallelism < 1) throw new ArgumentException($"PipelineRunnerOptions.Parallelism is {Parallelism}: it must be 1 or more.");
         if (!Enum.IsDefined(Trigger)) throw new ArgumentException($"PipelineRunnerOptions.Trigger is {(int)Trigger}, which is not a TriggerMode.");
         if (StandbyPollInterval <= TimeSpan.Zero) throw new ArgumentException($"PipelineRunnerOptions.StandbyPollInterval is {StandbyPollInterval}: it must be positive.");
         if (!Enum.IsDefined(BadRecordPolicy)) throw new ArgumentException($"PipelineRunnerOptions.BadRecordPolicy is {(int)BadRecordPolicy}, which is not a BadRecordPolicy.");
+    }
+}
+
+/// <summary>
+/// How backpressure sizes batches (see <see cref="PipelineRunnerOptions.Backpressure"/>): after each batch, a PID controller
+/// (Spark's <c>PIDRateEstimator</c>, with its defaults) sets a rate limit in records per second from the rate the batch was
+/// processed at and how late it started; the next batch reads at most the limit times the batch interval, shared equally
+/// between the sources that have data and, within a source, in proportion to each partition's backlog. The limit in force
+/// is in each <see cref="BatchProgress.RateLimit"/> and the <c>pipelinedsl.backpressure.rate_limit</c> gauge.
+/// </summary>
+public sealed class BackpressureOptions
+{
+    /// <summary>The limit of the first batch, before any rate was measured (default 10,000 records/s; Spark's <c>initialRate</c>).</summary>
+    public double InitialRecordsPerSecond { get; set; } = 10_000;
+
+    /// <summary>The limit never goes below this (default 100 records/s; Spark's <c>pid.minRate</c>).</summary>
+    public double MinRecordsPerSecond { get; set; } = 100;
+
+    /// <summary>Weight of the difference between the limit and the measured rate (default 1).</summary>
+    public double Proportional { get; set; } = 1.0;
+
+    /// <summary>Weight of the backlog that made batches start late, in records per interval (default 0.2).</summary>
+    public double Integral { get; set; } = 0.2;
+
+    /// <summary>Weight of how fast the error changes (default 0).</summary>
+    public double Derivative { get; set; }
+
+    internal void Validate()
+    {
+        if (!(InitialRecordsPerSecond > 0) || double.IsInfinity(InitialRecordsPerSecond))
+            throw new ArgumentException($"BackpressureOptions.InitialRecordsPerSecond is {InitialRecordsPerSecond}: it must be a positive number of records per second.");
+        if (!(MinRecordsPerSecond > 0) || double.IsInfinity(MinRecordsPerSecond))
+            throw new ArgumentException($"BackpressureOptions.MinRecordsPerSecond is {MinRecordsPerSecond}: it must be a positive number of records per second.");
+        if (!(Proportional >= 0) || !(Integral >= 0) || !(Derivative >= 0) || double.IsInfinity(Proportional + Integral + Derivative))
+            throw new ArgumentException($"BackpressureOptions: Proportional ({Proportional}), Integral ({Integral}) and Derivative ({Derivative}) must be finite and zero or more.");
     }
 }
 
@@ -151,6 +201,12 @@ public sealed record BatchProgress(long BatchId, long InputRecords, long OutputR
 
     /// <summary>How late the batch started against its batch interval (continuous trigger; zero otherwise): Spark's scheduling delay.</summary>
     public TimeSpan SchedulingDelay { get; init; }
+
+    /// <summary>
+    /// The backpressure rate limit this batch was planned under, in records per second (null: backpressure is off, or the
+    /// batch was replayed): the batch read at most this times the batch interval.
+    /// </summary>
+    public double? RateLimit { get; init; }
 
     /// <summary>Input records per second of this batch's own duration (Spark's processedRowsPerSecond).</summary>
     public double ProcessedRecordsPerSecond { get; init; }

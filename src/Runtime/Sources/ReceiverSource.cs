@@ -33,7 +33,7 @@ public sealed class ReceiverOptions
 /// once no recovery can read them again. The receivers differ only in how records arrive and how logged bytes become records.
 /// </summary>
 /// <typeparam name="T">The record type batches read.</typeparam>
-public abstract class ReceiverSource<T> : ISourceConnector<T>, ISourceCommitListener, IDisposable
+public abstract class ReceiverSource<T> : ISourceConnector<T>, ISourceCommitListener, IConnectorContextAware, IDisposable
 {
     private const string Partition = "0";
 
@@ -144,6 +144,10 @@ public abstract class ReceiverSource<T> : ISourceConnector<T>, ISourceCommitList
         return Task.CompletedTask;
     }
 
+    /// <summary>From the run that binds it on, the receiver's backlog is the gauge <c>pipelinedsl.receiver.backlog</c>, tagged with the pipeline and source.</summary>
+    public void Attach(ConnectorContext context) =>
+        PipelineDsl.Execution.PipelineMetrics.TrackReceiver(this, context.PipelineId, context.OperatorId, () => Backlog, MaxBacklog);
+
     /// <summary>Stops receiving (the socket receiver's reader), before the log closes.</summary>
     private protected virtual void StopReceiving()
     {
@@ -153,6 +157,7 @@ public abstract class ReceiverSource<T> : ISourceConnector<T>, ISourceCommitList
     public void Dispose()
     {
         StopReceiving();
+        PipelineDsl.Execution.PipelineMetrics.UntrackReceiver(this);
         _log.Dispose();
         GC.SuppressFinalize(this);
     }
