@@ -20,7 +20,7 @@ public class WriteAheadLogTests(ITestOutputHelper log)
     public async Task Concurrent_appends_are_numbered_in_order_durable_when_acknowledged_and_share_fsyncs()
     {
         using var dir = new TempDir();
-        using (var wal = new WriteAheadLog(dir.Sub("wal"), segmentBytes: 64 * 1024))
+        using (var wal = new LocalWriteAheadLog(dir.Sub("wal"), segmentBytes: 64 * 1024))
         {
             var appends = Enumerable.Range(0, 5_000).Select(i => Task.Run(() => wal.AppendAsync(Record(i)))).ToArray();
             var positions = await Task.WhenAll(appends);
@@ -32,7 +32,7 @@ public class WriteAheadLogTests(ITestOutputHelper log)
         }
 
         // Reopened: every acknowledged record, each at the position its append returned.
-        using var reopened = new WriteAheadLog(dir.Sub("wal"), segmentBytes: 64 * 1024);
+        using var reopened = new LocalWriteAheadLog(dir.Sub("wal"), segmentBytes: 64 * 1024);
         var all = ReadAll(reopened);
         Assert.Equal(5_000, all.Count);
         var byPosition = all.ToDictionary(l => long.Parse(l[..l.IndexOf(':')]), l => l[(l.IndexOf(':') + 1)..]);
@@ -45,7 +45,7 @@ public class WriteAheadLogTests(ITestOutputHelper log)
     public async Task A_torn_tail_from_a_crash_is_cut_and_the_log_continues_after_the_last_whole_record()
     {
         using var dir = new TempDir();
-        using (var wal = new WriteAheadLog(dir.Sub("wal")))
+        using (var wal = new LocalWriteAheadLog(dir.Sub("wal")))
         {
             for (int i = 0; i < 100; i++) await wal.AppendAsync(Record(i));
         }
@@ -55,7 +55,7 @@ public class WriteAheadLogTests(ITestOutputHelper log)
         long whole = new FileInfo(segment).Length;
         using (var file = new FileStream(segment, FileMode.Append)) file.Write(new byte[] { 0, 0, 1, 0, 1, 2, 3, 4, 5, 6 });
 
-        using var reopened = new WriteAheadLog(dir.Sub("wal"));
+        using var reopened = new LocalWriteAheadLog(dir.Sub("wal"));
         Assert.Equal(100, reopened.DurableEnd);
         Assert.Equal(whole, new FileInfo(segment).Length);
         Assert.Equal(100, await reopened.AppendAsync(Record(100)));
@@ -66,7 +66,7 @@ public class WriteAheadLogTests(ITestOutputHelper log)
     public async Task Damage_inside_a_closed_segment_is_refused_naming_the_file()
     {
         using var dir = new TempDir();
-        using (var wal = new WriteAheadLog(dir.Sub("wal"), segmentBytes: 1024))
+        using (var wal = new LocalWriteAheadLog(dir.Sub("wal"), segmentBytes: 1024))
         {
             for (int i = 0; i < 200; i++) await wal.AppendAsync(Record(i));
         }
@@ -76,7 +76,7 @@ public class WriteAheadLogTests(ITestOutputHelper log)
         bytes[20] ^= 0x40; // inside the first record's payload
         File.WriteAllBytes(first, bytes);
 
-        var e = Assert.Throws<IOException>(() => new WriteAheadLog(dir.Sub("wal"), segmentBytes: 1024));
+        var e = Assert.Throws<IOException>(() => new LocalWriteAheadLog(dir.Sub("wal"), segmentBytes: 1024));
         Assert.Contains(Path.GetFileName(first), e.Message);
         Assert.Contains("acknowledged records", e.Message);
     }
@@ -85,7 +85,7 @@ public class WriteAheadLogTests(ITestOutputHelper log)
     public async Task Segments_are_deleted_only_when_every_record_in_them_lies_below_the_position()
     {
         using var dir = new TempDir();
-        using var wal = new WriteAheadLog(dir.Sub("wal"), segmentBytes: 1024);
+        using var wal = new LocalWriteAheadLog(dir.Sub("wal"), segmentBytes: 1024);
         for (int i = 0; i < 300; i++) await wal.AppendAsync(Record(i));
         var segments = Directory.GetFiles(dir.Sub("wal"), "*.wal").Select(f => long.Parse(Path.GetFileNameWithoutExtension(f))).Order().ToList();
         Assert.True(segments.Count >= 4, $"{segments.Count} segments");
@@ -139,7 +139,7 @@ public sealed class WriteAheadLogDiskFullTests : IDisposable
         new Random(5).NextBytes(payload);
         var acknowledged = new List<long>();
         IOException? refusal = null;
-        using (var wal = new WriteAheadLog(Path.Combine(_mount, "wal"), segmentBytes: 64 * 1024))
+        using (var wal = new LocalWriteAheadLog(Path.Combine(_mount, "wal"), segmentBytes: 64 * 1024))
         {
             for (int i = 0; i < 1_000 && refusal is null; i++)
             {
@@ -167,7 +167,7 @@ public sealed class WriteAheadLogDiskFullTests : IDisposable
             Assert.Equal(acknowledged.Count, await wal.AppendAsync(payload));
         }
 
-        using var reopened = new WriteAheadLog(Path.Combine(_mount, "wal"), segmentBytes: 64 * 1024);
+        using var reopened = new LocalWriteAheadLog(Path.Combine(_mount, "wal"), segmentBytes: 64 * 1024);
         Assert.Equal(acknowledged.Count + 1, reopened.DurableEnd);
         int read = 0;
         reopened.Read(0, reopened.DurableEnd, (_, bytes) =>

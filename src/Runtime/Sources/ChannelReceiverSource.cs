@@ -24,12 +24,12 @@ public sealed class ChannelReceiverSource<T> : ReceiverSource<T>
     private readonly Func<T, byte[]> _serialize;
     private readonly Func<ReadOnlyMemory<byte>, T> _deserialize;
 
-    /// <param name="walDirectory">The write-ahead log's directory: on durable storage, one per receiver, kept with the checkpoint.</param>
+    /// <param name="log">Where the write-ahead log lives: a directory, or an object store (PipelineDsl.Azure).</param>
     /// <param name="serialize">Turns a record into the bytes the log keeps.</param>
     /// <param name="deserialize">Turns the bytes back into the record; a failure makes the record a bad record (the pipeline's policy decides).</param>
     /// <param name="options">Backlog bound and segment size.</param>
-    public ChannelReceiverSource(string walDirectory, Func<T, byte[]> serialize, Func<ReadOnlyMemory<byte>, T> deserialize, ReceiverOptions? options = null)
-        : base(walDirectory, options)
+    public ChannelReceiverSource(ReceiverLogStorage log, Func<T, byte[]> serialize, Func<ReadOnlyMemory<byte>, T> deserialize, ReceiverOptions? options = null)
+        : base(log, options)
     {
         _serialize = serialize ?? throw new ArgumentNullException(nameof(serialize));
         _deserialize = deserialize ?? throw new ArgumentNullException(nameof(deserialize));

@@ -49,11 +49,11 @@ public sealed class HttpReceiverSource<T> : ReceiverSource<T>
     /// <summary>One logged request: its key (null: none) and its lines.</summary>
     private sealed record Request(string? Key, string[] Lines);
 
-    /// <param name="walDirectory">The write-ahead log's directory (one per receiver, on durable storage).</param>
+    /// <param name="log">Where the write-ahead log lives: a directory, or an object store (PipelineDsl.Azure).</param>
     /// <param name="parse">Turns a line into a record; a failure makes the line a bad record.</param>
     /// <param name="options">Backlog bound (in requests) and segment size.</param>
-    public HttpReceiverSource(string walDirectory, Func<string, T> parse, ReceiverOptions? options = null)
-        : base(walDirectory, options)
+    public HttpReceiverSource(ReceiverLogStorage log, Func<string, T> parse, ReceiverOptions? options = null)
+        : base(log, options)
     {
         _parse = parse ?? throw new ArgumentNullException(nameof(parse));
         // The keys of the requests the log still holds: a client's retry after a restart is still recognized.
@@ -159,6 +159,12 @@ public sealed class HttpReceiverSource<T> : ReceiverSource<T>
 
             output.Emit(position, record);
         }
+    }
+
+    /// <summary>A request another process logged (a shared log): its key is known from now on, so its retry is a duplicate here too.</summary>
+    private protected override void OnLoggedElsewhere(long position, ReadOnlyMemory<byte> logged)
+    {
+        if (DecodeLogged(position, logged).Key is { } key) Remember(key, position);
     }
 
     /// <inheritdoc />

@@ -27,6 +27,41 @@ public sealed class ReceiverOptions
 }
 
 /// <summary>
+/// Where a receiver keeps its write-ahead log: <see cref="Directory"/> on a local (or mounted) disk, or
+/// <c>AzureBlobReceiverLogStorage</c> (PipelineDsl.Azure) in an object store that a hot standby on another machine reads
+/// after it takes over. Keep it with the pipeline's checkpoint: the checkpoint records positions in this log.
+/// </summary>
+public abstract class ReceiverLogStorage
+{
+    private protected ReceiverLogStorage()
+    {
+    }
+
+    /// <summary>A log in a local directory (created if missing): segment files fsynced per group of appends. One process at a time.</summary>
+    public static ReceiverLogStorage Directory(string path)
+    {
+        if (string.IsNullOrWhiteSpace(path)) throw new ArgumentException("The receiver needs a directory for its write-ahead log.", nameof(path));
+        return new LocalStorage(path);
+    }
+
+    /// <summary>A log in a local directory: a receiver's constructor takes the directory's path where it takes a storage.</summary>
+    public static implicit operator ReceiverLogStorage(string directory) => Directory(directory);
+
+    /// <summary>Where the log lives, for messages.</summary>
+    public abstract string Location { get; }
+
+    /// <summary>Opens the log (reading what it holds) for one receiver.</summary>
+    internal abstract WriteAheadLog Open(ReceiverOptions options);
+
+    private sealed class LocalStorage(string path) : ReceiverLogStorage
+    {
+        public override string Location => System.IO.Path.GetFullPath(path);
+
+        internal override WriteAheadLog Open(ReceiverOptions options) => new LocalWriteAheadLog(path, options.SegmentBytes, options.Durable);
+    }
+}
+
+/// <summary>
 /// What every receiver shares: a write-ahead log in a local directory that records are appended to before they are
 /// acknowledged, a bound on the backlog (records logged that no committed batch has read), and the replayable-source side
 /// that batches are planned over (one partition, <c>"0"</c>, positions = the log's sequence numbers). Segments are deleted
@@ -44,13 +79,19 @@ public abstract class ReceiverSource<T> : ISourceConnector<T>, ISourceCommitList
     private long _committed;
     private TaskCompletionSource _progressed = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    private protected ReceiverSource(string walDirectory, ReceiverOptions? options)
+    private protected ReceiverSource(ReceiverLogStorage storage, ReceiverOptions? options)
     {
-        if (string.IsNullOrWhiteSpace(walDirectory)) throw new ArgumentException("The receiver needs a directory for its write-ahead log.", nameof(walDirectory));
+        ArgumentNullException.ThrowIfNull(storage);
         options ??= new ReceiverOptions();
         if (options.MaxBacklogRecords < 1) throw new ArgumentOutOfRangeException(nameof(options), $"ReceiverOptions.MaxBacklogRecords is {options.MaxBacklogRecords}: it must be 1 or more.");
         MaxBacklog = options.MaxBacklogRecords;
-        _log = new WriteAheadLog(walDirectory, options.SegmentBytes, options.Durable);
+        _log = storage.Open(options);
+        // Records another process appended (a shared log, before a takeover) count in the backlog like this one's.
+        _log.RecordFromElsewhere = (position, logged) =>
+        {
+            Interlocked.Increment(ref _admitted);
+            OnLoggedElsewhere(position, logged);
+        };
         _admitted = _log.DurableEnd;
         _committed = _log.Start; // until the first commit says more, everything the log holds counts as backlog
     }
@@ -112,7 +153,16 @@ public abstract class ReceiverSource<T> : ISourceConnector<T>, ISourceCommitList
     public Task<long> GetInitialPositionAsync(string partition, bool partitionIsNew, CancellationToken cancellationToken) => Task.FromResult(_log.Start);
 
     /// <inheritdoc />
-    public Task<long> GetEndPositionAsync(string partition, CancellationToken cancellationToken) => Task.FromResult(_log.DurableEnd);
+    public async Task<long> GetEndPositionAsync(string partition, CancellationToken cancellationToken)
+    {
+        await _log.CatchUpAsync().ConfigureAwait(false); // a shared log: what another process appended counts too
+        return _log.DurableEnd;
+    }
+
+    /// <summary>A logged entry another process appended, learned while catching up with a shared log.</summary>
+    private protected virtual void OnLoggedElsewhere(long position, ReadOnlyMemory<byte> logged)
+    {
+    }
 
     /// <inheritdoc />
     public Task<long> AdvanceAsync(string partition, long from, long available, long maxRecords, CancellationToken cancellationToken) =>

@@ -36,10 +36,10 @@ public sealed class SocketTextReceiverSource : ReceiverSource<string>
 
     /// <param name="host">The server to connect to.</param>
     /// <param name="port">Its port.</param>
-    /// <param name="walDirectory">The write-ahead log's directory (one per receiver, on durable storage).</param>
+    /// <param name="log">Where the write-ahead log lives: a directory, or an object store (PipelineDsl.Azure).</param>
     /// <param name="options">Backlog bound and segment size.</param>
-    public SocketTextReceiverSource(string host, int port, string walDirectory, ReceiverOptions? options = null)
-        : base(walDirectory, options)
+    public SocketTextReceiverSource(string host, int port, ReceiverLogStorage log, ReceiverOptions? options = null)
+        : base(log, options)
     {
         if (string.IsNullOrWhiteSpace(host)) throw new ArgumentException("The socket receiver needs a host.", nameof(host));
         if (port is < 1 or > 65535) throw new ArgumentOutOfRangeException(nameof(port), $"Port {port} is not a TCP port (1-65535).");
