@@ -51,15 +51,22 @@ internal static class Serve
         string outputDirectory = output ?? Path.Combine(work, "output");
 
         // With --receive, clicks arrive over HTTP (POST /ingest) into a write-ahead log; otherwise from the input files.
-        // Receiver:MaxBacklogRecords bounds the requests logged but not yet read by a committed batch (503 beyond it).
-        long maxBacklog = 1_000_000;
+        // Receiver:MaxBacklogRecords bounds the requests logged but not yet read by a committed batch (503 beyond it);
+        // Receiver:SegmentBytes is the size at which the log begins a new segment (segments are deleted whole).
+        long maxBacklog = 1_000_000, segmentBytes = 64L << 20;
         if (builder.Configuration["Receiver:MaxBacklogRecords"] is { } bound && (!long.TryParse(bound, out maxBacklog) || maxBacklog < 1))
         {
             Console.Error.WriteLine($"error: Receiver:MaxBacklogRecords is '{bound}': give a number of requests, 1 or more.");
             return 1;
         }
 
-        using var receiver = receive is null ? null : new HttpReceiverSource<ClickEvent>(receive, ClickEvent.Parse, new ReceiverOptions { MaxBacklogRecords = maxBacklog });
+        if (builder.Configuration["Receiver:SegmentBytes"] is { } size && (!long.TryParse(size, out segmentBytes) || segmentBytes < 1024))
+        {
+            Console.Error.WriteLine($"error: Receiver:SegmentBytes is '{size}': give a number of bytes, 1024 or more.");
+            return 1;
+        }
+
+        using var receiver = receive is null ? null : new HttpReceiverSource<ClickEvent>(receive, ClickEvent.Parse, new ReceiverOptions { MaxBacklogRecords = maxBacklog, SegmentBytes = segmentBytes });
         builder.Services.AddPipeline(ClicksPerUserPipeline.Definition, builder.Configuration.GetSection("Pipeline"))
             .BindConnectors((_, runner) => runner
                 .BindSource(ClicksPerUserPipeline.Clicks(), receiver is not null ? receiver : new FileDirectorySource<ClickEvent>(inputDirectory, ClickEvent.Parse))

@@ -214,12 +214,15 @@ public sealed class LocalDirectoryCheckpointStore : ICheckpointStore
     private const int EWouldBlock = 11; // .NET on Unix reports the errno as the IOException's HResult
 
     /// <summary>Says what an I/O failure on the checkpoint is, in the terms an operator acts on.</summary>
-    internal static string DescribeIoFailure(Exception e, string path) => e switch
+    /// <param name="e">The failure.</param>
+    /// <param name="path">The file or directory being written.</param>
+    /// <param name="then">What to do once the cause is fixed (a checkpoint: start again; a receiver's log: nothing, it retries).</param>
+    internal static string DescribeIoFailure(Exception e, string path, string then = "then start again") => e switch
     {
-        UnauthorizedAccessException => $"permission denied on '{path}'. Give this process write access to the checkpoint directory.",
-        IOException { HResult: 28 or unchecked((int)0x80070070) } => $"no space left on the device that holds '{path}'. Free space there (nothing was written), then start again.",
-        IOException { HResult: 30 } => $"'{path}' is on a read-only file system. Mount it read-write, or choose a checkpoint directory on a writable disk.",
-        IOException { HResult: 122 } => $"the disk quota is exceeded for '{path}'. Free space or raise the quota, then start again.",
+        UnauthorizedAccessException => $"permission denied on '{path}'. Give this process write access to the directory.",
+        IOException { HResult: 28 or unchecked((int)0x80070070) } => $"no space left on the device that holds '{path}'. Free space there (nothing was written), {then}.",
+        IOException { HResult: 30 } => $"'{path}' is on a read-only file system. Mount it read-write, or choose a directory on a writable disk.",
+        IOException { HResult: 122 } => $"the disk quota is exceeded for '{path}'. Free space or raise the quota, {then}.",
         _ => $"{e.Message} ('{path}').",
     };
 

@@ -453,7 +453,7 @@ internal sealed class LocalWriteAheadLog : WriteAheadLog
                 // The next successful write's fsync covers the cut; until then readers see only DurableEnd.
             }
 
-            throw new IOException($"The write-ahead log '{_directory}' cannot take records: {LocalDirectoryCheckpointStore.DescribeIoFailure(e, active.Name)} Nothing acknowledged is lost; send the refused records again.", e);
+            throw new IOException($"The write-ahead log '{_directory}' cannot take records: {LocalDirectoryCheckpointStore.DescribeIoFailure(e, active.Name, "and the log takes records again")} Nothing acknowledged is lost; send the refused records again.", e);
         }
     }
 
