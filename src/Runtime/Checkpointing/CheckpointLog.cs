@@ -59,6 +59,12 @@ internal sealed class CheckpointLog
     private string? _checkpointId;
     private long _legacyThroughBatch = -1;
 
+    /// <summary>The clock of <c>createdAt</c> (a test driver's own clock makes checkpoints byte-identical run after run).</summary>
+    public TimeProvider Clock { get; set; } = TimeProvider.System;
+
+    /// <summary>Makes a new checkpoint's identity (random by default; a test driver's is deterministic).</summary>
+    public Func<string> NewIdentity { get; set; } = () => Guid.NewGuid().ToString("N");
+
     public CheckpointLog(ICheckpointStore store, string pipelineId)
     {
         _store = store;
@@ -162,7 +168,7 @@ internal sealed class CheckpointLog
         var w = new MessagePackWriter();
         w.WriteMapHeader(legacyThroughBatch >= 0 ? 3 : 2);
         w.Write("createdAt");
-        w.Write(DateTime.UtcNow);
+        w.Write(Clock.GetUtcNow().UtcDateTime);
         w.Write("manifest");
         w.Write(manifestJson);
         if (legacyThroughBatch >= 0)
@@ -176,7 +182,6 @@ internal sealed class CheckpointLog
         _legacyThroughBatch = legacyThroughBatch;
     }
 
-    private static string NewIdentity() => Guid.NewGuid().ToString("N");
 
     private async Task<long> NewestBatchAsync(CancellationToken ct)
     {

@@ -30,6 +30,7 @@ internal sealed class BatchPlanner
     private readonly IReadOnlyList<(string Id, ISourceExecutor Executor)> _sources;
     private readonly IReadOnlyDictionary<string, object> _connectors;
     private readonly long? _maxRecordsPerPartition;
+    private readonly TimeProvider _clock;
     private readonly Dictionary<string, SortedDictionary<string, long>> _positions = new(StringComparer.Ordinal);
 
     // Sources the checkpoint already knows. A partition of a known source that appears later starts at 0
@@ -41,8 +42,9 @@ internal sealed class BatchPlanner
     // every logged plan checked (a Kafka source answers with a broker round trip).
     private readonly Dictionary<(string Source, string Partition), long> _knownEnds = new();
 
-    public BatchPlanner(IReadOnlyList<(string Id, ISourceExecutor Executor)> sources, IReadOnlyDictionary<string, object> connectors, long? maxRecordsPerPartition)
+    public BatchPlanner(IReadOnlyList<(string Id, ISourceExecutor Executor)> sources, IReadOnlyDictionary<string, object> connectors, long? maxRecordsPerPartition, TimeProvider? clock = null)
     {
+        _clock = clock ?? TimeProvider.System;
         _sources = sources;
         _connectors = connectors;
         _maxRecordsPerPartition = maxRecordsPerPartition;
@@ -154,7 +156,7 @@ internal sealed class BatchPlanner
             sources[id][partition] = new PartitionRange(from, to);
         }
 
-        return new OffsetRecord(batchId, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), sources);
+        return new OffsetRecord(batchId, _clock.GetUtcNow().ToUnixTimeMilliseconds(), sources);
     }
 
     /// <summary>

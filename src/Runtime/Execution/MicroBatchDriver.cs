@@ -73,10 +73,11 @@ internal sealed class MicroBatchDriver
         foreach (var (id, connector) in sources.Concat(sinks))
             (connector as IConnectorContextAware)?.Attach(new ConnectorContext(definition.PipelineId, id));
 
-        var log = new CheckpointLog(store, definition.PipelineId);
+        var log = new CheckpointLog(store, definition.PipelineId) { Clock = options.Clock };
+        if (options.NewCheckpointIdentity is { } identity) log.NewIdentity = identity;
         // Timed always (a clock read per file, next to a file write): a listener may attach at any time.
         log.FileWritten = _metrics.CheckpointFileWritten;
-        _planner = new BatchPlanner(_sourceExecutors, sources, options.MaxRecordsPerPartition);
+        _planner = new BatchPlanner(_sourceExecutors, sources, options.MaxRecordsPerPartition, options.Clock);
         if (options.Backpressure is { } backpressure) _rate = new RateController(backpressure, options.BatchInterval);
         var listeners = sources.Where(s => s.Value is ISourceCommitListener).Select(s => (s.Key, (ISourceCommitListener)s.Value));
         _checkpoint = new CheckpointCoordinator(log, _planner, _state, definition.Manifest.Json, options, listeners);
@@ -127,8 +128,11 @@ internal sealed class MicroBatchDriver
         // A new checkpoint runs its first batch even without input, to record where the sources start.
         bool positionsMoved = recovery.Fresh;
         TimeSpan? due = null;
+        var stepper = _options.Stepper;
         while (!_stop.IsCancellationRequested)
         {
+            // A test driver's run: one batch per step, empty or not.
+            if (stepper is not null && !await stepper.WaitAsync(_stop).ConfigureAwait(false)) break;
             var started = _clock.Elapsed;
             _status?.Polled();
             _schedulingDelay = due is { } scheduled && started > scheduled ? started - scheduled : TimeSpan.Zero;
@@ -138,7 +142,7 @@ internal sealed class MicroBatchDriver
             _plannedRateLimit = _rate?.Limit;
             var plan = await _planner.PlanAsync(next, targets, _rate?.BatchBudget).ConfigureAwait(false);
             long planned = plan.Sources.Values.Sum(p => p.Values.Sum(r => r.Count));
-            if (planned == 0 && !positionsMoved)
+            if (planned == 0 && !positionsMoved && stepper is null)
             {
                 if (targets is not null) break; // available-now: everything is processed
                 if (!HasTimeDependentOperators)
@@ -155,7 +159,7 @@ internal sealed class MicroBatchDriver
             inputRecords += await RunBatchAsync(plan, replay: false, offsetsWritten, planStarted, planned0).ConfigureAwait(false);
             batchesRun++;
             next++;
-            if (targets is null)
+            if (targets is null && stepper is null)
             {
                 due = started + _options.BatchInterval;
                 await DelayAsync(started).ConfigureAwait(false);
@@ -164,7 +168,9 @@ internal sealed class MicroBatchDriver
 
         long lastCommitted = next - 1;
         long? finalSnapshot = null;
-        if (lastCommitted >= 0 && _checkpoint.LastSnapshotBatch != lastCommitted && _state.Count > 0)
+        // A simulated crash leaves the checkpoint as the last commit left it: no final snapshot.
+        bool crashed = stepper?.Crashed ?? false;
+        if (!crashed && lastCommitted >= 0 && _checkpoint.LastSnapshotBatch != lastCommitted && _state.Count > 0)
         {
             _checkpoint.StartSnapshot(lastCommitted);
             finalSnapshot = lastCommitted;
@@ -277,7 +283,7 @@ internal sealed class MicroBatchDriver
             _metrics.DeadLettered(_deadLetters.Count);
             FaultInjection.Hit("after-sinks", batchName);
             phaseStarted = _metrics.Phase("sink", phaseStarted, _phases);
-            _checkpoint.StartCommit(new CommitRecord(plan.BatchId, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), input));
+            _checkpoint.StartCommit(new CommitRecord(plan.BatchId, _options.Clock.GetUtcNow().ToUnixTimeMilliseconds(), input));
             phaseStarted = _metrics.Phase("commit", phaseStarted, _phases);
             if (_state.Count > 0 && (plan.BatchId + 1) % _options.CheckpointInterval == 0)
             {

@@ -97,6 +97,15 @@ public sealed class PipelineRunnerOptions
     /// <summary>How often a standby looks for new commits and for a free checkpoint. Default 200 ms.</summary>
     public TimeSpan StandbyPollInterval { get; set; } = TimeSpan.FromMilliseconds(200);
 
+    /// <summary>The clock of plan and commit times in the checkpoint (a test driver's own, so that checkpoints are byte-identical run after run).</summary>
+    internal TimeProvider Clock { get; set; } = TimeProvider.System;
+
+    /// <summary>Makes a new checkpoint's identity (null: random).</summary>
+    internal Func<string>? NewCheckpointIdentity { get; set; }
+
+    /// <summary>When set, each batch waits for a step and runs even without input (a test driver's batches, one per call).</summary>
+    internal Execution.BatchStepper? Stepper { get; set; }
+
     internal void Validate()
     {
         if (CheckpointStore is null && string.IsNullOrWhiteSpace(CheckpointDirectory))

@@ -1,0 +1,224 @@
+using PipelineDsl.Checkpointing;
+using Xunit.Abstractions;
+
+namespace PipelineDsl.Testing.Tests;
+
+public sealed record Click(string User, long AtMs);
+
+public sealed record Total(string User, long Clicks);
+
+[StateContract]
+public partial record struct Seen([property: Field(0)] long Clicks);
+
+/// <summary>Clicks per user, forgotten after three batches without one: the kit's own test pipeline.</summary>
+[Pipeline("kit-clicks")]
+public static partial class KitClicks
+{
+    [Source("clicks")]
+    public static partial Source<Click> Clicks();
+
+    [UpdateState("per-user", From = "clicks", Key = nameof(Click.User), IdleTimeoutBatches = 3)]
+    public static Total PerUser(string user, Click click, KeyedState<Seen> state)
+    {
+        state.Update(new Seen(state.Value.Clicks + 1));
+        return new Total(user, state.Value.Clicks);
+    }
+
+    [Sink("totals", From = "per-user")]
+    public static partial Sink<Total> Totals();
+}
+
+/// <summary>The test driver on a real generated pipeline: one batch per call, outputs per batch, idle expiry by batches, clean restarts, crashes at every batch, bad records, and runs that are byte-identical.</summary>
+public class PipelineTestDriverTests(ITestOutputHelper log)
+{
+    private static (PipelineTestDriver Driver, TestInput<Click> In, TestOutput<Total> Out) Start(PipelineTestOptions? options = null)
+    {
+        var driver = new PipelineTestDriver(KitClicks.Definition, options);
+        return (driver, driver.Input(KitClicks.Clicks()), driver.Output(KitClicks.Totals()));
+    }
+
+    [Fact]
+    public void Each_call_runs_one_batch_over_what_was_added_and_its_output_is_read_by_batch()
+    {
+        var (driver, input, output) = Start();
+        using var _ = driver;
+        input.Add(new Click("a", 1), new Click("b", 2), new Click("a", 3));
+        var first = driver.RunBatch();
+        Assert.Equal(0, first.BatchId);
+        Assert.Equal(3, first.InputRecords);
+        Assert.Equal(new[] { new Total("a", 1), new Total("b", 1), new Total("a", 2) }, output.Batch(0));
+
+        input.Add(new Click("b", 4));
+        var second = driver.RunBatch();
+        Assert.Equal(1, second.BatchId);
+        Assert.Equal(new[] { new Total("b", 2) }, output.Batch(1));
+
+        // A batch runs even with nothing new: the test decides how many batches pass.
+        var empty = driver.RunBatch();
+        Assert.Equal((2L, 0L), (empty.BatchId, empty.InputRecords));
+        Assert.Empty(output.Batch(2));
+        Assert.Equal(4, output.All.Count);
+    }
+
+    [Fact]
+    public void State_idle_for_its_timeout_in_batches_is_forgotten_exactly_then()
+    {
+        var (driver, input, output) = Start();
+        using var _ = driver;
+        input.Add(new Click("a", 1), new Click("idle", 1));
+        driver.RunBatch(); // batch 0: both seen
+        input.Add(new Click("a", 2));
+        driver.RunBatch(); // 1
+        input.Add(new Click("a", 3));
+        driver.RunBatch(); // 2: "idle" has not been seen for two batches: still kept
+        input.Add(new Click("idle", 2));
+        driver.RunBatch(); // 3: seen again within its timeout: its count goes on
+        Assert.Equal(new Total("idle", 2), output.Batch(3).Single());
+
+        driver.RunBatches(2); // 4, 5: two batches without "idle"
+        input.Add(new Click("idle", 3));
+        driver.RunBatch(); // 6: still within its timeout
+        Assert.Equal(new Total("idle", 3), output.Batch(6).Single());
+
+        driver.RunBatches(3); // 7, 8, 9: three batches without "idle": its state is removed
+        input.Add(new Click("idle", 4));
+        driver.RunBatch(); // 10: it starts over
+        Assert.Equal(new Total("idle", 1), output.Batch(10).Single());
+    }
+
+    [Fact]
+    public void The_clock_moves_only_when_the_test_moves_it()
+    {
+        var start = new DateTimeOffset(2030, 5, 1, 12, 0, 0, TimeSpan.Zero);
+        var (driver, _, _) = Start(new PipelineTestOptions { StartTime = start });
+        using var __ = driver;
+        Assert.Equal(start, driver.RunBatch().PlannedAt);
+        Assert.Equal(start, driver.RunBatch().PlannedAt);
+        driver.AdvanceTime(TimeSpan.FromMinutes(5));
+        Assert.Equal(start.AddMinutes(5), driver.RunBatch().PlannedAt);
+        Assert.Throws<ArgumentOutOfRangeException>(() => driver.AdvanceTime(TimeSpan.FromSeconds(-1)));
+    }
+
+    [Fact]
+    public void A_clean_restart_resumes_from_its_final_snapshot_and_a_crash_from_the_commits_after_the_last_snapshot()
+    {
+        var (driver, input, output) = Start(new PipelineTestOptions { CheckpointInterval = 4 });
+        using var _ = driver;
+        for (int b = 0; b < 6; b++)
+        {
+            input.Add(new Click("a", b));
+            driver.RunBatch();
+        }
+
+        Assert.Equal(new RecoveryProgress(false, null, 0, 0, -1, TimeSpan.Zero, false), driver.LastRecovery! with { Duration = TimeSpan.Zero });
+
+        // A crash after batch 5: the snapshot of batch 3 plus the deltas of batches 4 and 5.
+        driver.CrashAndRestore();
+        input.Add(new Click("a", 6));
+        driver.RunBatch();
+        var crash = driver.LastRecovery!;
+        Assert.True(crash.Restored);
+        Assert.Equal((3L, 2L, 5L), (crash.FromSnapshotBatch!.Value, crash.BatchesFromDeltas, crash.LastCommittedBatch));
+        Assert.Equal(new Total("a", 7), output.Batch(6).Single());
+
+        // A clean stop after batch 6 writes its snapshot: the restart needs no delta.
+        driver.Restart();
+        input.Add(new Click("a", 7));
+        driver.RunBatch();
+        Assert.Equal((6L, 0L), (driver.LastRecovery!.FromSnapshotBatch!.Value, driver.LastRecovery.BatchesFromDeltas));
+        Assert.Equal(new Total("a", 8), output.Batch(7).Single());
+    }
+
+    /// <summary>Twelve batches of seeded random clicks; <paramref name="crashAfter"/> (if any) crashes and restores after that batch.</summary>
+    private static (IReadOnlyDictionary<long, IReadOnlyList<Total>> Output, SortedDictionary<string, byte[]> Checkpoint) Script(int seed, int? crashAfter)
+    {
+        var random = new Random(seed);
+        var (driver, input, output) = Start(new PipelineTestOptions { CheckpointInterval = 5 });
+        using (driver)
+        {
+            for (int b = 0; b < 12; b++)
+            {
+                int n = random.Next(0, 8);
+                for (int i = 0; i < n; i++) input.Add(new Click("u" + random.Next(6), b * 100 + i));
+                driver.AdvanceTime(TimeSpan.FromMilliseconds(random.Next(1, 1000)));
+                driver.RunBatch();
+                if (b == crashAfter) driver.CrashAndRestore();
+            }
+
+            driver.Restart();
+            return (output.Batches, Files(driver.Checkpoint));
+        }
+    }
+
+    private static SortedDictionary<string, byte[]> Files(ICheckpointStore store)
+    {
+        var files = new SortedDictionary<string, byte[]>(StringComparer.Ordinal);
+        foreach (string folder in new[] { "", "offsets", "commits", "state", "dead-letter" })
+        {
+            var names = folder.Length == 0 ? new[] { "metadata" } : store.ListAsync(folder, default).GetAwaiter().GetResult().ToArray();
+            foreach (string name in names)
+                if (store.ReadAsync(name, default).GetAwaiter().GetResult() is { } bytes) files[name] = bytes;
+        }
+
+        return files;
+    }
+
+    [Fact]
+    public void A_crash_after_any_batch_gives_exactly_the_output_of_a_run_without_one()
+    {
+        int seed = TestRandom.Create(2026_12_02, log, "the clicks").Next();
+        var expected = Script(seed, crashAfter: null).Output;
+        Assert.Equal(12, expected.Count);
+        for (int crash = 0; crash < 12; crash++)
+        {
+            var actual = Script(seed, crash).Output;
+            Assert.Equal(expected.Keys, actual.Keys);
+            foreach (var (batch, records) in expected) Assert.True(records.SequenceEqual(actual[batch]), $"crash after batch {crash}: batch {batch} differs");
+        }
+    }
+
+    [Fact]
+    public void The_same_inputs_give_byte_identical_outputs_and_checkpoint_files_on_every_run()
+    {
+        int seed = TestRandom.Create(7, log, "the clicks").Next();
+        var first = Script(seed, crashAfter: 7);
+        var second = Script(seed, crashAfter: 7);
+        Assert.True(first.Checkpoint.Count > 20, $"only {first.Checkpoint.Count} checkpoint files");
+        Assert.Equal(first.Checkpoint.Keys, second.Checkpoint.Keys);
+        foreach (var (name, bytes) in first.Checkpoint) Assert.True(bytes.AsSpan().SequenceEqual(second.Checkpoint[name]), $"checkpoint file '{name}' differs between two runs");
+        Assert.Equal(first.Output.Keys, second.Output.Keys);
+        foreach (var (batch, records) in first.Output) Assert.Equal(records, second.Output[batch]);
+    }
+
+    [Fact]
+    public void A_bad_record_fails_its_batch_by_default_and_is_set_aside_under_the_dead_letter_policy()
+    {
+        var (failing, badInput, _) = Start();
+        using (failing)
+        {
+            badInput.Add(new Click("a", 1)).AddBadRecord("not a click");
+            var e = Assert.ThrowsAny<Exception>(() => failing.RunBatch());
+            Assert.Contains("not a click", e.ToString());
+        }
+
+        var (driver, input, output) = Start(new PipelineTestOptions { BadRecordPolicy = BadRecordPolicy.DeadLetter });
+        using var _ = driver;
+        input.Add(new Click("a", 1)).AddBadRecord("not a click").Add(new Click("a", 2));
+        driver.RunBatch();
+        Assert.Equal(new[] { new Total("a", 1), new Total("a", 2) }, output.All);
+        var letter = Assert.Single(driver.DeadLetters);
+        Assert.Contains("not a click", letter);
+        Assert.Contains("\"source\":\"clicks\"", letter);
+    }
+
+    [Fact]
+    public void Binding_mistakes_are_clear_errors()
+    {
+        var driver = new PipelineTestDriver(KitClicks.Definition);
+        using var _ = driver;
+        driver.Input(KitClicks.Clicks());
+        Assert.Contains("bound already", Assert.Throws<InvalidOperationException>(() => driver.Input(KitClicks.Clicks())).Message);
+        var unbound = Assert.Throws<InvalidOperationException>(() => driver.RunBatch());
+        Assert.Contains("sink 'totals'", unbound.Message);
+    }
+}
