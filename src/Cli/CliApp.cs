@@ -153,42 +153,13 @@ public static class CliApp
         var manifests = build.EndsWith(".json", StringComparison.OrdinalIgnoreCase) ? ManifestsFromLockFile(build) : ManifestsFromAssembly(build);
         var current = manifests.FirstOrDefault(m => m.PipelineId == c.PipelineId)
             ?? throw new CliException($"'{build}' has no pipeline '{c.PipelineId}' (it has: {string.Join(", ", manifests.Select(m => m.PipelineId))}).");
-        var stored = c.Newest?.Manifest ?? c.Reader.Manifest;
-        var storedState = c.Newest?.Operators.ToDictionary(p => p.Key, p => (p.Value.Version, p.Value.Fingerprint)) ?? new Dictionary<string, (long, string)>();
-        var storedSources = c.Newest?.Positions.Keys ?? (IEnumerable<string>)stored.Operators.Where(op => op.Kind == "source").Select(op => op.Id).ToList();
-        var decisions = RestoreCompatibility.Decide(stored, storedState, storedSources, current).ToDictionary(d => d.OperatorId, StringComparer.Ordinal);
-
-        // State after the newest snapshot lives in the deltas of the commit files (all of it, if the job was
-        // stopped before its first snapshot): judge each delta by the schema it records, with the same rules.
-        foreach (var (id, delta) in await c.Reader.ReadDeltaHeadersAfterAsync(c.Newest?.Batch ?? -1, default))
-        {
-            var d = RestoreCompatibility.DecideOperator(id, delta.Version, stored.Find(id)?.Kind, delta.KeySchema ?? "", delta.ValueSchema ?? "", null, current);
-            if (!decisions.TryGetValue(id, out var before) || before.Action != StateAction.Incompatible) decisions[id] = d;
-        }
-
-        var rows = new List<string[]>();
-        foreach (string id in stored.Operators.Select(op => op.Id).Union(current.Operators.Select(op => op.Id)).Union(decisions.Keys).Distinct().Order(StringComparer.Ordinal))
-        {
-            var was = stored.Find(id);
-            var now = current.Find(id);
-            string result = decisions.TryGetValue(id, out var d)
-                ? d.Action switch
-                {
-                    StateAction.Keep => "kept",
-                    StateAction.Migrate => $"migrated from version {d.StoredVersion}",
-                    StateAction.Discard => $"discarded (starts empty)",
-                    StateAction.Retired => "retired (dropped)",
-                    _ => "INCOMPATIBLE: " + d.Problem,
-                }
-                : was is null ? "new"
-                : now is null ? "removed (held no state)"
-                : "kept";
-            rows.Add(new[] { id, (now ?? was)!.Kind, was is null ? "-" : "v" + was.Version.ToString(CultureInfo.InvariantCulture), now is null ? "-" : "v" + now.Version.ToString(CultureInfo.InvariantCulture), result });
-        }
+        var rows = (await CheckpointDiff.CompareAsync(c.Reader, c.Newest, current, default))
+            .Select(r => new[] { r.OperatorId, r.Kind, r.CheckpointVersion is { } v ? "v" + v.ToString(CultureInfo.InvariantCulture) : "-", r.BuildVersion is { } b ? "v" + b.ToString(CultureInfo.InvariantCulture) : "-", r.Result })
+            .ToList();
+        bool incompatible = rows.Any(r => r[4].StartsWith(CheckpointDiff.IncompatiblePrefix, StringComparison.Ordinal));
 
         o.WriteLine($"checkpoint {c.Location} (pipeline '{c.PipelineId}', {(c.Newest is null ? "no snapshot yet" : $"snapshot {c.Newest.Batch}")}) against {build}");
         Table(o, new[] { "operator", "kind", "checkpoint", "build", "result" }, rows);
-        bool incompatible = decisions.Values.Any(d => d.Action == StateAction.Incompatible);
         o.WriteLine(incompatible ? "incompatible: this build cannot restore the checkpoint (see the rows above for each fix)" : "compatible: this build can restore the checkpoint");
         return incompatible ? Incompatible : Ok;
     }

@@ -135,6 +135,39 @@ public sealed class PipelineTestDriver : IDisposable
     /// </summary>
     public void CrashAndRestore() => Stop(crash: true);
 
+    /// <summary>
+    /// The state of keyed operator <paramref name="operatorId"/> (an <c>[UpdateState]</c> operator) as the last batch left
+    /// it, each key's value typed as the pipeline declares it: read it to assert what the pipeline remembers, also right
+    /// after <see cref="CrashAndRestore"/> (the run restores first). The dictionary is a copy.
+    /// </summary>
+    public IReadOnlyDictionary<TKey, TState> StateOf<TKey, TState>(string operatorId) where TKey : notnull
+    {
+        var run = _run ??= Start();
+        // Between batches the run waits for its next step, so its operators are still; a new run restores first.
+        while (_lastRunner!.Status.Phase != PipelineRunPhase.Running)
+        {
+            if (run.Task.IsCompleted)
+            {
+                _run = null;
+                run.Task.GetAwaiter().GetResult();
+                throw new InvalidOperationException("The run ended before its state could be read.");
+            }
+
+            Thread.Sleep(1);
+        }
+
+        var executor = _lastRunner.ActiveDriver?.Executor(operatorId);
+        var stateful = _definition.Operators.Where(o => _lastRunner.ActiveDriver?.Executor(o.Id) is IStatefulExecutor).Select(o => $"'{o.Id}'").ToList();
+        if (executor is null)
+            throw new ArgumentException($"Pipeline '{_definition.PipelineId}' has no operator '{operatorId}'. Its stateful operators: {string.Join(", ", stateful)}.", nameof(operatorId));
+        if (executor is IKeyedStateView<TKey, TState> view)
+            return view.Entries().ToDictionary(e => e.Key, e => e.State);
+        var declared = executor.GetType().IsGenericType ? executor.GetType().GetGenericArguments() : Type.EmptyTypes;
+        if (executor is IStatefulExecutor && executor.GetType().Name.StartsWith("UpdateStateExecutor", StringComparison.Ordinal) && declared.Length >= 3)
+            throw new ArgumentException($"Operator '{operatorId}' keeps {declared[2].Name} per {declared[0].Name} key: ask StateOf<{declared[0].Name}, {declared[2].Name}>, not StateOf<{typeof(TKey).Name}, {typeof(TState).Name}>.", nameof(operatorId));
+        throw new ArgumentException($"Operator '{operatorId}' is not an [UpdateState] operator: only keyed state is readable by key here (windows and joins are not yet; issue #23). Its stateful operators: {string.Join(", ", stateful)}.", nameof(operatorId));
+    }
+
     /// <summary>The records set aside under <see cref="BadRecordPolicy.DeadLetter"/>, as the JSON lines the runtime wrote into the checkpoint.</summary>
     public IReadOnlyList<string> DeadLetters
     {

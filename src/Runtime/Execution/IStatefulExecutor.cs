@@ -11,6 +11,12 @@ using PipelineDsl.State;
 
 namespace PipelineDsl.Execution;
 
+/// <summary>An operator whose state is one value per key, readable between batches (by a test driver).</summary>
+internal interface IKeyedStateView<TKey, TState>
+{
+    IEnumerable<(TKey Key, TState State, long LastSeenBatch)> Entries();
+}
+
 /// <summary>An executor whose state crosses batches and is written into snapshots.</summary>
 internal interface IStatefulExecutor
 {

@@ -84,6 +84,9 @@ internal sealed class MicroBatchDriver
         _recovery = new RecoveryPlanner(log, _planner, _state, definition, plan => RunBatchAsync(plan, replay: true));
     }
 
+    /// <summary>The executor of operator <paramref name="id"/>, for reading its state between batches; null when there is none.</summary>
+    internal OperatorExecutor? Executor(string id) => _executors.FirstOrDefault(e => e.Node.Id == id);
+
     private bool HasTimeDependentOperators => _executors.Any(e => e.Node.AdvancesWithoutInput);
 
     /// <summary>A hot standby's step while another process holds the checkpoint: see <see cref="RecoveryPlanner.FollowAsync"/>.</summary>

@@ -30,6 +30,9 @@ public sealed class PipelineRunner
     private readonly Dictionary<string, object> _sinks = new(StringComparer.Ordinal);
     private readonly RunStatusTracker _status = new();
 
+    /// <summary>The driver of the run in progress (a test driver reads operators' state through it between batches).</summary>
+    internal MicroBatchDriver? ActiveDriver { get; private set; }
+
     /// <summary>Prepares a run of <paramref name="definition"/> (a generated <c>Definition</c>).</summary>
     public PipelineRunner(PipelineDefinition definition, PipelineRunnerOptions options)
     {
@@ -112,7 +115,8 @@ public sealed class PipelineRunner
         if (!_options.Standby)
         {
             using var checkpointLock = store.AcquireLock(owner);
-            return await ExecuteAsync(new MicroBatchDriver(_definition, _options, _sources, _sinks, store, BatchCompleted, stopToken, _status), null).ConfigureAwait(false);
+            ActiveDriver = new MicroBatchDriver(_definition, _options, _sources, _sinks, store, BatchCompleted, stopToken, _status);
+            return await ExecuteAsync(ActiveDriver, null).ConfigureAwait(false);
         }
 
         // A hot standby: follow the holder's commits until the checkpoint is ours, then continue from that state.

@@ -155,6 +155,19 @@ internal sealed class KeyedStateStore<TKey, TValue> where TKey : notnull
         foreach (var shard in _shards) shard.Clear();
     }
 
+    /// <summary>Every live entry with the batch that last wrote it: for reading state between batches (a test driver), not for the hot path.</summary>
+    public IEnumerable<(TKey Key, TValue Value, long LastSeenBatch)> Entries()
+    {
+        foreach (var shard in _shards)
+        {
+            for (int i = 0; i < shard.Slots.Length; i++)
+            {
+                var slot = shard[i];
+                if (slot.IsLive) yield return (slot.Key, slot.Value, slot.LastSeen);
+            }
+        }
+    }
+
     public void WriteSnapshot(MessagePackWriter writer)
     {
         writer.WriteArrayHeader(checked((int)Count));

@@ -16,7 +16,7 @@ namespace PipelineDsl.Execution;
 /// output goes back to its input record's index, so the output order is the input order whatever the
 /// shard count. Idle keys expire after <c>IdleTimeoutBatches</c> batches without a record.
 /// </summary>
-internal sealed class UpdateStateExecutor<TKey, TIn, TState, TOut> : OperatorExecutor<TOut>, IStatefulExecutor where TKey : notnull
+internal sealed class UpdateStateExecutor<TKey, TIn, TState, TOut> : OperatorExecutor<TOut>, IStatefulExecutor, IKeyedStateView<TKey, TState> where TKey : notnull
 {
     private readonly OperatorExecutor<TIn> _input;
     private readonly UpdateStateNode<TKey, TIn, TState, TOut> _node;
@@ -223,6 +223,8 @@ internal sealed class UpdateStateExecutor<TKey, TIn, TState, TOut> : OperatorExe
             if (result is not null) Output.Add(result);
         }
     }
+
+    public IEnumerable<(TKey Key, TState State, long LastSeenBatch)> Entries() => _store.Entries();
 
     public void WriteSnapshot(MessagePackWriter writer) => _store.WriteSnapshot(writer);
 
