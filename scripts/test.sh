@@ -29,7 +29,8 @@ bash scripts/install-azurite.sh || echo "warning: Azurite could not be installed
 bash scripts/install-chromium.sh || echo "warning: Chromium could not be installed; the UI test will fail"
 
 test_status=0
-for project in tests/*/*.csproj; do
+# The sample test projects (users' tests of the samples, with PipelineDsl.Testing) run with the rest.
+for project in tests/*/*.csproj samples/*.Tests/*.csproj; do
   name=$(basename "$project" .csproj)
   dotnet test "$project" -c Release --no-build --nologo \
     --logger "trx;LogFileName=${name}.trx" --results-directory "$results_dir" "${filter[@]}" \
