@@ -101,19 +101,7 @@ public class ReceiverBackpressureTests(Xunit.Abstractions.ITestOutputHelper log)
 
         // Nothing accepted is lost, nothing is counted twice: each user's final count is the clicks accepted for them.
         var expected = Enumerable.Range(0, users).Where(u => acceptedClicks[u] > 0).ToDictionary(u => "u" + u, u => acceptedClicks[u]);
-        Dictionary<string, long> Totals()
-        {
-            var totals = new Dictionary<string, long>();
-            foreach (string file in Directory.GetFiles(dir.Sub("output"), "part-*.txt"))
-            foreach (string line in File.ReadLines(file))
-            {
-                var f = line.Split(',');
-                long clicks = long.Parse(f[1], CultureInfo.InvariantCulture);
-                if (!totals.TryGetValue(f[0], out long had) || clicks > had) totals[f[0]] = clicks;
-            }
-
-            return totals;
-        }
+        Dictionary<string, long> Totals() => UserCounts.FromOutput(dir.Sub("output"));
 
         await Eventually.UntilAsync(() => Totals().Values.Sum() >= expected.Values.Sum(), Long, "every accepted click counted");
         await Task.Delay(1000); // a duplicate would show in a later batch

@@ -18,19 +18,9 @@ public sealed class ReceiverDiskFullTests(Xunit.Abstractions.ITestOutputHelper l
     private readonly TempDir _dir = new();
     private string? _mount;
 
-    private static void Run(string command, params string[] args)
-    {
-        var start = new System.Diagnostics.ProcessStartInfo(command) { RedirectStandardError = true };
-        foreach (string a in args) start.ArgumentList.Add(a);
-        using var process = System.Diagnostics.Process.Start(start)!;
-        string error = process.StandardError.ReadToEnd();
-        process.WaitForExit();
-        if (process.ExitCode != 0) throw new InvalidOperationException($"{command} {string.Join(' ', args)} failed ({error.Trim()}): the disk-full test needs root to mount a small tmpfs.");
-    }
-
     public void Dispose()
     {
-        if (_mount is not null) Run("umount", _mount);
+        if (_mount is not null) Tmpfs.Unmount(_mount);
         _dir.Dispose();
     }
 
@@ -39,7 +29,7 @@ public sealed class ReceiverDiskFullTests(Xunit.Abstractions.ITestOutputHelper l
     {
         _mount = _dir.Sub("small");
         Directory.CreateDirectory(_mount);
-        Run("mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", _mount);
+        Tmpfs.Mount(_mount, "4m");
         string filler = Path.Combine(_mount, "filler");
         const int requests = 600, perRequest = 200, users = 40;
         string[] args =
@@ -142,19 +132,7 @@ public sealed class ReceiverDiskFullTests(Xunit.Abstractions.ITestOutputHelper l
         await sending;
         log.WriteLine($"{requests} requests acknowledged; {full} answered 507, {failures} failed in flight; a refusal: {refusal}");
 
-        Dictionary<string, long> Totals()
-        {
-            var totals = new Dictionary<string, long>();
-            foreach (string file in Directory.GetFiles(_dir.Sub("output"), "part-*.txt"))
-            foreach (string line in File.ReadLines(file))
-            {
-                var f = line.Split(',');
-                long clicks = long.Parse(f[1], CultureInfo.InvariantCulture);
-                if (!totals.TryGetValue(f[0], out long had) || clicks > had) totals[f[0]] = clicks;
-            }
-
-            return totals;
-        }
+        Dictionary<string, long> Totals() => UserCounts.FromOutput(_dir.Sub("output"));
 
         await Eventually.UntilAsync(() => Totals().Values.Sum() >= expected.Values.Sum(), Long, "every acknowledged click counted");
         await Task.Delay(1000); // a duplicate would show in a later batch

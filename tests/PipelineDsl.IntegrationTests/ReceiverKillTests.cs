@@ -96,22 +96,7 @@ public class ReceiverKillTests(Xunit.Abstractions.ITestOutputHelper log)
         await killing;
         log.WriteLine($"{requests.Length} requests acknowledged in {watch.Elapsed.TotalSeconds:F1} s, {kills} kills, {retries} retries, {duplicates} answered as duplicates");
 
-        // Every user's final count: the largest running total the sink wrote for them.
-        Dictionary<string, long> Totals()
-        {
-            var totals = new Dictionary<string, long>();
-            foreach (string file in Directory.GetFiles(dir.Sub("output"), "part-*.txt"))
-            {
-                foreach (string line in File.ReadLines(file))
-                {
-                    var f = line.Split(',');
-                    long clicks = long.Parse(f[1]);
-                    if (!totals.TryGetValue(f[0], out long had) || clicks > had) totals[f[0]] = clicks;
-                }
-            }
-
-            return totals;
-        }
+        Dictionary<string, long> Totals() => UserCounts.FromOutput(dir.Sub("output"));
 
         await Eventually.UntilAsync(() => Totals().Values.Sum() >= expected.Values.Sum(), Long, "every acknowledged click counted");
         await Task.Delay(1000); // a duplicate would show in a later batch

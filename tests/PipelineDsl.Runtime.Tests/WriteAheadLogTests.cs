@@ -112,23 +112,12 @@ public sealed class WriteAheadLogDiskFullTests : IDisposable
     {
         _mount = _dir.Sub("small");
         Directory.CreateDirectory(_mount);
-        Mount("-t", "tmpfs", "-o", "size=256k", "tmpfs", _mount);
-    }
-
-    private static void Mount(params string[] args)
-    {
-        var start = new System.Diagnostics.ProcessStartInfo("mount") { RedirectStandardError = true };
-        foreach (string a in args) start.ArgumentList.Add(a);
-        using var mount = System.Diagnostics.Process.Start(start)!;
-        string error = mount.StandardError.ReadToEnd();
-        mount.WaitForExit();
-        if (mount.ExitCode != 0) throw new InvalidOperationException($"mount {string.Join(' ', args)} failed ({error.Trim()}): the disk-full test needs root to mount a small tmpfs.");
+        Tmpfs.Mount(_mount, "256k");
     }
 
     public void Dispose()
     {
-        var umount = System.Diagnostics.Process.Start("umount", _mount);
-        umount.WaitForExit();
+        Tmpfs.Unmount(_mount);
         _dir.Dispose();
     }
 
@@ -163,7 +152,7 @@ public sealed class WriteAheadLogDiskFullTests : IDisposable
             Assert.Equal(acknowledged.Count, wal.DurableEnd);
 
             // Space returns: the log takes records again, numbered on from the last acknowledged one.
-            Mount("-o", "remount,size=2m", _mount);
+            Tmpfs.Resize(_mount, "2m");
             Assert.Equal(acknowledged.Count, await wal.AppendAsync(payload));
         }
 

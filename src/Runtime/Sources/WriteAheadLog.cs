@@ -192,10 +192,11 @@ internal abstract class WriteAheadLog : IDisposable
                 _activeLength += frames.WrittenCount;
                 Volatile.Write(ref _durableEnd, first + group.Count);
             }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            catch (Exception e)
             {
-                // Nothing of this group was acknowledged: tell each sender.
-                var failure = e as IOException ?? new IOException(e.Message, e);
+                // Nothing of this group was acknowledged: tell each sender (whatever went wrong, the writer goes on, so
+                // that no later append waits forever on a writer that died).
+                var failure = e as IOException ?? new IOException($"The write-ahead log '{Location}' could not take records: {e.Message} Nothing acknowledged is lost; send the refused records again.", e);
                 foreach (var pending in group) pending.Done.TrySetException(failure);
                 continue;
             }
