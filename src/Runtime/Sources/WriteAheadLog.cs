@@ -182,7 +182,17 @@ internal abstract class WriteAheadLog : IDisposable
             {
                 while (true)
                 {
-                    if (_activeLength >= _segmentBytes) await RollAsync().ConfigureAwait(false);
+                    if (_activeLength >= _segmentBytes)
+                {
+                    try
+                    {
+                        await RollAsync().ConfigureAwait(false);
+                    }
+                    catch (Exception e) when (e is not OutOfMemoryException)
+                    {
+                        // This group is durable whatever the roll did; the next group tries the roll again and fails if it must.
+                    }
+                }
                     if (await AppendToSegmentAsync(ActiveSegment, _activeLength, frames.WrittenMemory).ConfigureAwait(false)) break;
                     await CatchUpLockedAsync().ConfigureAwait(false); // another process appended: learn its records, then append after them
                 }
@@ -191,6 +201,19 @@ internal abstract class WriteAheadLog : IDisposable
                 first = _durableEnd;
                 _activeLength += frames.WrittenCount;
                 Volatile.Write(ref _durableEnd, first + group.Count);
+                // A full segment is closed at once, so that retention can delete it as soon as no one needs it
+                // (a roll that fails, on a full disk, is tried again before the next group).
+                if (_activeLength >= _segmentBytes)
+                {
+                    try
+                    {
+                        await RollAsync().ConfigureAwait(false);
+                    }
+                    catch (Exception e) when (e is not OutOfMemoryException)
+                    {
+                        // This group is durable whatever the roll did; the next group tries the roll again and fails if it must.
+                    }
+                }
             }
             catch (Exception e)
             {
