@@ -37,6 +37,15 @@ for project in tests/*/*.csproj samples/*.Tests/*.csproj; do
     --blame-hang --blame-hang-timeout 10m || test_status=1
 done
 
+# The state suites again on the RocksDB state backend (tests/Shared/StateBackends): every state, crash, format and
+# upgrade test of the runtime and every upgrade of the generator's tests must hold on both backends.
+for project in tests/PipelineDsl.Runtime.Tests/PipelineDsl.Runtime.Tests.csproj tests/PipelineDsl.Generator.Tests/PipelineDsl.Generator.Tests.csproj; do
+  name=$(basename "$project" .csproj)
+  PIPELINEDSL_TEST_STATE_BACKEND=rocksdb dotnet test "$project" -c Release --no-build --nologo \
+    --logger "trx;LogFileName=${name}.rocksdb.trx" --results-directory "$results_dir" "${filter[@]}" \
+    --blame-hang --blame-hang-timeout 10m || test_status=1
+done
+
 passed=0
 failed=0
 skipped=0

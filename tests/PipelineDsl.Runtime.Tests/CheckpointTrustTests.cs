@@ -166,6 +166,34 @@ public class CheckpointTrustTests
     }
 
     [Fact]
+    public async Task A_resealed_offsets_file_with_an_impossible_planning_time_is_not_trusted()
+    {
+        // Found by the fuzz test on the RocksDB backend: a flipped bit in the planning time of a pending batch's offsets
+        // file, re-sealed, made the batch's progress record throw instead of the file being called damaged. Here a
+        // pending batch 5 that continues the checkpoint exactly, but was planned in no year a clock can give.
+        using var f = new Fixture();
+        string id = Envelope(f.File("offsets", 4), "offsets").CheckpointId!;
+        var w = new MessagePackWriter();
+        w.WriteMapHeader(3);
+        w.Write("batch");
+        w.Write(5L);
+        w.Write("plannedAt");
+        w.Write(144116984258909913L);
+        w.Write("sources");
+        w.WriteMapHeader(1);
+        w.Write("events");
+        w.WriteMapHeader(1);
+        w.Write("0");
+        w.WriteArrayHeader(2);
+        w.Write(50L);
+        w.Write(60L);
+        System.IO.File.WriteAllBytes(f.File("offsets", 5), CheckpointFile.Wrap("offsets", "running-totals", id, 5, w.WrittenSpan));
+
+        await f.ContinueAsync();
+        Assert.Equal(await Uninterrupted(100), f.Sink.Batches);
+    }
+
+    [Fact]
     public async Task A_pending_offsets_file_that_does_not_continue_the_checkpoint_is_planned_again()
     {
         using var f = new Fixture();
@@ -255,6 +283,7 @@ public class CheckpointTrustTests
             string name = Path.GetFileName(file);
             if (name is "lock" or "lock.owner" || name.StartsWith('.')) continue;
             string folder = Path.GetFileName(Path.GetDirectoryName(file)!);
+            if (folder == "shared") continue; // a state backend's files have no envelope
             string kind = folder switch { "offsets" => "offsets", "commits" => "commit", "state" => "snapshot", _ => "metadata" };
             var envelope = Envelope(file, kind);
             System.IO.File.WriteAllBytes(file, Version2(kind, envelope.PipelineId, envelope.Body.Span));

@@ -7,6 +7,7 @@ using System.Threading;
 using System.Threading.Tasks;
 using PipelineDsl.Execution;
 using PipelineDsl.Serialization;
+using PipelineDsl.State;
 
 namespace PipelineDsl.Checkpointing;
 
@@ -140,7 +141,10 @@ internal sealed class CheckpointCoordinator
         // then turns every collection into a full one. A write still running keeps its buffers.
         var previous = _snapshotWrite;
         var buffers = previous.IsCompleted ? _snapshotBuffers : new CommitBuffers();
-        SnapshotCodec.Write(buffers.Body, batchId, _manifestJson, _planner.Positions, _state.SnapshotParts());
+        SnapshotCodec.Write(buffers.Body, batchId, _manifestJson, _planner.Positions, _state.SnapshotParts(batchId));
+        var uploads = _state.TakeUploads();
+        string name = CheckpointLog.Name("state", batchId);
+        var listed = _state.UsesSharedFiles ? SharedStateFiles.ListedBy(SnapshotCodec.Read(buffers.Body.WrittenMemory, name), name).ToHashSet(StringComparer.Ordinal) : null;
         LastSnapshotBatch = batchId;
         // Once every snapshot retention keeps is one of this run's, the oldest of them bounds what a recovery reads.
         IReadOnlyDictionary<string, long>[]? released = null;
@@ -154,10 +158,55 @@ internal sealed class CheckpointCoordinator
         _snapshotWrite = Task.Run(async () =>
         {
             await previous.ConfigureAwait(false);
+            // An incremental snapshot's new files first: a snapshot file is only ever written once all it lists is stored.
+            if (uploads.Count > 0) await _state.SharedFiles!.UploadAsync(uploads, CancellationToken.None).ConfigureAwait(false);
+            FaultInjection.Hit("after-shared-upload", name);
             await _log.WriteSnapshotAsync(batchId, buffers, CancellationToken.None).ConfigureAwait(false);
             await _log.ApplyRetentionAsync(_retainedSnapshots, CancellationToken.None).ConfigureAwait(false);
+            if (listed is not null)
+            {
+                _listedBySnapshot[name] = listed;
+                await CollectSharedGarbageAsync().ConfigureAwait(false);
+            }
             if (released is not null) await ReleaseAsync(released).ConfigureAwait(false);
         });
+    }
+
+    // The shared files each retained snapshot lists: those this run wrote, and those of older snapshots read once.
+    // Only the snapshot writes touch it, and they run one after another.
+    private readonly Dictionary<string, HashSet<string>> _listedBySnapshot = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Deletes the shared state files no retained snapshot lists (replaced by compaction, or uploaded for a snapshot
+    /// that a crash kept from being written). Runs after retention, in the snapshot writes' sequence, so never while a
+    /// snapshot's files are being uploaded. A retained snapshot that cannot be read is not trusted by recovery either.
+    /// </summary>
+    private async Task CollectSharedGarbageAsync()
+    {
+        var retained = await _log.ListAsync("state", CancellationToken.None).ConfigureAwait(false);
+        var listed = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var (_, name) in retained)
+        {
+            if (!_listedBySnapshot.TryGetValue(name, out var files))
+            {
+                try
+                {
+                    var body = SnapshotCodec.Read(await _log.ReadSnapshotAsync(name, CancellationToken.None).ConfigureAwait(false), name);
+                    files = SharedStateFiles.ListedBy(body, name).ToHashSet(StringComparer.Ordinal);
+                }
+                catch (Exception e) when (e is CheckpointCorruptException or MessagePackException)
+                {
+                    files = new HashSet<string>(StringComparer.Ordinal);
+                }
+
+                _listedBySnapshot[name] = files;
+            }
+
+            listed.UnionWith(files);
+        }
+
+        foreach (var gone in _listedBySnapshot.Keys.Except(retained.Select(r => r.Name)).ToList()) _listedBySnapshot.Remove(gone);
+        await _state.SharedFiles!.CollectGarbageAsync(listed, CancellationToken.None).ConfigureAwait(false);
     }
 
     /// <summary>Waits for the commit and snapshot writes in flight; surfaces their failures.</summary>

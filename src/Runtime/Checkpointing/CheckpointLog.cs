@@ -336,6 +336,9 @@ internal sealed class CheckpointLog
 
             if (batch != BatchOf(name)) throw new CheckpointCorruptException($"'{name}' records batch {batch}: it was copied or renamed from another batch's file and is not used.");
             if (!hasSources) throw new CheckpointCorruptException($"'{name}' has no planned sources: it is not used.");
+            // A time a clock can have given (years 1 to 9999): a damaged one would otherwise fail the batch's progress record.
+            if (planned is < -62135596800000 or > 253402300799999)
+                throw new CheckpointCorruptException($"'{name}' records planning time {planned} ms, which no clock gives: it is not used.");
             return new OffsetRecord(batch, planned, sources);
         }
         catch (Exception e) when (e is MessagePackException or ArgumentException)

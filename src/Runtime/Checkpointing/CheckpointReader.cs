@@ -201,7 +201,11 @@ public sealed class OperatorSnapshot
         Version = stored.Version;
         Fingerprint = stored.Fingerprint;
         Entries = stored.Entries;
+        Format = stored.Format;
     }
+
+    // A state backend's file list (SharedStateFileSet) holds its key count; entries are counted from their array.
+    private long? Format { get; }
 
     /// <summary>The operator's version in the build that wrote the snapshot.</summary>
     public long Version { get; }
@@ -209,14 +213,17 @@ public sealed class OperatorSnapshot
     /// <summary>Its state schema fingerprint then ("" when none was recorded).</summary>
     public string Fingerprint { get; }
 
-    /// <summary>The size of its encoded state in bytes.</summary>
-    public long SizeBytes => Entries.Length;
+    /// <summary>The size of its encoded state in bytes: the entries, or for a state backend's files (RocksDB) the files it lists.</summary>
+    public long SizeBytes => Format == State.SharedStateFileSet.Format
+        ? State.SharedStateFileSet.Read(Entries.Span, "snapshot").Files.Sum(f => f.Size)
+        : Entries.Length;
 
     /// <summary>The number of entries (keys, or panes, sessions and buffered records for event-time operators); 1 for a single value.</summary>
     public long EntryCount
     {
         get
         {
+            if (Format == State.SharedStateFileSet.Format) return State.SharedStateFileSet.Read(Entries.Span, "snapshot").Count;
             var r = new MessagePackReader(Entries.Span);
             return r.NextType == MessagePackType.Array ? r.ReadArrayHeader() : 1;
         }

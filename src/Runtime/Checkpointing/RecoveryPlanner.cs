@@ -438,7 +438,7 @@ internal sealed class RecoveryPlanner
         }
 
         foreach (var d in decisions.Where(d => d.Action is StateAction.Keep or StateAction.Migrate))
-            _state.Restore(d.OperatorId, operators[d.OperatorId].Entries, d.StoredVersion);
+            _state.Restore(d.OperatorId, operators[d.OperatorId].Entries, operators[d.OperatorId].Format, d.StoredVersion);
 
         _planner.Restore(positions);
         if (stored is not null) _storedManifest = stored;

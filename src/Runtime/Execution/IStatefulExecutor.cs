@@ -41,6 +41,35 @@ internal interface IStatefulExecutor
     /// <summary>Writes all state as one MessagePack value: an array of per-key entries.</summary>
     void WriteSnapshot(MessagePackWriter writer);
 
+    /// <summary>The layout of this executor's snapshot part: <see cref="StateFormat"/>, unless its state backend writes its own.</summary>
+    int SnapshotFormat => StateFormat;
+
+    /// <summary>
+    /// Writes the snapshot part after batch <paramref name="batchId"/> (<see cref="WriteSnapshot"/>, unless a state backend
+    /// lists files instead) and returns the files to put into the checkpoint store before the snapshot file.
+    /// </summary>
+    IReadOnlyList<SharedStateUpload> WriteSnapshotFiles(MessagePackWriter writer, long batchId)
+    {
+        WriteSnapshot(writer);
+        return Array.Empty<SharedStateUpload>();
+    }
+
+    /// <summary>Restores a snapshot part of <paramref name="format"/>, reading shared files through <paramref name="files"/> where it lists them.</summary>
+    void RestoreSnapshot(ReadOnlyMemory<byte> part, long? format, long storedVersion, SharedStateFiles files)
+    {
+        var reader = new MessagePackReader(part.Span);
+        RestoreSnapshot(ref reader, storedVersion);
+    }
+
+    /// <summary>
+    /// Why this executor cannot decode state stored in <paramref name="storedFormat"/> (a newer layout than it knows),
+    /// or null when it can. A format left unrecorded (older files) is read by its shape.
+    /// </summary>
+    string? FormatProblem(long? storedFormat, string file) =>
+        storedFormat is long stored && stored > StateFormat
+            ? $"operator '{Node.Id}': '{file}' holds its state in format {stored}, written by a newer build; this build reads formats up to {StateFormat}. Run a build at least as new as the one that wrote the checkpoint."
+            : null;
+
     /// <summary>
     /// Replaces all state with the entries of a snapshot written by <see cref="WriteSnapshot"/> of
     /// <paramref name="storedVersion"/> of this operator (decoded through its migrations when older).

@@ -10,6 +10,7 @@ using System.Threading.Tasks;
 using PipelineDsl.Checkpointing;
 using PipelineDsl.Graph;
 using PipelineDsl.Sources;
+using PipelineDsl.State;
 
 namespace PipelineDsl.Execution;
 
@@ -19,7 +20,7 @@ namespace PipelineDsl.Execution;
 /// one way: the <see cref="BatchPlanner"/> owns positions and plans, the executors compute, the sinks
 /// deliver, the <see cref="CheckpointCoordinator"/> makes the batch durable.
 /// </summary>
-internal sealed class MicroBatchDriver
+internal sealed class MicroBatchDriver : IDisposable
 {
     private readonly PipelineDefinition _definition;
     private readonly PipelineRunnerOptions _options;
@@ -64,12 +65,12 @@ internal sealed class MicroBatchDriver
         _stop = stop;
         _batchCompleted = batchCompleted;
         _status = status;
-        var factory = new ExecutorFactory(sources, sinks, options.Parallelism);
+        var factory = new ExecutorFactory(sources, sinks, options.Parallelism) { StateBackend = options.StateBackend, PipelineId = definition.PipelineId };
         _executors = definition.Operators.Select(factory.Build).ToArray();
         OperatorFusion.Apply(_executors);
         _sourceExecutors = _executors.OfType<ISourceExecutor>().Select(e => (e.Node.Id, e)).ToList();
         _sinkExecutors = _executors.OfType<SinkExecutorBase>().OrderBy(s => s.Node.Id, StringComparer.Ordinal).ToArray();
-        _state = new StatefulOperators(_executors.OfType<IStatefulExecutor>(), definition.Manifest);
+        _state = new StatefulOperators(_executors.OfType<IStatefulExecutor>(), definition.Manifest, new SharedStateFiles(store));
         foreach (var (id, connector) in sources.Concat(sinks))
             (connector as IConnectorContextAware)?.Attach(new ConnectorContext(definition.PipelineId, id));
 
@@ -188,6 +189,12 @@ internal sealed class MicroBatchDriver
 
     /// <summary>After a failure: keeps the caller's lock until the checkpoint writes in flight have finished.</summary>
     public Task DrainQuietlyAsync() => _checkpoint.DrainQuietlyAsync();
+
+    /// <summary>Closes what executors hold outside the heap (a state backend's database); after the checkpoint writes are done.</summary>
+    public void Dispose()
+    {
+        foreach (var executor in _executors.OfType<IDisposable>()) executor.Dispose();
+    }
 
     private async Task DelayAsync(TimeSpan started)
     {

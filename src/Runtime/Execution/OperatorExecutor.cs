@@ -9,6 +9,7 @@ using PipelineDsl.Graph;
 using PipelineDsl.Serialization;
 using PipelineDsl.Sinks;
 using PipelineDsl.Sources;
+using PipelineDsl.State;
 
 namespace PipelineDsl.Execution;
 
@@ -98,6 +99,12 @@ internal sealed class ExecutorFactory
     }
 
     public int Parallelism { get; }
+
+    /// <summary>Where keyed state lives (null: in memory).</summary>
+    public StateBackend? StateBackend { get; init; }
+
+    /// <summary>The pipeline's id, for state backends that name local directories after it.</summary>
+    public string PipelineId { get; init; } = "";
 
     public OperatorExecutor<T> Input<T>(OperatorNode<T> node) => (OperatorExecutor<T>)_built[node];
 

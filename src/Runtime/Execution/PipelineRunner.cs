@@ -115,12 +115,12 @@ public sealed class PipelineRunner
         if (!_options.Standby)
         {
             using var checkpointLock = store.AcquireLock(owner);
-            ActiveDriver = new MicroBatchDriver(_definition, _options, _sources, _sinks, store, BatchCompleted, stopToken, _status);
-            return await ExecuteAsync(ActiveDriver, null).ConfigureAwait(false);
+            using var driver = ActiveDriver = new MicroBatchDriver(_definition, _options, _sources, _sinks, store, BatchCompleted, stopToken, _status);
+            return await ExecuteAsync(driver, null).ConfigureAwait(false);
         }
 
         // A hot standby: follow the holder's commits until the checkpoint is ours, then continue from that state.
-        var standby = new MicroBatchDriver(_definition, _options, _sources, _sinks, store, BatchCompleted, stopToken, _status);
+        using var standby = new MicroBatchDriver(_definition, _options, _sources, _sinks, store, BatchCompleted, stopToken, _status);
         var started = System.Diagnostics.Stopwatch.StartNew();
         long? followed = null;
         _status.Enter(PipelineRunPhase.Standby);

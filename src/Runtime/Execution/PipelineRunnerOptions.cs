@@ -34,6 +34,14 @@ public sealed class PipelineRunnerOptions
     /// <summary>The checkpoint directory (required unless <see cref="CheckpointStore"/> is set).</summary>
     public string? CheckpointDirectory { get; set; }
 
+    /// <summary>
+    /// Where keyed state lives while the pipeline runs: <see cref="StateBackend.InMemory"/> (the default), or
+    /// <c>RocksDbStateBackend</c> (package PipelineDsl.RocksDb) for state larger than memory with incremental
+    /// snapshots. A checkpoint is restored by the backend that wrote it (a snapshot of the in-memory backend is also
+    /// loaded by RocksDB, to switch to it).
+    /// </summary>
+    public StateBackend StateBackend { get; set; } = StateBackend.Default;
+
     /// <summary>A checkpoint store to use instead of a local directory.</summary>
     public ICheckpointStore? CheckpointStore { get; set; }
 
@@ -118,6 +126,9 @@ public sealed class PipelineRunnerOptions
                 throw new ArgumentException($"PipelineRunnerOptions.Backpressure sizes batches to take one BatchInterval, but BatchInterval is {BatchInterval}: set a positive interval, or turn backpressure off.");
             backpressure.Validate();
         }
+
+        if (StateBackend is null) throw new ArgumentException("PipelineRunnerOptions.StateBackend is null: use StateBackend.InMemory or a RocksDbStateBackend.");
+        StateBackend.Validate();
 
         if (CheckpointInterval < 1) throw new ArgumentException($"PipelineRunnerOptions.CheckpointInterval is {CheckpointInterval}: it must be 1 or more batches.");
         if (RetainedSnapshots < 1) throw new ArgumentException($"PipelineRunnerOptions.RetainedSnapshots is {RetainedSnapshots}: keep at least 1.");

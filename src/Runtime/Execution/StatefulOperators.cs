@@ -4,6 +4,7 @@ using System.Linq;
 using PipelineDsl.Checkpointing;
 using PipelineDsl.Graph;
 using PipelineDsl.Serialization;
+using PipelineDsl.State;
 
 namespace PipelineDsl.Execution;
 
@@ -22,15 +23,25 @@ internal sealed class StatefulOperators
     private readonly long?[] _deltaBytes;
     private long _deltaBatch = -1;
 
-    public StatefulOperators(IEnumerable<IStatefulExecutor> executors, PipelineManifest manifest)
+    // Files the snapshot serialized last lists and the store does not have yet (taken by the coordinator).
+    private readonly List<SharedStateUpload> _uploads = new();
+
+    public StatefulOperators(IEnumerable<IStatefulExecutor> executors, PipelineManifest manifest, SharedStateFiles? sharedFiles = null)
     {
         _executors = executors.ToArray();
+        SharedFiles = sharedFiles;
         _manifest = manifest;
         _snapshotBytes = new long?[_executors.Length];
         _deltaBytes = new long?[_executors.Length];
     }
 
     public int Count => _executors.Length;
+
+    /// <summary>The checkpoint store's shared state files (null where nothing reads or writes them, as in the CLI).</summary>
+    public SharedStateFiles? SharedFiles { get; }
+
+    /// <summary>Whether some operator's snapshot part lists shared files (a state backend off the heap).</summary>
+    public bool UsesSharedFiles => _executors.Any(s => s.SnapshotFormat == SharedStateFileSet.Format);
 
     public long KeyCount => _executors.Sum(s => s.KeyCount);
 
@@ -48,16 +59,29 @@ internal sealed class StatefulOperators
     }
 
     /// <summary>What each operator's part of a snapshot is written from (its version and fingerprint in this build).</summary>
-    public IReadOnlyList<SnapshotCodec.OperatorPart> SnapshotParts() => _executors.Select((s, i) =>
+    /// <summary>What each operator's part of the snapshot after <paramref name="batchId"/> is written from (its version and fingerprint in this build).</summary>
+    public IReadOnlyList<SnapshotCodec.OperatorPart> SnapshotParts(long batchId)
     {
-        var entry = _manifest.Find(s.Node.Id)!;
-        return new SnapshotCodec.OperatorPart(s.Node.Id, entry.Version, entry.StateSchema?.Fingerprint ?? "", s.StateFormat, w =>
+        _uploads.Clear();
+        return _executors.Select((s, i) =>
         {
-            int before = w.Length;
-            s.WriteSnapshot(w);
-            _snapshotBytes[i] = w.Length - before;
-        });
-    }).ToArray();
+            var entry = _manifest.Find(s.Node.Id)!;
+            return new SnapshotCodec.OperatorPart(s.Node.Id, entry.Version, entry.StateSchema?.Fingerprint ?? "", s.SnapshotFormat, w =>
+            {
+                int before = w.Length;
+                _uploads.AddRange(s.WriteSnapshotFiles(w, batchId));
+                _snapshotBytes[i] = w.Length - before + _uploads.Sum(u => u.File.Size);
+            });
+        }).ToArray();
+    }
+
+    /// <summary>The files the snapshot serialized last needs in the checkpoint store before its own file is written.</summary>
+    public IReadOnlyList<SharedStateUpload> TakeUploads()
+    {
+        var uploads = _uploads.ToArray();
+        _uploads.Clear();
+        return uploads;
+    }
 
     /// <summary>
     /// What batch <paramref name="batchId"/> changed in every operator, stored in its commit file: recovery applies
@@ -81,10 +105,17 @@ internal sealed class StatefulOperators
     }
 
     /// <summary>Replaces <paramref name="operatorId"/>'s state with snapshot entries written by <paramref name="storedVersion"/> of it.</summary>
-    public void Restore(string operatorId, ReadOnlyMemory<byte> entries, long storedVersion)
+    public void Restore(string operatorId, ReadOnlyMemory<byte> entries, long? format, long storedVersion)
     {
+        var executor = Find(operatorId);
+        if (format == SharedStateFileSet.Format || executor.SnapshotFormat == SharedStateFileSet.Format)
+        {
+            executor.RestoreSnapshot(entries, format, storedVersion, SharedFiles ?? throw new InvalidOperationException("No checkpoint store to read shared state files from."));
+            return;
+        }
+
         var reader = new MessagePackReader(entries.Span);
-        Find(operatorId).RestoreSnapshot(ref reader, storedVersion);
+        executor.RestoreSnapshot(ref reader, storedVersion);
     }
 
     /// <summary>Applies one operator's part of a delta written by <paramref name="storedVersion"/> of it.</summary>
@@ -99,13 +130,7 @@ internal sealed class StatefulOperators
     /// (a newer layout than its executor knows), or null when it can. A format left unrecorded (older files) is
     /// read by its shape.
     /// </summary>
-    public string? FormatProblem(string operatorId, long? storedFormat, string file)
-    {
-        int known = Find(operatorId).StateFormat;
-        return storedFormat is long stored && stored > known
-            ? $"operator '{operatorId}': '{file}' holds its state in format {stored}, written by a newer build; this build reads formats up to {known}. Run a build at least as new as the one that wrote the checkpoint."
-            : null;
-    }
+    public string? FormatProblem(string operatorId, long? storedFormat, string file) => Find(operatorId).FormatProblem(storedFormat, file);
 
     private IStatefulExecutor Find(string operatorId) => _executors.First(s => s.Node.Id == operatorId);
 }

@@ -183,7 +183,7 @@ internal sealed class UpdateStateNode<TKey, TIn, TState, TOut> : OperatorNode<TO
 
     internal override IEnumerable<int> MigrationVersions => Migrations.Keys.OrderBy(v => v);
 
-    internal override OperatorExecutor CreateExecutor(ExecutorFactory factory) => new UpdateStateExecutor<TKey, TIn, TState, TOut>(this, factory.Input(Input), factory.Parallelism);
+    internal override OperatorExecutor CreateExecutor(ExecutorFactory factory) => new UpdateStateExecutor<TKey, TIn, TState, TOut>(this, factory.Input(Input), factory.Parallelism, factory.StateBackend, factory.PipelineId);
 
     internal override bool AdvancesWithoutInput => IdleTimeoutBatches > 0;
 }

@@ -16,17 +16,25 @@ namespace PipelineDsl.Execution;
 /// output goes back to its input record's index, so the output order is the input order whatever the
 /// shard count. Idle keys expire after <c>IdleTimeoutBatches</c> batches without a record.
 /// </summary>
-internal sealed class UpdateStateExecutor<TKey, TIn, TState, TOut> : OperatorExecutor<TOut>, IStatefulExecutor, IKeyedStateView<TKey, TState> where TKey : notnull
+/// <remarks>
+/// State lives in a <see cref="KeyedStateStore{TKey, TValue}"/> on the heap (sharded, the fast path), or, with a state
+/// backend that keeps it elsewhere (RocksDB), in an <see cref="IExternalKeyedStore{TKey, TValue}"/> read and written
+/// through a per-batch cache, one record after another. Deltas have one layout either way.
+/// </remarks>
+internal sealed class UpdateStateExecutor<TKey, TIn, TState, TOut> : OperatorExecutor<TOut>, IStatefulExecutor, IKeyedStateView<TKey, TState>, IDisposable where TKey : notnull
 {
     private readonly OperatorExecutor<TIn> _input;
     private readonly UpdateStateNode<TKey, TIn, TState, TOut> _node;
     private readonly KeyedStateStore<TKey, TState> _store;
+    private readonly IExternalKeyedStore<TKey, TState>? _external;
 
-    public UpdateStateExecutor(UpdateStateNode<TKey, TIn, TState, TOut> node, OperatorExecutor<TIn> input, int parallelism) : base(node)
+    public UpdateStateExecutor(UpdateStateNode<TKey, TIn, TState, TOut> node, OperatorExecutor<TIn> input, int parallelism, StateBackend? backend = null, string pipelineId = "") : base(node)
     {
         _node = node;
         _input = input;
-        _store = new KeyedStateStore<TKey, TState>(node.Id, parallelism, node.KeyFormatter, node.StateFormatter);
+        _external = backend?.CreateKeyedStore(new KeyedStoreSpec<TKey, TState>(pipelineId, node.Id, node.KeyFormatter, node.StateFormatter, node.IdleTimeoutBatches > 0));
+        // With an external store the in-memory one stays empty (one shard): it is only the fast path's.
+        _store = new KeyedStateStore<TKey, TState>(node.Id, _external is null ? parallelism : 1, node.KeyFormatter, node.StateFormatter);
         _indices = Enumerable.Range(0, _store.ShardCount).Select(_ => Array.Empty<int>()).ToArray();
         _results = Enumerable.Range(0, _store.ShardCount).Select(_ => Array.Empty<Cell<TOut>>()).ToArray();
     }
@@ -34,12 +42,21 @@ internal sealed class UpdateStateExecutor<TKey, TIn, TState, TOut> : OperatorExe
     /// <summary>The layout of <see cref="KeyedStateStore{TKey, TValue}"/>.</summary>
     public int StateFormat => KeyedStateStore<TKey, TState>.Format;
 
-    public long KeyCount => _store.Count;
+    public long KeyCount => _external?.Count ?? _store.Count;
 
-    public long? UpdatedCount => _store.TouchedCount;
+    public long? UpdatedCount => _external?.TouchedCount ?? _store.TouchedCount;
+
+    /// <summary>The layout of this operator's snapshot part: the in-memory entries, or the external store's file list.</summary>
+    public int SnapshotFormat => _external is null ? StateFormat : SharedStateFileSet.Format;
 
     public override void Execute(BatchContext batch)
     {
+        if (_external is not null)
+        {
+            ExecuteExternal(_external, batch.BatchId);
+            return;
+        }
+
         _store.BeginBatch();
         var input = _input.Output;
         int n = input.Count;
@@ -212,10 +229,45 @@ internal sealed class UpdateStateExecutor<TKey, TIn, TState, TOut> : OperatorExe
         return result;
     }
 
+    /// <summary>
+    /// One record after another against an external store: each key is read once per batch (then served from the
+    /// store's batch cache), and the batch's changes are written to the store at its end.
+    /// </summary>
+    private void ExecuteExternal(IExternalKeyedStore<TKey, TState> store, long batchId)
+    {
+        store.BeginBatch();
+        var input = CollectionsMarshal.AsSpan(_input.Output);
+        var state = new KeyedState<TState>();
+        var selector = _node.KeySelector;
+        for (int i = 0; i < input.Length; i++)
+        {
+            var record = input[i];
+            TKey key = selector(record) ?? throw KeyCheck.NullKey(Node);
+            bool existed = store.TryGet(key, out var value);
+            state.Reset(existed, value);
+            TOut result = _node.Function(key, record, state);
+            if (state.Exists)
+            {
+                // As in Process: an unchanged key stays out of the delta unless idle expiry needs its last batch.
+                if (!existed || state.IsChanged || _node.IdleTimeoutBatches > 0) store.Put(key, state.Value, batchId);
+            }
+            else if (existed)
+            {
+                store.Remove(key);
+            }
+
+            if (result is not null) Output.Add(result);
+        }
+
+        if (_node.IdleTimeoutBatches > 0) ExpireIdle(batchId);
+        store.EndBatch();
+    }
+
     private void ExpireIdle(long batchId)
     {
         var expired = new List<(TKey Key, TState Value)>();
-        _store.Expire(batchId, _node.IdleTimeoutBatches, expired);
+        if (_external is not null) _external.Expire(batchId, _node.IdleTimeoutBatches, expired);
+        else _store.Expire(batchId, _node.IdleTimeoutBatches, expired);
         if (expired.Count == 0 || _node.OnTimeout is null) return;
         foreach (var (key, value) in KeyOrder.Sorted(expired, _node.KeyFormatter))
         {
@@ -224,17 +276,71 @@ internal sealed class UpdateStateExecutor<TKey, TIn, TState, TOut> : OperatorExe
         }
     }
 
-    public IEnumerable<(TKey Key, TState State, long LastSeenBatch)> Entries() => _store.Entries();
+    public IEnumerable<(TKey Key, TState State, long LastSeenBatch)> Entries() => _external?.Entries() ?? _store.Entries();
 
-    public void WriteSnapshot(MessagePackWriter writer) => _store.WriteSnapshot(writer);
+    public void WriteSnapshot(MessagePackWriter writer)
+    {
+        if (_external is not null) throw new InvalidOperationException($"Operator '{Node.Id}' keeps its state in an external store: its snapshot is taken with WriteSnapshotFiles.");
+        _store.WriteSnapshot(writer);
+    }
 
-    public void Clear() => _store.Clear();
+    public IReadOnlyList<SharedStateUpload> WriteSnapshotFiles(MessagePackWriter writer, long batchId)
+    {
+        if (_external is null)
+        {
+            _store.WriteSnapshot(writer);
+            return Array.Empty<SharedStateUpload>();
+        }
 
-    public void WriteDelta(MessagePackWriter writer, long batchId) => _store.WriteDelta(writer, batchId);
+        return _external.WriteSnapshot(writer, batchId);
+    }
 
-    public void ApplyDelta(ref MessagePackReader reader, long storedVersion) => _store.ApplyDelta(ref reader, Decoder(storedVersion));
+    public void Clear()
+    {
+        if (_external is not null) _external.Clear();
+        else _store.Clear();
+    }
+
+    public void WriteDelta(MessagePackWriter writer, long batchId)
+    {
+        if (_external is not null) _external.WriteDelta(writer);
+        else _store.WriteDelta(writer, batchId);
+    }
+
+    public void ApplyDelta(ref MessagePackReader reader, long storedVersion)
+    {
+        if (_external is not null) _external.ApplyDelta(ref reader, Decoder(storedVersion));
+        else _store.ApplyDelta(ref reader, Decoder(storedVersion));
+    }
 
     public void RestoreSnapshot(ref MessagePackReader reader, long storedVersion) => _store.RestoreSnapshot(ref reader, Decoder(storedVersion));
+
+    public void RestoreSnapshot(ReadOnlyMemory<byte> part, long? format, long storedVersion, SharedStateFiles files)
+    {
+        if (_external is not null)
+        {
+            _external.RestoreSnapshot(part, format, Decoder(storedVersion), files);
+            return;
+        }
+
+        var reader = new MessagePackReader(part.Span);
+        _store.RestoreSnapshot(ref reader, Decoder(storedVersion));
+    }
+
+    public string? FormatProblem(long? storedFormat, string file)
+    {
+        if (storedFormat == SharedStateFileSet.Format && _external is null)
+        {
+            return $"operator '{Node.Id}': '{file}' holds its state as the files of the RocksDB state backend (format {SharedStateFileSet.Format}); this run keeps state in memory. "
+                + "Run it with the RocksDB backend (PipelineRunnerOptions.StateBackend = new RocksDbStateBackend(directory)), as the run that wrote the checkpoint.";
+        }
+
+        return storedFormat is long stored && stored != StateFormat && stored != SharedStateFileSet.Format
+            ? $"operator '{Node.Id}': '{file}' holds its state in format {stored}, written by a newer build; this build reads formats {StateFormat} (in memory) and {SharedStateFileSet.Format} (RocksDB). Run a build at least as new as the one that wrote the checkpoint."
+            : null;
+    }
+
+    public void Dispose() => _external?.Dispose();
 
     /// <summary>The migration that decodes state of <paramref name="storedVersion"/>; null for this version's own.</summary>
     private StateDecoder<TState>? Decoder(long storedVersion)
