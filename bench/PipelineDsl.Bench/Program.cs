@@ -27,16 +27,39 @@ var ingestOption = new Option<bool>("--ingest") { Description = "Measure acknowl
 var metricsOption = new Option<bool>("--metrics") { Description = "Measure the cost of a listener on the PipelineDsl meter: the keyed count with one attached against without, interleaved" };
 var hostedOption = new Option<bool>("--hosted") { Description = "Measure the cost of running as a service: the keyed count under the .NET host with the Prometheus exporter and the UI's API polled every second, against the plain runner, interleaved" };
 var takeoverOption = new Option<bool>("--takeover") { Description = "Measure takeover time with hot standbys (replicas of the main job on Azurite; SIGKILL of the active one)" };
+var stateOption = new Option<bool>("--state") { Description = "Compare the state backends: bytes per snapshot when 1%, 10%, 100% of the keys changed (in-memory against RocksDB's incremental snapshots), and restart time (see --state-keys)" };
+var stateKeysOption = new Option<int>("--state-keys") { Description = "Keys of state for --state", DefaultValueFactory = _ => 1_000_000 }.Positive();
+var largeStateOption = new Option<long>("--large-state") { Description = "Run a keyed count over this many keys on one backend (--backend) and print its peak resident memory (e.g. 100000000 on RocksDB)" }.Positive();
+var backendOption = new Option<string>("--backend") { Description = "The state backend of --large-state", DefaultValueFactory = _ => "rocksdb" };
+backendOption.AcceptOnlyFromAmong("rocksdb", "in-memory");
+var blockCacheOption = new Option<int>("--block-cache-mb") { Description = "RocksDB's block cache for --large-state, in MiB (its write buffer is half of it, at most 64)", DefaultValueFactory = _ => 256 }.Positive();
 var intervalOption = new Option<int>("--interval-ms") { Description = "Batch interval in milliseconds for --latency", DefaultValueFactory = _ => 10 }.Positive();
 var root = new RootCommand("Runtime benchmark: map+filter and keyed count through the runner against a plain C# loop, in one run; then restart time.")
 {
     recordsOption, keysOption, repeatOption, parallelismOption, profileOption, latencyOption, ratesOption, secondsOption, intervalOption, azureOption, takeoverOption, metricsOption, hostedOption, ingestOption,
+    stateOption, stateKeysOption, largeStateOption, backendOption, blockCacheOption,
 };
 if (CommandLineProgram.Parse(root, args, out var parsed) is int exit) return exit;
 long records = parsed.GetValue(recordsOption);
 int keys = parsed.GetValue(keysOption);
 int repeat = parsed.GetValue(repeatOption);
 int parallelism = parsed.GetValue(parallelismOption);
+if (parsed.GetValue(stateOption) || parsed.GetValue(largeStateOption) > 0)
+{
+    string stateTemp = Path.Combine(Path.GetTempPath(), "pdsl-state-" + Guid.NewGuid().ToString("N"));
+    try
+    {
+        if (parsed.GetValue(largeStateOption) is > 0 and var large) StateBackendBenchmark.RunLarge(large, parsed.GetValue(backendOption)!, stateTemp, (long)parsed.GetValue(blockCacheOption) << 20);
+        else StateBackendBenchmark.Run(parsed.GetValue(stateKeysOption), stateTemp);
+    }
+    finally
+    {
+        if (Directory.Exists(stateTemp)) Directory.Delete(stateTemp, recursive: true);
+    }
+
+    return 0;
+}
+
 if (parsed.GetValue(latencyOption))
 {
     string latencyTemp = Path.Combine(Path.GetTempPath(), "pdsl-latency-" + Guid.NewGuid().ToString("N"));

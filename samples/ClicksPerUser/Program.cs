@@ -12,6 +12,7 @@ using PipelineDsl.Sources;
 // The main job: clicks per user over the files of a directory, exactly once, restartable at any instant.
 //   dotnet run --project samples/ClicksPerUser                    (bundled input, work under ./clicks-per-user-work)
 //   ... -- --input DIR --checkpoint DIR --output DIR [--bounded | --continuous] [--max-records-per-partition N]
+//   ... -- --rocksdb DIR ...                                       (per-user state in RocksDB, incremental snapshots)
 //   ... -- --azure-container NAME ...                             (checkpoint in Azure Blob Storage; account from AZURE_STORAGE_CONNECTION_STRING)
 //   ... -- generate --records N --files F --output DIR            (make a larger input)
 //   ... -- serve [--urls http://127.0.0.1:9464]                   (as a service: /metrics, /health/live, /health/ready, /status)
@@ -50,13 +51,17 @@ internal static class Cli
         {
             Description = "With --azure-container: write the output as blobs <prefix>-output/part-N.txt in the same container instead of --output",
         };
+        var rocksdb = new Option<DirectoryInfo>("--rocksdb")
+        {
+            Description = "Keep the per-user state in RocksDB in this local directory (state larger than memory, incremental snapshots) instead of in memory",
+        };
         var standby = new Option<bool>("--standby")
         {
             Description = "Start as a hot standby: while another process runs the job on this checkpoint, follow its commits and take over when it stops or fails",
         };
         var root = new RootCommand("Clicks per user over the files of a directory, exactly once, restartable at any instant (kill -9 it and run it again).")
         {
-            input, checkpoint, output, bounded, continuous, maxRecords, interval, batchInterval, deadLetter, quiet, azureContainer, azurePrefix, takeoverAfter, standby, azureOutput, outageLimit,
+            input, checkpoint, output, bounded, continuous, maxRecords, interval, batchInterval, deadLetter, quiet, azureContainer, azurePrefix, takeoverAfter, standby, azureOutput, outageLimit, rocksdb,
         };
         root.Validators.Add(r =>
         {
@@ -70,7 +75,7 @@ internal static class Cli
             r.GetValue(bounded), r.GetValue(continuous), r.GetValue(maxRecords), r.GetValue(interval),
             r.GetValue(batchInterval), r.GetValue(deadLetter), r.GetValue(quiet),
             r.GetValue(azureContainer) is { } container ? new AzureCheckpoint(container, r.GetValue(azurePrefix)!, TimeSpan.FromMilliseconds(r.GetValue(takeoverAfter)), r.GetValue(azureOutput), TimeSpan.FromMilliseconds(r.GetValue(outageLimit))) : null,
-            r.GetValue(standby)))));
+            r.GetValue(standby), r.GetValue(rocksdb)?.FullName))));
 
         var records = new Option<long>("--records") { Description = "Number of clicks", DefaultValueFactory = _ => 100_000 }.NotNegative();
         var files = new Option<int>("--files") { Description = "Number of files", DefaultValueFactory = _ => 4 }.Positive();
@@ -113,7 +118,7 @@ internal static class Cli
     }
 
     private sealed record JobSettings(string? Input, string? Checkpoint, string? Output, bool Bounded, bool Continuous, long MaxRecordsPerPartition,
-                                      int CheckpointInterval, long BatchIntervalMs, bool DeadLetter, bool Quiet, AzureCheckpoint? Azure, bool Standby);
+                                      int CheckpointInterval, long BatchIntervalMs, bool DeadLetter, bool Quiet, AzureCheckpoint? Azure, bool Standby, string? RocksDb);
 
     private sealed record AzureCheckpoint(string Container, string Prefix, TimeSpan TakeoverAfter, bool Output, TimeSpan OutageLimit);
 
@@ -162,6 +167,7 @@ internal static class Cli
             BatchInterval = TimeSpan.FromMilliseconds(a.BatchIntervalMs),
             BadRecordPolicy = a.DeadLetter ? BadRecordPolicy.DeadLetter : BadRecordPolicy.Fail,
             Standby = a.Standby,
+            StateBackend = a.RocksDb is null ? StateBackend.InMemory : new RocksDbStateBackend(a.RocksDb),
         };
 
         var runner = new PipelineRunner(ClicksPerUserPipeline.Definition, options)
