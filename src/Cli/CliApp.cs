@@ -174,8 +174,12 @@ public static class CliApp
             throw new CliException($"Snapshot {snapshot.Batch} holds no state for '{operatorId}'; it holds: {string.Join(", ", snapshot.Operators.Keys.Order(StringComparer.Ordinal))}.");
         var entry = (snapshot.Manifest ?? c.Reader.Manifest).Find(operatorId);
         var names = entry?.StateSchema?.Fields.ToDictionary(f => (long)f.Key, f => f.Name) ?? new Dictionary<long, string>();
-        // The layouts belong to the state stores; StateDump asks the one of this operator's kind.
-        StateDump.WriteJsonLines(entry?.Kind ?? "", op.Entries.Span, names, limit, o);
+        // The layouts belong to the state stores; StateDump asks the one of this operator's kind. A state backend's
+        // database (RocksDB) is read from its files.
+        if (op.Format == SharedStateFileSet.Format)
+            PipelineDsl.RocksDb.RocksDbKeyedLayout.Dump(op.Entries, new SharedStateFiles(c.Reader.Log.Store), operatorId, names, new JsonLines(o, limit));
+        else
+            StateDump.WriteJsonLines(entry?.Kind ?? "", op.Entries.Span, names, limit, o);
         return Ok;
     }
 

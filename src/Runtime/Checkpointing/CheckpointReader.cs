@@ -205,7 +205,7 @@ public sealed class OperatorSnapshot
     }
 
     // A state backend's file list (SharedStateFileSet) holds its key count; entries are counted from their array.
-    private long? Format { get; }
+    internal long? Format { get; }
 
     /// <summary>The operator's version in the build that wrote the snapshot.</summary>
     public long Version { get; }
