@@ -29,16 +29,17 @@ internal static class NexmarkCli
         var interval = new Option<int>("--checkpoint-interval") { Description = "A state snapshot every K batches", DefaultValueFactory = _ => 10 }.Positive();
         var pause = new Option<int>("--pause-ms") { Description = "Pause after each committed batch (throttles a run)", DefaultValueFactory = _ => 0 }.NotNegative();
         var quiet = new Option<bool>("--quiet") { Description = "Print nothing but errors" };
+        var rocksdb = new Option<DirectoryInfo>("--rocksdb") { Description = "Keep keyed state in RocksDB in this local directory instead of in memory" };
         var root = new RootCommand("Nexmark queries on the embedded generator, exactly once, restartable at any instant.")
         {
-            query, events, generators, batchEvents, checkpoint, output, interval, pause, quiet,
+            query, events, generators, batchEvents, checkpoint, output, interval, pause, quiet, rocksdb,
         };
         root.SetAction(async (r, _) =>
         {
             try
             {
                 return await RunQueryAsync(new Settings(r.GetValue(query)!, r.GetValue(events), r.GetValue(generators), r.GetValue(batchEvents),
-                    r.GetValue(checkpoint)?.FullName, r.GetValue(output)?.FullName, r.GetValue(interval), r.GetValue(pause), r.GetValue(quiet)));
+                    r.GetValue(checkpoint)?.FullName, r.GetValue(output)?.FullName, r.GetValue(interval), r.GetValue(pause), r.GetValue(quiet), r.GetValue(rocksdb)?.FullName));
             }
             catch (Exception e) when (e is PipelineDslException or IOException or UnauthorizedAccessException or ArgumentException)
             {
@@ -56,7 +57,7 @@ internal static class NexmarkCli
         return CommandLineProgram.RunAsync(root, args);
     }
 
-    private sealed record Settings(string Query, long Events, int Generators, long BatchEvents, string? Checkpoint, string? Output, int CheckpointInterval, int PauseMs, bool Quiet);
+    private sealed record Settings(string Query, long Events, int Generators, long BatchEvents, string? Checkpoint, string? Output, int CheckpointInterval, int PauseMs, bool Quiet, string? RocksDb);
 
     private static async Task<int> RunQueryAsync(Settings a)
     {
@@ -76,6 +77,7 @@ internal static class NexmarkCli
             Trigger = TriggerMode.AvailableNow,
             MaxRecordsPerPartition = a.BatchEvents,
             CheckpointInterval = a.CheckpointInterval,
+            StateBackend = a.RocksDb is null ? StateBackend.InMemory : new RocksDbStateBackend(a.RocksDb),
         };
 
         var (runner, sink) = query.CreateRunner(options, new NexmarkSource(config), output);

@@ -418,6 +418,75 @@ public static partial class Q15
 }
 
 /// <summary>
+/// q16: channel statistics per (channel, day): q15's counts and distinct counts, and the latest minute of the day
+/// (<c>max(HH:mm)</c>). The same split-distinct stages as q15, keyed by channel too: their state holds about one
+/// entry per (channel, day, bidder) and (channel, day, auction), which is why q16 belongs on a state backend that is
+/// not bounded by memory. An updating aggregate: each bid emits its key's new row.
+/// </summary>
+[Pipeline("nexmark-q16")]
+public static partial class Q16
+{
+    [Source("events")] public static partial Source<Event> Events();
+
+    [Filter("bids", From = "events")] public static bool IsBid(Event e) => e.Type == EventType.Bid;
+
+    [Map("ranked", From = "bids")] public static ChannelRankedBid Ranked(Event e) => ChannelRankedBid.Of(e.Bid!);
+
+    [UpdateState("new-bidders", From = "ranked", Key = nameof(ChannelRankedBid.ChannelDayBidder))]
+    public static ChannelRankedBid NewBidders(ChannelDayId key, ChannelRankedBid bid, KeyedState<byte> ranksSeen) => bid with { NewBidder = RankedBid.MarkSeen(ranksSeen, bid.Rank) };
+
+    [UpdateState("new-auctions", From = "new-bidders", Key = nameof(ChannelRankedBid.ChannelDayAuction))]
+    public static ChannelRankedBid NewAuctions(ChannelDayId key, ChannelRankedBid bid, KeyedState<byte> ranksSeen) => bid with { NewAuction = RankedBid.MarkSeen(ranksSeen, bid.Rank) };
+
+    [UpdateState("per-channel-day", From = "new-auctions", Key = nameof(ChannelRankedBid.Key))]
+    public static Q16Row PerChannelDay(ChannelDay key, ChannelRankedBid bid, KeyedState<ChannelStatistics> statistics)
+    {
+        var s = new ChannelStatistics(statistics.Value.S.Add(bid.AsRanked()), Math.Max(statistics.Value.MaxMinute, bid.Minute));
+        statistics.Update(s);
+        return new Q16Row(key.Channel, key.Day * RankedBid.MsPerDay, s.MaxMinute, s.S);
+    }
+
+    [Sink("out", From = "per-channel-day")] public static partial Sink<Q16Row> Out();
+}
+
+/// <summary>
+/// q19: the top 10 bids of each auction by price (SQL's ROW_NUMBER over price DESC, rank &lt;= 10), the earlier bid
+/// first among equal prices. Updating: a bid that enters its auction's top 10 emits the rows of every rank it moved,
+/// its own included, so the last row per (auction, rank) is the result. State: up to 10 bids per auction.
+/// </summary>
+[Pipeline("nexmark-q19")]
+public static partial class Q19
+{
+    private const int Top = 10;
+
+    [Source("events")] public static partial Source<Event> Events();
+
+    [Filter("bids", From = "events")] public static bool IsBid(Event e) => e.Type == EventType.Bid;
+
+    [Map("bid", From = "bids")] public static Bid TheBid(Event e) => e.Bid!;
+
+    [UpdateState("top-10", From = "bid", Key = nameof(Bid.Auction))]
+    public static Q19Row[] TopTen(long auction, Bid bid, KeyedState<TopBids> top)
+    {
+        var bids = top.Exists ? top.Value.Bids : new List<Bid>();
+        int rank = 0;
+        while (rank < bids.Count && bids[rank].Price >= bid.Price) rank++;
+        if (rank >= Top) return Array.Empty<Q19Row>();
+        var next = new List<Bid>(bids);
+        next.Insert(rank, bid);
+        if (next.Count > Top) next.RemoveAt(Top);
+        top.Update(new TopBids { Bids = next });
+        var rows = new Q19Row[next.Count - rank];
+        for (int r = rank; r < next.Count; r++) rows[r - rank] = new Q19Row(next[r], r + 1);
+        return rows;
+    }
+
+    [FlatMap("rows", From = "top-10")] public static IEnumerable<Q19Row> Rows(Q19Row[] rows) => rows;
+
+    [Sink("out", From = "rows")] public static partial Sink<Q19Row> Out();
+}
+
+/// <summary>
 /// q17: auction statistics per (auction, day): bid counts in total and per price rank, and the minimum,
 /// maximum, average (integer, as SQL's AVG of BIGINT) and sum of the price. An updating aggregate: each bid
 /// emits its key's new row, so the last row per key is the result.

@@ -41,8 +41,10 @@ public static class QueryCatalog
         Make("q13", "bounded side-input join", Q13.Definition, Q13.Events(), Q13.Out()),
         Make("q14", "calculation", Q14.Definition, Q14.Events(), Q14.Out()),
         Make("q15", "bidding statistics per day", Q15.Definition, Q15.Events(), Q15.Out()),
+        Make("q16", "channel statistics per day", Q16.Definition, Q16.Events(), Q16.Out()),
         Make("q17", "auction statistics per day", Q17.Definition, Q17.Events(), Q17.Out()),
         Make("q18", "last bid per bidder and auction", Q18.Definition, Q18.Events(), Q18.Out()),
+        Make("q19", "top 10 bids per auction by price", Q19.Definition, Q19.Events(), Q19.Out()),
         Make("q21", "add channel id", Q21.Definition, Q21.Events(), Q21.Out()),
         Make("q22", "get URL directories", Q22.Definition, Q22.Events(), Q22.Out()),
     };

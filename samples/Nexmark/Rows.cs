@@ -309,3 +309,55 @@ internal static class Day
 {
     public static string Format(long dayStartMs) => DateTimeOffset.FromUnixTimeMilliseconds(dayStartMs).ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
 }
+
+/// <summary>
+/// q16: a bid with its channel, day, minute of the day and price rank, and (as q15's) the distinct-count bits its
+/// (channel, day, bidder) and (channel, day, auction) stages found new.
+/// </summary>
+public sealed record ChannelRankedBid(string Channel, long Day, int Minute, long Bidder, long Auction, int Rank, byte NewBidder = 0, byte NewAuction = 0)
+{
+    public static ChannelRankedBid Of(Bid b) =>
+        new(b.Channel, b.DateTime / RankedBid.MsPerDay, (int)(b.DateTime % RankedBid.MsPerDay / 60_000), b.Bidder, b.Auction,
+            b.Price < 10_000 ? 1 : b.Price < 1_000_000 ? 2 : 3);
+
+    public ChannelDayId ChannelDayBidder => new(Channel, Day, Bidder);
+
+    public ChannelDayId ChannelDayAuction => new(Channel, Day, Auction);
+
+    public ChannelDay Key => new(Channel, Day);
+
+    /// <summary>As a q15 bid, for the statistics q15 and q16 share.</summary>
+    public RankedBid AsRanked() => new(Day, Bidder, Auction, Rank, NewBidder, NewAuction);
+}
+
+/// <summary>q16's distinct-stage key: a channel, a day and a bidder or an auction.</summary>
+[StateContract]
+public partial record struct ChannelDayId([property: Field(0)] string Channel, [property: Field(1)] long Day, [property: Field(2)] long Id);
+
+/// <summary>q16's key: a channel and a day.</summary>
+[StateContract]
+public partial record struct ChannelDay([property: Field(0)] string Channel, [property: Field(1)] long Day);
+
+/// <summary>q16 state per (channel, day): q15's statistics and the latest minute of the day a bid came in.</summary>
+[StateContract]
+public partial record struct ChannelStatistics([property: Field(0)] BidStatistics S, [property: Field(1)] int MaxMinute);
+
+/// <summary>q16: the statistics of one channel on one day, with <c>max(HH:mm)</c> of its bids.</summary>
+public sealed record Q16Row(string Channel, long DayStart, int MaxMinute, BidStatistics S) : IRow
+{
+    public string ToCsv() =>
+        Csv.Of(new object[] { Channel, Day.Format(DayStart), $"{MaxMinute / 60:D2}:{MaxMinute % 60:D2}" }.Concat(S.Counts()).ToArray());
+}
+
+/// <summary>q19 state per auction: its best bids, at most 10, by price descending, the earlier first among equal prices.</summary>
+[StateContract]
+public sealed partial class TopBids
+{
+    [Field(0)] public List<Bid> Bids { get; set; } = new();
+}
+
+/// <summary>q19: a bid at its rank (1 to 10) among its auction's bids by price.</summary>
+public sealed record Q19Row(Bid B, int RankNumber) : IRow
+{
+    public string ToCsv() => Csv.Of(B.Auction, B.Bidder, B.Price, B.Channel, B.Url, B.DateTime, B.Extra, RankNumber);
+}

@@ -14,7 +14,7 @@ public static class References
     public static readonly IReadOnlyDictionary<string, Func<IEnumerable<Event>, List<IRow>>> ByQuery = new Dictionary<string, Func<IEnumerable<Event>, List<IRow>>>
     {
         ["q0"] = Q0, ["q1"] = Q1, ["q2"] = Q2, ["q3"] = Q3, ["q4"] = Q4, ["q5"] = Q5, ["q6"] = Q6, ["q7"] = Q7, ["q8"] = Q8,
-        ["q9"] = Q9, ["q11"] = Q11, ["q13"] = Q13, ["q14"] = Q14, ["q15"] = Q15, ["q17"] = Q17, ["q18"] = Q18, ["q21"] = Q21, ["q22"] = Q22,
+        ["q9"] = Q9, ["q11"] = Q11, ["q13"] = Q13, ["q14"] = Q14, ["q15"] = Q15, ["q16"] = Q16, ["q17"] = Q17, ["q18"] = Q18, ["q19"] = Q19, ["q21"] = Q21, ["q22"] = Q22,
     };
 
     private static IEnumerable<Bid> Bids(IEnumerable<Event> events)
@@ -231,6 +231,48 @@ public static class References
         }
 
         return days.Select(d => (IRow)new Q15Row(new DateTimeOffset(d.Key, TimeSpan.Zero).ToUnixTimeMilliseconds(), d.Value.ToRowStatistics())).ToList();
+    }
+
+    /// <summary>
+    /// Per (channel, UTC date): q15's counts and distinct counts, and the greatest "HH:mm" (UTC) among the key's bids, as
+    /// SQL's max over the formatted strings; the final row per key.
+    /// </summary>
+    public static List<IRow> Q16(IEnumerable<Event> events)
+    {
+        var keys = new Dictionary<(string Channel, DateTime Day), (DayStatistics Statistics, string MaxMinute)>();
+        foreach (var b in Bids(events))
+        {
+            var time = DateTimeOffset.FromUnixTimeMilliseconds(b.DateTime).UtcDateTime;
+            var key = (b.Channel, time.Date);
+            if (!keys.TryGetValue(key, out var k)) k = (new DayStatistics(), "");
+            int rank = b.Price < 10_000 ? 1 : b.Price < 1_000_000 ? 2 : 3;
+            foreach (int i in new[] { 0, rank })
+            {
+                k.Statistics.Bids[i]++;
+                k.Statistics.Bidders[i].Add(b.Bidder);
+                k.Statistics.Auctions[i].Add(b.Auction);
+            }
+
+            string minute = time.ToString("HH:mm", System.Globalization.CultureInfo.InvariantCulture);
+            keys[key] = (k.Statistics, string.CompareOrdinal(minute, k.MaxMinute) > 0 ? minute : k.MaxMinute);
+        }
+
+        return keys.Select(k => (IRow)new Q16Row(k.Key.Channel, new DateTimeOffset(k.Key.Day, TimeSpan.Zero).ToUnixTimeMilliseconds(),
+            int.Parse(k.Value.MaxMinute[..2], System.Globalization.CultureInfo.InvariantCulture) * 60 + int.Parse(k.Value.MaxMinute[3..], System.Globalization.CultureInfo.InvariantCulture),
+            k.Value.Statistics.ToRowStatistics())).ToList();
+    }
+
+    /// <summary>Per auction: its bids in arrival order, sorted by price descending (stable: the earlier first among equals), the first 10 with their rank.</summary>
+    public static List<IRow> Q19(IEnumerable<Event> events)
+    {
+        var byAuction = new Dictionary<long, List<Bid>>();
+        foreach (var b in Bids(events))
+        {
+            if (!byAuction.TryGetValue(b.Auction, out var list)) byAuction[b.Auction] = list = new List<Bid>();
+            list.Add(b);
+        }
+
+        return byAuction.Values.SelectMany(list => list.OrderByDescending(b => b.Price).Take(10).Select((b, i) => (IRow)new Q19Row(b, i + 1))).ToList();
     }
 
     /// <summary>Per (auction, UTC date): counts in total and per price rank, min, max, integer average and sum; the final row per key.</summary>
