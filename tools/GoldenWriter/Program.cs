@@ -2,14 +2,26 @@ using PipelineDsl.Runtime.Tests.Golden;
 
 // Writes golden checkpoints for every scenario into DIR/<scenario>/: input.txt, expected.txt, checkpoint/.
 //   dotnet run --project tools/GoldenWriter -- tests/PipelineDsl.Runtime.Tests/Golden/v3
+//   dotnet run --project tools/GoldenWriter -- --rocksdb tests/PipelineDsl.Runtime.Tests/Golden/v3-rocksdb
 // Run once per checkpoint format, on the build that introduces it; the files are then kept forever.
-if (args.Length != 1)
+// --rocksdb writes keyed state with the RocksDB backend (state format 100 and shared files); the folder's name must
+// end in -rocksdb, which is how GoldenCheckpointTests knows to restore it on RocksDB.
+bool rocksDb = args.Length == 2 && args[0] == "--rocksdb";
+if (args.Length != 1 && !rocksDb)
 {
-    Console.Error.WriteLine("usage: GoldenWriter OUTPUT-DIRECTORY");
+    Console.Error.WriteLine("usage: GoldenWriter [--rocksdb] OUTPUT-DIRECTORY");
     return 2;
 }
 
-string root = Path.GetFullPath(args[0]);
+string root = Path.GetFullPath(args[^1]);
+if (rocksDb != root.TrimEnd(Path.DirectorySeparatorChar).EndsWith("-rocksdb", StringComparison.Ordinal))
+{
+    Console.Error.WriteLine($"error: '{root}': a folder written with --rocksdb, and only such a folder, has a name ending in -rocksdb.");
+    return 2;
+}
+
+string rocksDirectory = Path.Combine(Path.GetTempPath(), "golden-rocksdb-" + Guid.NewGuid().ToString("N"));
+PipelineDsl.StateBackend? backend = rocksDb ? new PipelineDsl.RocksDbStateBackend(rocksDirectory) : null;
 if (Directory.Exists(root) && Directory.EnumerateFileSystemEntries(root).Any())
 {
     Console.Error.WriteLine($"error: '{root}' is not empty: golden files are never regenerated. Write a new format version into a new directory.");
@@ -25,7 +37,7 @@ foreach (var scenario in GoldenScenario.All)
 
     // The uninterrupted run's output, batch by batch.
     string reference = Path.Combine(Path.GetTempPath(), "golden-reference-" + Guid.NewGuid().ToString("N"));
-    var run = scenario.Fresh();
+    var run = scenario.Fresh(backend);
     var expected = new List<string>();
     for (int b = 0; b < scenario.Batches; b++) expected.AddRange(await run.RunBatchAsync(reference, b, input));
     File.WriteAllLines(Path.Combine(dir, "expected.txt"), expected);
@@ -33,7 +45,7 @@ foreach (var scenario in GoldenScenario.All)
 
     // The checkpoint after the first StoredBatches batches.
     string checkpoint = Path.Combine(dir, "checkpoint");
-    var stored = scenario.Fresh();
+    var stored = scenario.Fresh(backend);
     for (int b = 0; b < scenario.StoredBatches; b++) await stored.RunBatchAsync(checkpoint, b, input);
     foreach (var file in Directory.EnumerateFiles(checkpoint, "*", SearchOption.AllDirectories))
     {
@@ -44,4 +56,5 @@ foreach (var scenario in GoldenScenario.All)
     Console.WriteLine($"{scenario.Name}: {input.Count} input records, {expected.Count} output records, checkpoint of {scenario.StoredBatches} batches");
 }
 
+if (Directory.Exists(rocksDirectory)) Directory.Delete(rocksDirectory, recursive: true);
 return 0;

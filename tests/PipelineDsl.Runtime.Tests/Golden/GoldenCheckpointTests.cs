@@ -28,6 +28,7 @@ public sealed class GoldenCheckpointTests
         Assert.Contains("v2", versions);
         Assert.Contains("v3", versions);
         Assert.Contains("v3-state-formats", versions);
+        Assert.Contains("v3-rocksdb", versions);
         foreach (var version in Directory.GetDirectories(Root))
         foreach (var scenario in GoldenScenario.All)
             Assert.True(File.Exists(Path.Combine(version, scenario.Name, "expected.txt")), $"{version}/{scenario.Name} is incomplete");
@@ -60,7 +61,10 @@ public sealed class GoldenCheckpointTests
         using var dir = new TempDir();
         string checkpoint = dir.Sub("checkpoint");
         CheckpointTestFiles.CopyDirectory(Path.Combine(golden, "checkpoint"), checkpoint);
-        var scenario = GoldenScenario.All.Single(s => s.Name == scenarioName).Fresh();
+        // A folder written on RocksDB holds state format 100 and shared files: it restores on RocksDB (from the shared
+        // files, as no local copy exists), whichever backend this run of the suite uses by default.
+        var scenario = GoldenScenario.All.Single(s => s.Name == scenarioName)
+            .Fresh(IsRocksDb(version) ? new RocksDbStateBackend(dir.Sub("rocksdb")) : null);
         if (restorePath == "snapshot+deltas")
         {
             // Keep only the oldest snapshot: the batches after it are restored from their commit files' state deltas.
@@ -85,13 +89,47 @@ public sealed class GoldenCheckpointTests
         Assert.Equal(expected, actual);
     }
 
+    private static bool IsRocksDb(string version) => version.EndsWith("-rocksdb", StringComparison.Ordinal);
+
+    /// <summary>Files under checkpoint/shared/ are RocksDB's own files (SST, MANIFEST, OPTIONS), listed with sizes and CRCs by snapshots.</summary>
+    private static bool IsSharedStateFile(string file) =>
+        file.Contains($"{Path.DirectorySeparatorChar}checkpoint{Path.DirectorySeparatorChar}{State.SharedStateFiles.Folder}{Path.DirectorySeparatorChar}", StringComparison.Ordinal);
+
+    [Fact]
+    public void The_RocksDB_folder_holds_state_format_100_and_the_shared_files_its_snapshots_list()
+    {
+        // Worth keeping only if it holds what the RocksDB backend writes: keyed parts in format 100 whose listed files
+        // are all present under shared/ with the recorded sizes.
+        int parts = 0;
+        foreach (var scenario in Directory.GetDirectories(Path.Combine(Root, "v3-rocksdb")).Where(s => Directory.Exists(Path.Combine(s, "checkpoint", "state"))))
+        foreach (var file in Directory.EnumerateFiles(Path.Combine(scenario, "checkpoint", "state")))
+        {
+            var body = Checkpointing.SnapshotCodec.Read(Checkpointing.CheckpointFile.Open(File.ReadAllBytes(file), "snapshot", file).Body, file);
+            foreach (var (id, op) in body.Operators!.Where(o => o.Value.Format == 100))
+            {
+                var set = State.SharedStateFileSet.Read(op.Entries.Span, file);
+                Assert.NotEmpty(set.Files);
+                foreach (var shared in set.Files)
+                {
+                    var path = Path.Combine(scenario, "checkpoint", shared.SharedName.Replace('/', Path.DirectorySeparatorChar));
+                    Assert.True(File.Exists(path), $"{file}: operator '{id}' lists {shared.SharedName}, which is missing");
+                    Assert.Equal(shared.Size, new FileInfo(path).Length);
+                }
+
+                parts++;
+            }
+        }
+
+        Assert.True(parts >= 3, $"only {parts} RocksDB parts were found"); // running-totals: three snapshots of its keyed state
+    }
+
     [Fact]
     public void Every_golden_checkpoint_file_is_plain_messagepack_that_an_independent_decoder_reads()
     {
         // The README promises any msgpack tool reads checkpoint files: the MessagePack package (a test-only
         // dependency, not PipelineDsl's own codec) decodes every file whole, envelope and body.
         int files = 0;
-        foreach (var file in Directory.EnumerateFiles(Root, "*", SearchOption.AllDirectories).Where(f => f.Contains($"{Path.DirectorySeparatorChar}checkpoint{Path.DirectorySeparatorChar}", StringComparison.Ordinal)))
+        foreach (var file in Directory.EnumerateFiles(Root, "*", SearchOption.AllDirectories).Where(f => f.Contains($"{Path.DirectorySeparatorChar}checkpoint{Path.DirectorySeparatorChar}", StringComparison.Ordinal) && !IsSharedStateFile(f)))
         {
             byte[] bytes = File.ReadAllBytes(file);
             var reader = new MessagePack.MessagePackReader(bytes);

@@ -54,12 +54,19 @@ public abstract class GoldenScenario
     /// <summary>Runs over what was fed (restoring the checkpoint first); returns the output with the runtime's batch ids.</summary>
     public Task<IReadOnlyList<(long Batch, string Sink, string Record)>> RunAsync(string checkpoint) => RunAsync(Options(checkpoint));
 
-    private static PipelineRunnerOptions Options(string checkpoint) => new()
+    /// <summary>
+    /// The state backend the scenario runs on: null for <see cref="StateBackend.Default"/>. A folder of golden
+    /// checkpoints written on RocksDB (its name ends in <c>-rocksdb</c>) is restored on RocksDB, whatever the default.
+    /// </summary>
+    public StateBackend? Backend { get; set; }
+
+    private PipelineRunnerOptions Options(string checkpoint) => new()
     {
         CheckpointDirectory = checkpoint,
         Trigger = TriggerMode.AvailableNow,
         CheckpointInterval = 3,
         Parallelism = 1,
+        StateBackend = Backend ?? StateBackend.Default,
     };
 
     /// <summary>Feeds <paramref name="input"/> of batch <paramref name="batch"/> and runs it; returns "batch\tsink\trecord" lines.</summary>
@@ -76,7 +83,12 @@ public abstract class GoldenScenario
     }
 
     /// <summary>A fresh instance of the same scenario (sources empty).</summary>
-    public GoldenScenario Fresh() => (GoldenScenario)Activator.CreateInstance(GetType())!;
+    public GoldenScenario Fresh(StateBackend? backend = null)
+    {
+        var fresh = (GoldenScenario)Activator.CreateInstance(GetType())!;
+        fresh.Backend = backend;
+        return fresh;
+    }
 
     protected static string I(long v) => v.ToString(CultureInfo.InvariantCulture);
 
