@@ -487,6 +487,47 @@ public static partial class Q19
 }
 
 /// <summary>
+/// q20: every bid expanded with its auction's columns, for auctions in category 10 (a regular, unbounded join on
+/// <c>bid.auction = auction.id</c>). An auction's id is its primary key, so the join is keyed state per auction: the
+/// auction once it is seen (or, outside category 10, only the fact that it was seen) and the bids that came before it
+/// (a bid may name an auction up to 10 ids past the newest). A bid joins at once when its auction is known, so state
+/// holds one entry per auction plus the early bids, not every bid as a general join's would; the output is the same,
+/// append-only. Keyed state: on the RocksDB backend all of it is in RocksDB.
+/// </summary>
+[Pipeline("nexmark-q20")]
+public static partial class Q20
+{
+    [Source("events")] public static partial Source<Event> Events();
+
+    [Filter("auctions-and-bids", From = "events")] public static bool IsAuctionOrBid(Event e) => e.Type is EventType.Auction or EventType.Bid;
+
+    [Map("by-auction", From = "auctions-and-bids")] public static AuctionOrBid ByAuction(Event e) => AuctionOrBid.Of(e);
+
+    [UpdateState("join", From = "by-auction", Key = nameof(AuctionOrBid.AuctionId))]
+    public static Q20Row[] Join(long auction, AuctionOrBid e, KeyedState<AuctionBids> state)
+    {
+        var known = state.Exists ? state.Value : null;
+        if (e.Auction is { } a)
+        {
+            // The auction arrives: the bids that waited for it join now, and from here on bids join as they come.
+            var waiting = known?.Waiting ?? new List<Bid>();
+            bool selected = a.Category == 10;
+            state.Update(new AuctionBids { Auction = selected ? a : null, Seen = true });
+            return selected ? waiting.Select(b => new Q20Row(b, a)).ToArray() : Array.Empty<Q20Row>();
+        }
+
+        var bid = e.Bid!;
+        if (known is { Seen: true }) return known.Auction is { } joined ? new[] { new Q20Row(bid, joined) } : Array.Empty<Q20Row>();
+        state.Update(new AuctionBids { Waiting = new List<Bid>(known?.Waiting ?? new List<Bid>()) { bid } });
+        return Array.Empty<Q20Row>();
+    }
+
+    [FlatMap("rows", From = "join")] public static IEnumerable<Q20Row> Rows(Q20Row[] rows) => rows;
+
+    [Sink("out", From = "rows")] public static partial Sink<Q20Row> Out();
+}
+
+/// <summary>
 /// q17: auction statistics per (auction, day): bid counts in total and per price rank, and the minimum,
 /// maximum, average (integer, as SQL's AVG of BIGINT) and sum of the price. An updating aggregate: each bid
 /// emits its key's new row, so the last row per key is the result.

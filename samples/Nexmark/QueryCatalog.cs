@@ -45,6 +45,7 @@ public static class QueryCatalog
         Make("q17", "auction statistics per day", Q17.Definition, Q17.Events(), Q17.Out()),
         Make("q18", "last bid per bidder and auction", Q18.Definition, Q18.Events(), Q18.Out()),
         Make("q19", "top 10 bids per auction by price", Q19.Definition, Q19.Events(), Q19.Out()),
+        Make("q20", "bids expanded with their category-10 auction: unbounded join", Q20.Definition, Q20.Events(), Q20.Out()),
         Make("q21", "add channel id", Q21.Definition, Q21.Events(), Q21.Out()),
         Make("q22", "get URL directories", Q22.Definition, Q22.Events(), Q22.Out()),
     };

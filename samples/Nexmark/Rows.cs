@@ -361,3 +361,30 @@ public sealed record Q19Row(Bid B, int RankNumber) : IRow
 {
     public string ToCsv() => Csv.Of(B.Auction, B.Bidder, B.Price, B.Channel, B.Url, B.DateTime, B.Extra, RankNumber);
 }
+
+/// <summary>q20's input: an auction or a bid, by the auction it is about.</summary>
+public sealed record AuctionOrBid(long AuctionId, Auction? Auction, Bid? Bid)
+{
+    public static AuctionOrBid Of(Event e) => e.Auction is { } a ? new(a.Id, a, null) : new(e.Bid!.Auction, null, e.Bid);
+}
+
+/// <summary>
+/// q20 state per auction: whether the auction was seen and, when it is in category 10, the auction itself; before it is
+/// seen, the bids that named it.
+/// </summary>
+[StateContract]
+public sealed partial class AuctionBids
+{
+    [Field(0)] public Auction? Auction { get; set; }
+
+    [Field(1)] public bool Seen { get; set; }
+
+    [Field(2)] public List<Bid> Waiting { get; set; } = new();
+}
+
+/// <summary>q20: a bid's columns followed by its auction's.</summary>
+public sealed record Q20Row(Bid B, Auction A) : IRow
+{
+    public string ToCsv() => Csv.Of(B.Auction, B.Bidder, B.Price, B.Channel, B.Url, B.DateTime, B.Extra,
+        A.Id, A.ItemName, A.Description, A.InitialBid, A.Reserve, A.DateTime, A.Expires, A.Seller, A.Category, A.Extra);
+}
