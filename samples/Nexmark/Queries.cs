@@ -1,6 +1,7 @@
 using System.Text.RegularExpressions;
 using PipelineDsl;
 using PipelineDsl.Nexmark;
+using PipelineDsl.Sinks;
 
 namespace PipelineDsl.Samples.Nexmark;
 
@@ -484,6 +485,28 @@ public static partial class Q19
     [FlatMap("rows", From = "top-10")] public static IEnumerable<Q19Row> Rows(Q19Row[] rows) => rows;
 
     [Sink("out", From = "rows")] public static partial Sink<Q19Row> Out();
+}
+
+/// <summary>
+/// q10: every bid with its UTC date (<c>dt</c>, yyyy-MM-dd) and minute (<c>hm</c>, HH:mm), logged to CSV files
+/// partitioned by (dt, hm): a new directory, so a new file, every minute of event time. The sink
+/// (<see cref="PartitionedFileSink{T}"/>) is exactly-once: each batch's files have names fixed by the batch and are
+/// listed in the sink's batch log once durable.
+/// </summary>
+[Pipeline("nexmark-q10")]
+public static partial class Q10
+{
+    [Source("events")] public static partial Source<Event> Events();
+
+    [Filter("bids", From = "events")] public static bool IsBid(Event e) => e.Type == EventType.Bid;
+
+    [Map("with-partition", From = "bids")] public static Q10Row WithPartition(Event e) => Q10Row.Of(e.Bid!);
+
+    [Sink("out", From = "with-partition")] public static partial Sink<Q10Row> Out();
+
+    /// <summary>The file system sink of q10, into <paramref name="directory"/>: <c>dt=…/hm=…/part-….csv</c> (':' escaped as %3A, as Hive does).</summary>
+    public static ISinkConnector<Q10Row> Files(string directory) =>
+        new PartitionedFileSink<Q10Row>(directory, r => PartitionedFileSink.PartitionPath(("dt", r.Dt), ("hm", r.Hm)), r => r.ToCsv());
 }
 
 /// <summary>

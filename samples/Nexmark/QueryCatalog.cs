@@ -37,6 +37,7 @@ public static class QueryCatalog
         Make("q7", "highest bid per 10 s window", Q7.Definition, Q7.Events(), Q7.Out()),
         Make("q8", "monitor new users: 10 s window join", Q8.Definition, Q8.Events(), Q8.Out()),
         Make("q9", "winning bids", Q9.Definition, Q9.Events(), Q9.Out()),
+        Make("q10", "log to file system: bids in CSV files partitioned by (dt, hm)", Q10.Definition, Q10.Events(), Q10.Out(), Q10.Files),
         Make("q11", "user sessions: 10 s gap", Q11.Definition, Q11.Events(), Q11.Out()),
         Make("q13", "bounded side-input join", Q13.Definition, Q13.Events(), Q13.Out()),
         Make("q14", "calculation", Q14.Definition, Q14.Events(), Q14.Out()),
@@ -56,7 +57,9 @@ public static class QueryCatalog
         All.FirstOrDefault(q => string.Equals(q.Name, name, StringComparison.OrdinalIgnoreCase))
         ?? throw new ArgumentException($"There is no query '{name}'. The queries are: {string.Join(", ", All.Select(q => q.Name))}.", nameof(name));
 
-    private static Query Make<TRow>(string name, string description, PipelineDefinition definition, Source<Event> events, Sink<TRow> sink) where TRow : IRow =>
+    /// <param name="files">The sink that writes a query's output into a directory: by default one file per batch (<see cref="FileSink{T}"/>).</param>
+    private static Query Make<TRow>(string name, string description, PipelineDefinition definition, Source<Event> events, Sink<TRow> sink,
+        Func<string, ISinkConnector<TRow>>? files = null) where TRow : IRow =>
         new(name, description, definition, (options, source, output) =>
         {
             ISinkConnector<TRow> connector;
@@ -69,9 +72,9 @@ public static class QueryCatalog
             }
             else
             {
-                var files = new CountingFileSink<TRow>(output);
-                connector = files;
-                counter = files;
+                var counting = new CountingFileSink<TRow>(files?.Invoke(output) ?? new FileSink<TRow>(output, r => r.ToCsv()));
+                connector = counting;
+                counter = counting;
             }
 
             var runner = new PipelineRunner(definition, options).BindSource(events, source).BindSink(sink, connector);
@@ -89,11 +92,9 @@ public static class QueryCatalog
         }
     }
 
-    private sealed class CountingFileSink<TRow> : ISinkConnector<TRow>, ICountingSink where TRow : IRow
+    private sealed class CountingFileSink<TRow>(ISinkConnector<TRow> files) : ISinkConnector<TRow>, ICountingSink where TRow : IRow
     {
-        private readonly FileSink<TRow> _files;
-
-        public CountingFileSink(string directory) => _files = new FileSink<TRow>(directory, r => r.ToCsv());
+        private readonly ISinkConnector<TRow> _files = files;
 
         public long Rows { get; private set; }
 

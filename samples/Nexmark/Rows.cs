@@ -388,3 +388,16 @@ public sealed record Q20Row(Bid B, Auction A) : IRow
     public string ToCsv() => Csv.Of(B.Auction, B.Bidder, B.Price, B.Channel, B.Url, B.DateTime, B.Extra,
         A.Id, A.ItemName, A.Description, A.InitialBid, A.Reserve, A.DateTime, A.Expires, A.Seller, A.Category, A.Extra);
 }
+
+/// <summary>q10: a bid with its UTC date and minute, the columns the files are partitioned by.</summary>
+public sealed record Q10Row(long Auction, long Bidder, long Price, long DateTime, string Extra, string Dt, string Hm) : IRow
+{
+    public static Q10Row Of(Bid b)
+    {
+        var time = DateTimeOffset.FromUnixTimeMilliseconds(b.DateTime);
+        return new(b.Auction, b.Bidder, b.Price, b.DateTime, b.Extra,
+            time.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture), time.ToString("HH:mm", CultureInfo.InvariantCulture));
+    }
+
+    public string ToCsv() => Csv.Of(Auction, Bidder, Price, DateTime, Extra, Dt, Hm);
+}

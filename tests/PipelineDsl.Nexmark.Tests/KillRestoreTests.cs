@@ -14,7 +14,7 @@ public class KillRestoreTests(Xunit.Abstractions.ITestOutputHelper log)
 {
     private static readonly string Sample = typeof(KillRestoreTests).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "SampleAssembly").Value!;
 
-    public static IEnumerable<object[]> Queries => new[] { "q0", "q1", "q2", "q3", "q4", "q5", "q6", "q7", "q8", "q9", "q11", "q15", "q16", "q17", "q18", "q19", "q20" }.Select(q => new object[] { q });
+    public static IEnumerable<object[]> Queries => new[] { "q0", "q1", "q2", "q3", "q4", "q5", "q6", "q7", "q8", "q9", "q10", "q11", "q15", "q16", "q17", "q18", "q19", "q20" }.Select(q => new object[] { q });
 
     /// <summary>The queries whose state is all keyed (UpdateState): on the RocksDB backend all of it is in RocksDB.</summary>
     public static IEnumerable<object[]> KeyedQueries => new[] { "q15", "q16", "q17", "q18", "q19", "q20" }.Select(q => new object[] { q });

@@ -68,12 +68,35 @@ public static class QueryOutputs
 
     public static long UnboundedStateKeys(string query, long keys) => UnboundedState.Contains(query) ? keys : 0;
 
-    /// <summary>Every line of the part files of <paramref name="directory"/>, in batch order.</summary>
-    public static List<string> Read(string directory) =>
-        !Directory.Exists(directory)
-            ? new List<string>()
-            : Directory.GetFiles(directory, "part-*.txt").OrderBy(f => f, StringComparer.Ordinal)
-                .SelectMany(File.ReadAllLines).ToList();
+    /// <summary>
+    /// Every line of the part files of <paramref name="directory"/>, in batch order: for a partitioned sink (q10), the
+    /// files its batch log lists, after checking that they are every data file there is and that each row's dt and hm
+    /// columns equal its partition directory's.
+    /// </summary>
+    public static List<string> Read(string directory)
+    {
+        if (!Directory.Exists(directory)) return new List<string>();
+        if (!Directory.Exists(Path.Combine(directory, Sinks.PartitionedFileSink.BatchLogFolder)))
+            return Directory.GetFiles(directory, "part-*.txt").OrderBy(f => f, StringComparer.Ordinal).SelectMany(File.ReadAllLines).ToList();
+
+        var listed = Sinks.PartitionedFileSink.CommittedFiles(directory);
+        var onDisk = Directory.EnumerateFiles(directory, "*", SearchOption.AllDirectories).Select(f => Path.GetRelativePath(directory, f).Replace(Path.DirectorySeparatorChar, '/'))
+            .Where(f => !f.StartsWith('_') && !Path.GetFileName(f).StartsWith('.')).Order(StringComparer.Ordinal).ToList();
+        Assert.Equal(onDisk, listed.Order(StringComparer.Ordinal).ToList());
+        var lines = new List<string>();
+        foreach (var file in listed)
+        {
+            var partition = file.Split('/')[..^1].Select(segment => segment.Split('=')).ToDictionary(p => p[0], p => Sinks.PartitionedFileSink.UnescapePartitionValue(p[1]));
+            foreach (var line in File.ReadAllLines(Path.Combine(directory, file)))
+            {
+                var columns = line.Split(',');
+                Assert.True(columns[^2] == partition["dt"] && columns[^1] == partition["hm"], $"{file}: the row '{line}' is not of its partition");
+                lines.Add(line);
+            }
+        }
+
+        return lines;
+    }
 
     public static void AssertEqual(string query, List<string> reference, List<string> actual)
     {

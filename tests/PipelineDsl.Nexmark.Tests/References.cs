@@ -14,7 +14,7 @@ public static class References
     public static readonly IReadOnlyDictionary<string, Func<IEnumerable<Event>, List<IRow>>> ByQuery = new Dictionary<string, Func<IEnumerable<Event>, List<IRow>>>
     {
         ["q0"] = Q0, ["q1"] = Q1, ["q2"] = Q2, ["q3"] = Q3, ["q4"] = Q4, ["q5"] = Q5, ["q6"] = Q6, ["q7"] = Q7, ["q8"] = Q8,
-        ["q9"] = Q9, ["q11"] = Q11, ["q13"] = Q13, ["q14"] = Q14, ["q15"] = Q15, ["q16"] = Q16, ["q17"] = Q17, ["q18"] = Q18, ["q19"] = Q19, ["q20"] = Q20, ["q21"] = Q21, ["q22"] = Q22,
+        ["q9"] = Q9, ["q10"] = Q10, ["q11"] = Q11, ["q13"] = Q13, ["q14"] = Q14, ["q15"] = Q15, ["q16"] = Q16, ["q17"] = Q17, ["q18"] = Q18, ["q19"] = Q19, ["q20"] = Q20, ["q21"] = Q21, ["q22"] = Q22,
     };
 
     private static IEnumerable<Bid> Bids(IEnumerable<Event> events)
@@ -274,6 +274,15 @@ public static class References
 
         return byAuction.Values.SelectMany(list => list.OrderByDescending(b => b.Price).Take(10).Select((b, i) => (IRow)new Q19Row(b, i + 1))).ToList();
     }
+
+    /// <summary>Every bid with its UTC date and minute, formatted as Flink's DATE_FORMAT(dateTime, 'yyyy-MM-dd') and 'HH:mm'.</summary>
+    public static List<IRow> Q10(IEnumerable<Event> events) =>
+        Bids(events).Select(b =>
+        {
+            var utc = DateTimeOffset.FromUnixTimeMilliseconds(b.DateTime).UtcDateTime;
+            return (IRow)new Q10Row(b.Auction, b.Bidder, b.Price, b.DateTime, b.Extra,
+                $"{utc.Year:D4}-{utc.Month:D2}-{utc.Day:D2}", $"{utc.Hour:D2}:{utc.Minute:D2}");
+        }).ToList();
 
     /// <summary>The regular join of every bid with every auction of category 10 on <c>bid.auction = auction.id</c>, whatever their order.</summary>
     public static List<IRow> Q20(IEnumerable<Event> events)
