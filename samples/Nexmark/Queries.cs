@@ -551,6 +551,35 @@ public static partial class Q20
 }
 
 /// <summary>
+/// q23: every bid by a person who also sells, with the person and each of their auctions: bid ⋈ person on
+/// <c>P.id = B.bidder</c> ⋈ auction on <c>A.seller = B.bidder</c>, two chained unbounded joins (regular SQL joins: all
+/// three inputs are kept, so a late-coming person or auction still meets every earlier bid). Each side keeps only the
+/// columns the query outputs.
+/// </summary>
+[Pipeline("nexmark-q23")]
+public static partial class Q23
+{
+    [Source("events")] public static partial Source<Event> Events();
+
+    [FlatMap("bids", From = "events")]
+    public static IEnumerable<BidderBid> Bids(Event e) => e.Bid is { } b ? new[] { BidderBid.Of(b) } : Array.Empty<BidderBid>();
+
+    [FlatMap("persons", From = "events")]
+    public static IEnumerable<Person> Persons(Event e) => e.Person is { } p ? new[] { p } : Array.Empty<Person>();
+
+    [FlatMap("auctions", From = "events")]
+    public static IEnumerable<SellerItem> Auctions(Event e) => e.Auction is { } a ? new[] { SellerItem.Of(a) } : Array.Empty<SellerItem>();
+
+    [StreamJoin("bid-person", Left = "bids", Right = "persons", LeftKey = nameof(BidderBid.Bidder), RightKey = nameof(Person.Id))]
+    public static BidderWithPerson WithPerson(BidderBid b, Person p) => new(b, p);
+
+    [StreamJoin("with-auction", Left = "bid-person", Right = "auctions", LeftKey = nameof(BidderWithPerson.Bidder), RightKey = nameof(SellerItem.Seller))]
+    public static Q23Row WithAuction(BidderWithPerson bp, SellerItem a) => new(bp.B, bp.P, a);
+
+    [Sink("out", From = "with-auction")] public static partial Sink<Q23Row> Out();
+}
+
+/// <summary>
 /// q17: auction statistics per (auction, day): bid counts in total and per price rank, and the minimum,
 /// maximum, average (integer, as SQL's AVG of BIGINT) and sum of the price. An updating aggregate: each bid
 /// emits its key's new row, so the last row per key is the result.

@@ -49,6 +49,7 @@ public static class QueryCatalog
         Make("q20", "bids expanded with their category-10 auction: unbounded join", Q20.Definition, Q20.Events(), Q20.Out()),
         Make("q21", "add channel id", Q21.Definition, Q21.Events(), Q21.Out()),
         Make("q22", "get URL directories", Q22.Definition, Q22.Events(), Q22.Out()),
+        Make("q23", "bids by sellers, with the person and each of their auctions: three-way join", Q23.Definition, Q23.Events(), Q23.Out()),
     };
 
     /// <summary>The query named <paramref name="name"/>.</summary>

@@ -401,3 +401,36 @@ public sealed record Q10Row(long Auction, long Bidder, long Price, long DateTime
 
     public string ToCsv() => Csv.Of(Auction, Bidder, Price, DateTime, Extra, Dt, Hm);
 }
+
+/// <summary>q23's join input: the columns of a bid the query outputs.</summary>
+[StateContract]
+public sealed partial record BidderBid(
+    [property: Field(0)] long Bidder, [property: Field(1)] long Price, [property: Field(2)] string Channel, [property: Field(3)] string Url, [property: Field(4)] string Extra)
+{
+    public static BidderBid Of(Bid b) => new(b.Bidder, b.Price, b.Channel, b.Url, b.Extra);
+}
+
+/// <summary>q23's join input: the columns of an auction the query outputs (its id is not among them).</summary>
+[StateContract]
+public sealed partial record SellerItem(
+    [property: Field(0)] long Seller, [property: Field(1)] string ItemName, [property: Field(2)] string Description, [property: Field(3)] long InitialBid,
+    [property: Field(4)] long Reserve, [property: Field(5)] long DateTime, [property: Field(6)] long Expires, [property: Field(7)] long Category,
+    [property: Field(8)] string Extra)
+{
+    public static SellerItem Of(Auction a) => new(a.Seller, a.ItemName, a.Description, a.InitialBid, a.Reserve, a.DateTime, a.Expires, a.Category, a.Extra);
+}
+
+/// <summary>q23: a bid joined with its bidder, waiting for the bidder's auctions.</summary>
+[StateContract]
+public sealed partial record BidderWithPerson([property: Field(0)] BidderBid B, [property: Field(1)] Person P)
+{
+    public long Bidder => B.Bidder;
+}
+
+/// <summary>q23's 21 columns: the bid's, the person's, the auction's.</summary>
+public sealed record Q23Row(BidderBid B, Person P, SellerItem A) : IRow
+{
+    public string ToCsv() => Csv.Of(B.Bidder, B.Price, B.Channel, B.Url, B.Extra,
+        P.Id, P.Name, P.EmailAddress, P.CreditCard, P.City, P.State, P.Extra,
+        A.ItemName, A.Description, A.InitialBid, A.Reserve, A.DateTime, A.Expires, A.Seller, A.Category, A.Extra);
+}

@@ -14,7 +14,7 @@ public static class References
     public static readonly IReadOnlyDictionary<string, Func<IEnumerable<Event>, List<IRow>>> ByQuery = new Dictionary<string, Func<IEnumerable<Event>, List<IRow>>>
     {
         ["q0"] = Q0, ["q1"] = Q1, ["q2"] = Q2, ["q3"] = Q3, ["q4"] = Q4, ["q5"] = Q5, ["q6"] = Q6, ["q7"] = Q7, ["q8"] = Q8,
-        ["q9"] = Q9, ["q10"] = Q10, ["q11"] = Q11, ["q13"] = Q13, ["q14"] = Q14, ["q15"] = Q15, ["q16"] = Q16, ["q17"] = Q17, ["q18"] = Q18, ["q19"] = Q19, ["q20"] = Q20, ["q21"] = Q21, ["q22"] = Q22,
+        ["q9"] = Q9, ["q10"] = Q10, ["q11"] = Q11, ["q13"] = Q13, ["q14"] = Q14, ["q15"] = Q15, ["q16"] = Q16, ["q17"] = Q17, ["q18"] = Q18, ["q19"] = Q19, ["q20"] = Q20, ["q21"] = Q21, ["q22"] = Q22, ["q23"] = Q23,
     };
 
     private static IEnumerable<Bid> Bids(IEnumerable<Event> events)
@@ -283,6 +283,22 @@ public static class References
             return (IRow)new Q10Row(b.Auction, b.Bidder, b.Price, b.DateTime, b.Extra,
                 $"{utc.Year:D4}-{utc.Month:D2}-{utc.Day:D2}", $"{utc.Hour:D2}:{utc.Minute:D2}");
         }).ToList();
+
+    /// <summary>bid ⋈ person on id = bidder ⋈ auction on seller = bidder, over all events whatever their order.</summary>
+    public static List<IRow> Q23(IEnumerable<Event> events)
+    {
+        var list = events.ToList();
+        var persons = list.Where(e => e.Person is not null).ToDictionary(e => e.Person!.Id, e => e.Person!);
+        var bySeller = list.Where(e => e.Auction is not null).GroupBy(e => e.Auction!.Seller).ToDictionary(g => g.Key, g => g.Select(e => e.Auction!).ToList());
+        var rows = new List<IRow>();
+        foreach (var b in Bids(list))
+        {
+            if (!persons.TryGetValue(b.Bidder, out var p) || !bySeller.TryGetValue(b.Bidder, out var auctions)) continue;
+            foreach (var a in auctions) rows.Add(new Q23Row(BidderBid.Of(b), p, SellerItem.Of(a)));
+        }
+
+        return rows;
+    }
 
     /// <summary>The regular join of every bid with every auction of category 10 on <c>bid.auction = auction.id</c>, whatever their order.</summary>
     public static List<IRow> Q20(IEnumerable<Event> events)
