@@ -510,6 +510,33 @@ public static partial class Q10
 }
 
 /// <summary>
+/// q12: bids counted per bidder in tumbling 10 s windows of processing time. A micro-batch's processing time is its
+/// batch time (<see cref="BatchTime"/>: when the batch was planned, logged with its input ranges), so every bid is
+/// stamped with it, and a watermark on that stamp fires each window once a batch planned at or after its end arrives
+/// (or at the end of input). A replayed batch reads its logged time back, so the output survives a crash unchanged;
+/// with a clock of its own (<see cref="PipelineRunnerOptions.Clock"/>) a test gets the same output every run.
+/// </summary>
+[Pipeline("nexmark-q12")]
+public static partial class Q12
+{
+    [Source("events")] public static partial Source<Event> Events();
+
+    [Filter("bids", From = "events")] public static bool IsBid(Event e) => e.Type == EventType.Bid;
+
+    [Map("stamped", From = "bids")] public static BidderAt Stamp(Event e, BatchTime time) => new(e.Bid!.Bidder, 1, time.UnixMilliseconds);
+
+    [Watermark("processing-time", From = "stamped", Time = nameof(BidderAt.ProcessingTime), MaxOutOfOrdernessMs = 0)]
+    public static partial Stream<BidderAt> ProcessingTime();
+
+    [EventTimeWindow("per-window", From = "processing-time", Key = nameof(BidderAt.Bidder), Time = nameof(BidderAt.ProcessingTime), SizeMs = 10_000)]
+    public static BidderAt Count(BidderAt a, BidderAt b) => a with { Count = a.Count + b.Count };
+
+    [Map("rows", From = "per-window")] public static Q12Row Row(EventWindow<long, BidderAt> w) => new(w.Key, w.Value.Count, w.Start, w.End);
+
+    [Sink("out", From = "rows")] public static partial Sink<Q12Row> Out();
+}
+
+/// <summary>
 /// q20: every bid expanded with its auction's columns, for auctions in category 10 (a regular, unbounded join on
 /// <c>bid.auction = auction.id</c>). An auction's id is its primary key, so the join is keyed state per auction: the
 /// auction once it is seen (or, outside category 10, only the fact that it was seen) and the bids that came before it

@@ -39,6 +39,7 @@ public static class QueryCatalog
         Make("q9", "winning bids", Q9.Definition, Q9.Events(), Q9.Out()),
         Make("q10", "log to file system: bids in CSV files partitioned by (dt, hm)", Q10.Definition, Q10.Events(), Q10.Out(), Q10.Files),
         Make("q11", "user sessions: 10 s gap", Q11.Definition, Q11.Events(), Q11.Out()),
+        Make("q12", "bids per bidder in 10 s windows of processing time (batch time)", Q12.Definition, Q12.Events(), Q12.Out()),
         Make("q13", "bounded side-input join", Q13.Definition, Q13.Events(), Q13.Out()),
         Make("q14", "calculation", Q14.Definition, Q14.Events(), Q14.Out()),
         Make("q15", "bidding statistics per day", Q15.Definition, Q15.Events(), Q15.Out()),

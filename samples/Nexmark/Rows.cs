@@ -434,3 +434,13 @@ public sealed record Q23Row(BidderBid B, Person P, SellerItem A) : IRow
         P.Id, P.Name, P.EmailAddress, P.CreditCard, P.City, P.State, P.Extra,
         A.ItemName, A.Description, A.InitialBid, A.Reserve, A.DateTime, A.Expires, A.Seller, A.Category, A.Extra);
 }
+
+/// <summary>q12: a bidder's bids counted, stamped with the processing time (batch time) they were read at.</summary>
+[StateContract]
+public sealed partial record BidderAt([property: Field(0)] long Bidder, [property: Field(1)] long Count, [property: Field(2)] long ProcessingTime);
+
+/// <summary>q12: a bidder's bid count in one 10 s window of processing time.</summary>
+public sealed record Q12Row(long Bidder, long BidCount, long StartTime, long EndTime) : IRow
+{
+    public string ToCsv() => Csv.Of(Bidder, BidCount, StartTime, EndTime);
+}

@@ -51,7 +51,13 @@ public class DiagnosticTests
     public void PDSL005_stage_method_of_the_wrong_shape() => Single(InPipeline("""
             [Map("m", From = "clicks")]
             public static void [|M|](Click c) { }
-        """), "PDSL005", "The map method 'M' has the wrong shape: it must be 'static TOut Name(TIn value)'");
+        """), "PDSL005", "The map method 'M' has the wrong shape: it must be 'static TOut Name(TIn value)' or 'static TOut Name(TIn value, BatchTime time)'");
+
+    [Fact]
+    public void PDSL005_map_whose_second_parameter_is_not_the_batch_time() => Single(InPipeline("""
+            [Map("m", From = "clicks")]
+            public static string [|M|](Click c, long time) => c.Url;
+        """), "PDSL005", "The map method 'M' has the wrong shape: it must be 'static TOut Name(TIn value)' or 'static TOut Name(TIn value, BatchTime time)'");
 
     [Fact]
     public void PDSL005_instance_method() => Single(InPipeline("""

@@ -117,6 +117,9 @@ namespace PipelineDsl.Generator.Emitting
                     case OperatorKindSpec.Source:
                         w.Line($"var {v} = builder.Source<{op.OutputType}>({opId}, {version});");
                         break;
+                    case OperatorKindSpec.Map when op.TakesBatchTime:
+                        w.Line($"var {v} = builder.MapWithBatchTime<{op.InputType}, {op.OutputType}>({opId}, {version}, {Input(0)}, {Call(op.MemberName!, 2)});");
+                        break;
                     case OperatorKindSpec.Map:
                         w.Line($"var {v} = builder.Map<{op.InputType}, {op.OutputType}>({opId}, {version}, {Input(0)}, {Call(op.MemberName!, 1)});");
                         break;

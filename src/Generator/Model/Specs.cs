@@ -151,7 +151,8 @@ namespace PipelineDsl.Generator.Model
         EquatableArray<MigrationSpec> Migrations,
         EquatableArray<int> DiscardsStateFrom,
         EventTimeSpec? EventTime = null,
-        TypeShapeSpec? RightShape = null);
+        TypeShapeSpec? RightShape = null,
+        bool TakesBatchTime = false);
 
     /// <summary>A declared migration of an update-state operator's state from one version to the next.</summary>
     internal sealed record MigrationSpec(int FromVersion, string MethodName, TypeShapeSpec InputShape);

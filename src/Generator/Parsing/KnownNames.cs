@@ -13,6 +13,7 @@ namespace PipelineDsl.Generator.Parsing
         public const string Sink = "PipelineDsl.Sink`1";
         public const string Stream = "PipelineDsl.Stream`1";
         public const string KeyedState = "PipelineDsl.KeyedState`1";
+        public const string BatchTime = "PipelineDsl.BatchTime";
         public const string Windowed = "PipelineDsl.Windowed`2";
         public const string EventWindow = "PipelineDsl.EventWindow`2";
 

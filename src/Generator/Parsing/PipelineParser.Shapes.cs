@@ -161,7 +161,10 @@ namespace PipelineDsl.Generator.Parsing
                     }
 
                     case OperatorKindSpec.Map:
-                        if (!m.IsStatic || !plainParams || ps.Length != 1 || m.ReturnsVoid) return WrongShape("'static TOut Name(TIn value)'");
+                        if (!m.IsStatic || !plainParams || ps.Length is not (1 or 2) || m.ReturnsVoid
+                            || (ps.Length == 2 && !KnownNames.Is(ps[1].Type, KnownNames.BatchTime)))
+                            return WrongShape("'static TOut Name(TIn value)' or 'static TOut Name(TIn value, BatchTime time)'");
+                        c.TakesBatchTime = ps.Length == 2;
                         c.ExpectedInputTypes.Add(ps[0].Type);
                         c.OutputType = m.ReturnType;
                         return true;

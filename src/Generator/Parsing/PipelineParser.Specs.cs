@@ -69,7 +69,8 @@ namespace PipelineDsl.Generator.Parsing
                     EventTime: c.Kind is OperatorKindSpec.Watermark or OperatorKindSpec.EventTimeWindow or OperatorKindSpec.SessionWindow or OperatorKindSpec.StreamJoin
                         ? new EventTimeSpec(c.TimeMember, c.EndTimeMember, c.RightTimeMember, c.SizeMs, c.SlideMs, c.GapMs, c.MaxOutOfOrdernessMs, c.LowerBoundMs, c.UpperBoundMs)
                         : null,
-                    RightShape: c.RightShape);
+                    RightShape: c.RightShape,
+                    TakesBatchTime: c.TakesBatchTime);
             }
 
             /// <summary>The upgrade declarations of a pipeline: migrations, retired operators, discarded versions.</summary>

@@ -79,6 +79,9 @@ namespace PipelineDsl.Generator.Parsing
             public int LengthBatches { get; set; }
             public int SlideBatches { get; set; } = 1;
             public bool ReturnsTask { get; set; }
+
+            /// <summary>A map whose method takes the batch's processing time (<c>BatchTime</c>) as its second parameter.</summary>
+            public bool TakesBatchTime { get; set; }
             public string? TimeMember { get; set; }
             public string? EndTimeMember { get; set; }
             public string? RightTimeMember { get; set; }

@@ -36,6 +36,10 @@ public sealed class PipelineBuilder
     public OperatorNode<TOut> Map<TIn, TOut>(string id, int version, OperatorNode<TIn> input, Func<TIn, TOut> map) =>
         Add(new MapNode<TIn, TOut>(id, version, Own(input), map ?? throw new ArgumentNullException(nameof(map))));
 
+    /// <summary>Adds a map stage whose function also receives the batch's processing time (<see cref="BatchTime"/>).</summary>
+    public OperatorNode<TOut> MapWithBatchTime<TIn, TOut>(string id, int version, OperatorNode<TIn> input, Func<TIn, BatchTime, TOut> map) =>
+        Add(new MapNode<TIn, TOut>(id, version, Own(input), map ?? throw new ArgumentNullException(nameof(map))));
+
     /// <summary>Adds a flat-map stage.</summary>
     public OperatorNode<TOut> FlatMap<TIn, TOut>(string id, int version, OperatorNode<TIn> input, Func<TIn, IEnumerable<TOut>> flatMap) =>
         Add(new FlatMapNode<TIn, TOut>(id, version, Own(input), flatMap ?? throw new ArgumentNullException(nameof(flatMap))));

@@ -31,6 +31,7 @@ internal sealed class BatchPlanner
     private readonly IReadOnlyDictionary<string, object> _connectors;
     private readonly long? _maxRecordsPerPartition;
     private readonly TimeProvider _clock;
+    private long _lastPlannedAtMs = long.MinValue;
     private readonly Dictionary<string, SortedDictionary<string, long>> _positions = new(StringComparer.Ordinal);
 
     // Sources the checkpoint already knows. A partition of a known source that appears later starts at 0
@@ -60,6 +61,7 @@ internal sealed class BatchPlanner
     /// <summary>The batch ran (or its state delta was applied): every planned partition is now read up to its range's end.</summary>
     public void Advance(OffsetRecord plan)
     {
+        _lastPlannedAtMs = Math.Max(_lastPlannedAtMs, plan.PlannedAtMs);
         foreach (var (id, _) in _sources)
         {
             if (!plan.Sources.TryGetValue(id, out var ranges)) continue;
@@ -156,7 +158,10 @@ internal sealed class BatchPlanner
             sources[id][partition] = new PartitionRange(from, to);
         }
 
-        return new OffsetRecord(batchId, _clock.GetUtcNow().ToUnixTimeMilliseconds(), sources);
+        // A batch's planned time is its records' processing time (BatchTime): it never goes back behind a batch this run
+        // executed, even when the system clock is set back, so processing-time windows never see time reverse.
+        long plannedAt = Math.Max(_clock.GetUtcNow().ToUnixTimeMilliseconds(), _lastPlannedAtMs);
+        return new OffsetRecord(batchId, plannedAt, sources);
     }
 
     /// <summary>

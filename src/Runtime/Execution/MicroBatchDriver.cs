@@ -224,7 +224,7 @@ internal sealed class MicroBatchDriver : IDisposable
             phaseStarted = batchStarted;
         }
 
-        var batch = new BatchContext(plan.BatchId, _options.Parallelism, _planner.FinishedSources(plan));
+        var batch = new BatchContext(plan.BatchId, _options.Parallelism, _planner.FinishedSources(plan), plan.PlannedAtMs);
         foreach (var executor in _executors) executor.ClearOutput();
         _deadLetters.Clear();
 

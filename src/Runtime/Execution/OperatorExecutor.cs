@@ -16,14 +16,18 @@ namespace PipelineDsl.Execution;
 /// <summary>What an executor needs to know about the batch it runs.</summary>
 internal sealed class BatchContext
 {
-    public BatchContext(long batchId, int parallelism, IReadOnlySet<string>? finishedSources = null)
+    public BatchContext(long batchId, int parallelism, IReadOnlySet<string>? finishedSources = null, long plannedAtMs = 0)
     {
         BatchId = batchId;
         Parallelism = parallelism;
         FinishedSources = finishedSources ?? new HashSet<string>();
+        PlannedAtMs = plannedAtMs;
     }
 
     public long BatchId { get; }
+
+    /// <summary>When the batch was planned (its offsets record's time, so the same on a replay): its processing time.</summary>
+    public long PlannedAtMs { get; }
 
     /// <summary>Bounded sources read to their end by this batch: their input is complete.</summary>
     public IReadOnlySet<string> FinishedSources { get; }

@@ -105,8 +105,13 @@ public sealed class PipelineRunnerOptions
     /// <summary>How often a standby looks for new commits and for a free checkpoint. Default 200 ms.</summary>
     public TimeSpan StandbyPollInterval { get; set; } = TimeSpan.FromMilliseconds(200);
 
-    /// <summary>The clock of plan and commit times in the checkpoint (a test driver's own, so that checkpoints are byte-identical run after run).</summary>
-    internal TimeProvider Clock { get; set; } = TimeProvider.System;
+    /// <summary>
+    /// The runtime's clock: the plan and commit times in the checkpoint, and so every batch's processing time
+    /// (<see cref="BatchTime"/>, which a replayed batch reads back from its plan). Default <see cref="TimeProvider.System"/>.
+    /// A test sets its own (a <c>FakeTimeProvider</c> it advances between batches) to make processing-time output exact
+    /// run after run. Only timestamps come from it: trigger intervals and timeouts use real time.
+    /// </summary>
+    public TimeProvider Clock { get; set; } = TimeProvider.System;
 
     /// <summary>Makes a new checkpoint's identity (null: random).</summary>
     internal Func<string>? NewCheckpointIdentity { get; set; }
@@ -128,6 +133,7 @@ public sealed class PipelineRunnerOptions
         }
 
         if (StateBackend is null) throw new ArgumentException("PipelineRunnerOptions.StateBackend is null: use StateBackend.InMemory or a RocksDbStateBackend.");
+        if (Clock is null) throw new ArgumentException("PipelineRunnerOptions.Clock is null: use TimeProvider.System or a TimeProvider of your own.");
         StateBackend.Validate();
 
         if (CheckpointInterval < 1) throw new ArgumentException($"PipelineRunnerOptions.CheckpointInterval is {CheckpointInterval}: it must be 1 or more batches.");

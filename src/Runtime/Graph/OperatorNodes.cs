@@ -61,6 +61,17 @@ internal sealed class MapNode<TIn, TOut> : OperatorNode<TOut>
         Function = map;
     }
 
+    internal MapNode(string id, int version, OperatorNode<TIn> input, Func<TIn, BatchTime, TOut> map)
+        : base(id, version, OperatorKind.Map, new OperatorNode[] { input })
+    {
+        Input = input;
+        Function = static _ => throw new InvalidOperationException("A map that takes the batch time runs through TimedFunction.");
+        TimedFunction = map;
+    }
+
+    /// <summary>The user's map method when it takes the batch's processing time; <see cref="Function"/> is then unused.</summary>
+    public Func<TIn, BatchTime, TOut>? TimedFunction { get; }
+
     /// <summary>The upstream operator.</summary>
     public OperatorNode<TIn> Input { get; }
 

@@ -16,7 +16,13 @@ internal sealed class MapExecutor<TIn, TOut> : StatelessExecutor<TIn, TOut>
 {
     private readonly Func<TIn, TOut> _map;
 
-    public MapExecutor(MapNode<TIn, TOut> node, OperatorExecutor<TIn> input) : base(node, input) => _map = node.Function;
+    public MapExecutor(MapNode<TIn, TOut> node, OperatorExecutor<TIn> input) : base(node, input)
+    {
+        // A map that takes the batch time reads this executor's current batch time (set before each batch's records
+        // flow, also when the map is fused into a chain), never a value shared with another run of the same definition.
+        var timed = node.TimedFunction;
+        _map = timed is null ? node.Function : record => timed(record, CurrentBatchTime);
+    }
 
     protected override void ExecuteAlone(BatchContext batch)
     {

@@ -102,8 +102,13 @@ internal abstract class StatelessExecutor<TIn, TOut> : OperatorExecutor<TOut>, I
 
     public void RunAsChain(IStatelessStage[] chain) => _chain = chain;
 
+    /// <summary>The processing time of the batch being executed (see <see cref="BatchTime"/>).</summary>
+    protected BatchTime CurrentBatchTime { get; private set; }
+
     public sealed override void Execute(BatchContext batch)
     {
+        // Set on every operator of a fused chain too: its stages run later, inside the chain's last operator.
+        CurrentBatchTime = new BatchTime(batch.PlannedAtMs);
         if (FusedIntoNext) return;
         if (_chain is null)
         {
