@@ -512,8 +512,8 @@ public static partial class Q10
 /// <summary>
 /// q12: bids counted per bidder in tumbling 10 s windows of processing time. A micro-batch's processing time is its
 /// batch time (<see cref="BatchTime"/>: when the batch was planned, logged with its input ranges), so every bid is
-/// stamped with it, and a watermark on that stamp fires each window once a batch planned at or after its end arrives
-/// (or at the end of input). A replayed batch reads its logged time back, so the output survives a crash unchanged;
+/// stamped with it, and a watermark on that stamp fires each window with the first batch planned at or after its end
+/// that has bids (or at the end of input). A replayed batch reads its logged time back, so the output survives a crash unchanged;
 /// with a clock of its own (<see cref="PipelineRunnerOptions.Clock"/>) a test gets the same output every run.
 /// </summary>
 [Pipeline("nexmark-q12")]

@@ -222,3 +222,61 @@ public class PipelineTestDriverTests(ITestOutputHelper log)
         Assert.Contains("sink 'totals'", unbound.Message);
     }
 }
+
+/// <summary>A click stamped with the processing time of the batch that read it.</summary>
+[StateContract]
+public sealed partial record StampedClick([property: Field(0)] string User, [property: Field(1)] long Count, [property: Field(2)] long ProcessedAt);
+
+/// <summary>Clicks per user in tumbling one-minute windows of processing time (the batch time), as Nexmark q12 counts bids.</summary>
+[Pipeline("kit-processing-time")]
+public static partial class KitProcessingTime
+{
+    [Source("clicks")]
+    public static partial Source<Click> Clicks();
+
+    [Map("stamped", From = "clicks")]
+    public static StampedClick Stamp(Click c, BatchTime time) => new(c.User, 1, time.UnixMilliseconds);
+
+    [Watermark("processing-time", From = "stamped", Time = nameof(StampedClick.ProcessedAt), MaxOutOfOrdernessMs = 0)]
+    public static partial Stream<StampedClick> ProcessingTime();
+
+    [EventTimeWindow("per-minute", From = "processing-time", Key = nameof(StampedClick.User), Time = nameof(StampedClick.ProcessedAt), SizeMs = 60_000)]
+    public static StampedClick Count(StampedClick a, StampedClick b) => a with { Count = a.Count + b.Count };
+
+    [Sink("counts", From = "per-minute")]
+    public static partial Sink<EventWindow<string, StampedClick>> Counts();
+}
+
+/// <summary>Processing time under the test's control: the batch time is the driver's clock, windows of it fire when the test moves it past their end.</summary>
+public class ProcessingTimeTests
+{
+    [Fact]
+    public void Windows_of_processing_time_fire_when_the_test_moves_the_clock_past_their_end_and_survive_a_crash()
+    {
+        var start = new DateTimeOffset(2030, 5, 1, 12, 0, 0, TimeSpan.Zero);
+        using var driver = new PipelineTestDriver(KitProcessingTime.Definition, new PipelineTestOptions { StartTime = start });
+        var input = driver.Input(KitProcessingTime.Clicks());
+        var output = driver.Output(KitProcessingTime.Counts());
+        string Row(EventWindow<string, StampedClick> w) => $"{w.Key} {w.Value.Count} {DateTimeOffset.FromUnixTimeMilliseconds(w.Start):HH:mm:ss}-{DateTimeOffset.FromUnixTimeMilliseconds(w.End):HH:mm:ss}";
+
+        input.Add(new Click("a", 0), new Click("b", 0));
+        driver.RunBatch(); // 12:00:00
+        driver.AdvanceTime(TimeSpan.FromSeconds(30));
+        input.Add(new Click("a", 0));
+        driver.RunBatch(); // 12:00:30, same window
+        Assert.Empty(output.All);
+
+        driver.CrashAndRestore(); // the open window's counts are in the checkpoint, not lost
+        driver.AdvanceTime(TimeSpan.FromSeconds(40));
+        input.Add(new Click("a", 0));
+        driver.RunBatch(); // 12:01:10: the watermark passes 12:01:00, the first window fires
+        Assert.Equal(new[] { "a 2 12:00:00-12:01:00", "b 1 12:00:00-12:01:00" }, output.All.Select(Row).Order());
+
+        driver.AdvanceTime(TimeSpan.FromMinutes(1));
+        driver.RunBatch(); // 12:02:10, but no record carried the new time: the watermark moves with records
+        Assert.Equal(2, output.All.Count);
+        input.Add(new Click("c", 0));
+        driver.RunBatch();
+        Assert.Contains("a 1 12:01:00-12:02:00", output.All.Select(Row));
+    }
+}
