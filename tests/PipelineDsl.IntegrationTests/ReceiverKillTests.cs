@@ -37,76 +37,84 @@ public class ReceiverKillTests(Xunit.Abstractions.ITestOutputHelper log)
         var (job, url) = await SampleProcess.StartServeAsync(args, Long);
         var current = (Job: job, Url: url);
         var gate = new object();
-        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(20) };
-        int acknowledged = 0, retries = 0, duplicates = 0;
-
-        async Task SendAll(int lane, int lanes)
+        // Whatever fails below, the service running at that moment is stopped (a failed test must not leave it running).
+        try
         {
-            for (int r = lane; r < requests.Length; r += lanes)
-            {
-                while (true)
-                {
-                    string target;
-                    lock (gate) target = current.Url;
-                    try
-                    {
-                        using var content = new StringContent(requests[r], Encoding.UTF8, "text/plain");
-                        using var message = new HttpRequestMessage(HttpMethod.Post, target + "/ingest") { Content = content };
-                        message.Headers.Add("Idempotency-Key", "request-" + r);
-                        using var response = await http.SendAsync(message);
-                        if (response.StatusCode == HttpStatusCode.OK)
-                        {
-                            if ((await response.Content.ReadAsStringAsync()).Contains("\"duplicate\":true")) Interlocked.Increment(ref duplicates);
-                            Interlocked.Increment(ref acknowledged);
-                            break;
-                        }
-                    }
-                    catch (Exception e) when (e is HttpRequestException or TaskCanceledException or IOException)
-                    {
-                        // Killed mid-request, or not listening yet: send it again.
-                    }
+            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(20) };
+            int acknowledged = 0, retries = 0, duplicates = 0;
 
-                    Interlocked.Increment(ref retries);
-                    await Task.Delay(50);
+            async Task SendAll(int lane, int lanes)
+            {
+                for (int r = lane; r < requests.Length; r += lanes)
+                {
+                    while (true)
+                    {
+                        string target;
+                        lock (gate) target = current.Url;
+                        try
+                        {
+                            using var content = new StringContent(requests[r], Encoding.UTF8, "text/plain");
+                            using var message = new HttpRequestMessage(HttpMethod.Post, target + "/ingest") { Content = content };
+                            message.Headers.Add("Idempotency-Key", "request-" + r);
+                            using var response = await http.SendAsync(message);
+                            if (response.StatusCode == HttpStatusCode.OK)
+                            {
+                                if ((await response.Content.ReadAsStringAsync()).Contains("\"duplicate\":true")) Interlocked.Increment(ref duplicates);
+                                Interlocked.Increment(ref acknowledged);
+                                break;
+                            }
+                        }
+                        catch (Exception e) when (e is HttpRequestException or TaskCanceledException or IOException)
+                        {
+                            // Killed mid-request, or not listening yet: send it again.
+                        }
+
+                        Interlocked.Increment(ref retries);
+                        await Task.Delay(50);
+                    }
                 }
             }
-        }
 
-        // Kills follow the client's progress: spread over the requests, at a random instant within each share.
-        async Task KillAll()
-        {
-            for (int kill = 0; kill < kills; kill++)
+            // Kills follow the client's progress: spread over the requests, at a random instant within each share.
+            async Task KillAll()
             {
-                int due = (int)((long)requests.Length * (kill + 1) / (kills + 1));
-                await Eventually.UntilAsync(() => Volatile.Read(ref acknowledged) >= due, Long, $"{due} requests acknowledged");
-                await Task.Delay(random.Next(0, 200));
-                ChildProcess dead;
-                lock (gate) dead = current.Job;
-                dead.KillHard();
-                dead.WaitForExit(Long);
-                dead.Dispose();
-                var (next, nextUrl) = await SampleProcess.StartServeAsync(args, Long);
-                lock (gate) current = (next, nextUrl);
+                for (int kill = 0; kill < kills; kill++)
+                {
+                    int due = (int)((long)requests.Length * (kill + 1) / (kills + 1));
+                    await Eventually.UntilAsync(() => Volatile.Read(ref acknowledged) >= due, Long, $"{due} requests acknowledged");
+                    await Task.Delay(random.Next(0, 200));
+                    ChildProcess dead;
+                    lock (gate) dead = current.Job;
+                    dead.KillHard();
+                    dead.WaitForExit(Long);
+                    dead.Dispose();
+                    var (next, nextUrl) = await SampleProcess.StartServeAsync(args, Long);
+                    lock (gate) current = (next, nextUrl);
+                }
             }
+
+            var watch = Stopwatch.StartNew();
+            var killing = KillAll();
+            await Task.WhenAll(Enumerable.Range(0, 4).Select(lane => SendAll(lane, 4)));
+            await killing;
+            log.WriteLine($"{requests.Length} requests acknowledged in {watch.Elapsed.TotalSeconds:F1} s, {kills} kills, {retries} retries, {duplicates} answered as duplicates");
+
+            Dictionary<string, long> Totals() => UserCounts.FromOutput(dir.Sub("output"));
+
+            await Eventually.UntilAsync(() => Totals().Values.Sum() >= expected.Values.Sum(), Long, "every acknowledged click counted");
+            await Task.Delay(1000); // a duplicate would show in a later batch
+            var totals = Totals();
+            lock (gate) current.Job.SendSigterm();
+            lock (gate) Assert.True(current.Job.WaitForExit(Long) == 0, current.Job.Output);
+            current.Job.Dispose();
+
+            Assert.Equal(expected.OrderBy(p => p.Key, StringComparer.Ordinal), totals.OrderBy(p => p.Key, StringComparer.Ordinal));
+            Assert.True(retries > 0, "no request was ever retried: the kills did not interrupt the client");
         }
-
-        var watch = Stopwatch.StartNew();
-        var killing = KillAll();
-        await Task.WhenAll(Enumerable.Range(0, 4).Select(lane => SendAll(lane, 4)));
-        await killing;
-        log.WriteLine($"{requests.Length} requests acknowledged in {watch.Elapsed.TotalSeconds:F1} s, {kills} kills, {retries} retries, {duplicates} answered as duplicates");
-
-        Dictionary<string, long> Totals() => UserCounts.FromOutput(dir.Sub("output"));
-
-        await Eventually.UntilAsync(() => Totals().Values.Sum() >= expected.Values.Sum(), Long, "every acknowledged click counted");
-        await Task.Delay(1000); // a duplicate would show in a later batch
-        var totals = Totals();
-        lock (gate) current.Job.SendSigterm();
-        lock (gate) Assert.True(current.Job.WaitForExit(Long) == 0, current.Job.Output);
-        current.Job.Dispose();
-
-        Assert.Equal(expected.OrderBy(p => p.Key, StringComparer.Ordinal), totals.OrderBy(p => p.Key, StringComparer.Ordinal));
-        Assert.True(retries > 0, "no request was ever retried: the kills did not interrupt the client");
+        finally
+        {
+            lock (gate) current.Job.Dispose();
+        }
     }
 
     [Fact]

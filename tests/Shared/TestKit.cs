@@ -142,8 +142,13 @@ public sealed class ChildProcess : IDisposable
     public void WaitForLines(Func<string, bool> match, int count, TimeSpan timeout) =>
         Eventually.WaitUntil(() => _process.HasExited || Stdout.Split('\n').Count(match) >= count, timeout, pollMs: 5);
 
+    private bool _disposed;
+
+    /// <summary>Stops the process if it still runs (its quit command, else SIGKILL). Safe to call more than once, so that a test's finally can dispose what its body may have disposed.</summary>
     public void Dispose()
     {
+        if (_disposed) return;
+        _disposed = true;
         if (!_process.HasExited)
         {
             try
