@@ -34,18 +34,22 @@ var repeatOption = new Option<int>("--repeat") { Description = "Runs of each mod
 // default covers 20 batches, so that snapshots, window firings and state expiry have all run once. Flink's
 // Nexmark likewise starts measuring only after nexmark.metric.monitor.delay. --warmup-events 0: cold figures.
 var warmupOption = new Option<long>("--warmup-events") { Description = "Untimed warm-up events per run (0: cold figures)", DefaultValueFactory = _ => 200_000 }.NotNegative();
+var backendOption = new Option<string>("--backend") { Description = "State backend of the pipelines: in-memory or rocksdb (in a temporary directory)", DefaultValueFactory = _ => "in-memory" };
+backendOption.AcceptOnlyFromAmong("in-memory", "rocksdb");
 var queriesOption = new Option<string?>("--queries") { Description = "Comma-separated queries (default: all)" };
 var runOption = new Option<string?>("--run") { Description = "Internal: run one mode (generate, reference, pipeline) in this process", Hidden = true };
 var queryOption = new Option<string>("--query") { Description = "Internal: the query of --run", DefaultValueFactory = _ => "q0", Hidden = true };
 var root = new RootCommand("Nexmark benchmark: every query as pipeline, plain C# reference and generation alone, in one run.")
 {
-    eventsOption, batchEventsOption, stateDeltasOption, parallelismOption, repeatOption, warmupOption, queriesOption, runOption, queryOption,
+    eventsOption, batchEventsOption, stateDeltasOption, parallelismOption, repeatOption, warmupOption, backendOption, queriesOption, runOption, queryOption,
 };
 if (CommandLineProgram.Parse(root, args, out var parsed) is int exit) return exit;
 long events = parsed.GetValue(eventsOption);
 long batchEvents = parsed.GetValue(batchEventsOption);
 bool stateDeltas = parsed.GetValue(stateDeltasOption) != "off";
 int parallelism = parsed.GetValue(parallelismOption);
+// The child runs read the backend from the environment (set here for them), beside their other settings.
+if (parsed.GetValue(runOption) is null) Environment.SetEnvironmentVariable("NEXMARK_BENCH_BACKEND", parsed.GetValue(backendOption));
 int repeat = parsed.GetValue(repeatOption);
 long warmupEvents = parsed.GetValue(warmupOption);
 
@@ -57,7 +61,7 @@ if (parsed.GetValue(runOption) is { } mode)
 
 var queries = (parsed.GetValue(queriesOption) ?? string.Join(",", QueryCatalog.All.Select(q => q.Name))).Split(',');
 var flink = new Dictionary<string, double> { ["q0"] = 155.02, ["q1"] = 157.94, ["q2"] = 175.21, ["q3"] = 152.12, ["q4"] = 34.33, ["q5"] = 22.14, ["q7"] = 12.33, ["q8"] = 146.14, ["q9"] = 14.24, ["q10"] = 57.81, ["q11"] = 39.7, ["q12"] = 75.67, ["q13"] = 130.73, ["q14"] = 161.23, ["q15"] = 72.42, ["q16"] = 18.65, ["q17"] = 116.8, ["q18"] = 53.7, ["q19"] = 44.04, ["q20"] = 18.98, ["q21"] = 98.49, ["q22"] = 129.96 };
-Console.WriteLine($"Nexmark, {events:N0} canonical events per run (after {warmupEvents:N0} untimed warm-up events), {Environment.ProcessorCount} cores, pipeline parallelism {parallelism}, batches of {batchEvents:N0} events, snapshot every 10 batches, state deltas {(stateDeltas ? "on" : "off")}, best of {repeat} runs");
+Console.WriteLine($"Nexmark on the {parsed.GetValue(backendOption)} state backend, {events:N0} canonical events per run (after {warmupEvents:N0} untimed warm-up events), {Environment.ProcessorCount} cores, pipeline parallelism {parallelism}, batches of {batchEvents:N0} events, snapshot every 10 batches, state deltas {(stateDeltas ? "on" : "off")}, best of {repeat} runs");
 Console.WriteLine("k ev/s = thousand events per second of wall time; per core = events per CPU-second (the process's user+system time, as Flink's figures count cores used)");
 Console.WriteLine();
 Console.WriteLine("| query | pipeline k ev/s | per core | Flink 1.13 per core | x Flink | reference k ev/s | pipeline / reference | generation-only k ev/s | pipeline / generation | pipeline peak MB | reference peak MB |");
@@ -137,6 +141,7 @@ static long Execute(string mode, string query, long events, long batchEvents, bo
             try
             {
                 var options = new PipelineRunnerOptions { CheckpointDirectory = dir, Trigger = TriggerMode.AvailableNow, MaxRecordsPerPartition = batchEvents, WriteStateDeltas = stateDeltas, Parallelism = parallelism };
+                if (Environment.GetEnvironmentVariable("NEXMARK_BENCH_BACKEND") == "rocksdb") options.StateBackend = new RocksDbStateBackend(dir + "-rocksdb");
                 // q10 is about its file sink, so it writes its files (Flink's q10 does too); the others end in a blackhole.
                 var (runner, rows) = QueryCatalog.Get(query).CreateRunner(options, new NexmarkSource(config), query == "q10" ? Path.Combine(dir, "q10-out") : null);
                 var summary = runner.RunAsync().GetAwaiter().GetResult();
@@ -146,6 +151,7 @@ static long Execute(string mode, string query, long events, long batchEvents, bo
             finally
             {
                 Directory.Delete(dir, recursive: true);
+                if (Directory.Exists(dir + "-rocksdb")) Directory.Delete(dir + "-rocksdb", recursive: true);
             }
 
         default:
