@@ -84,6 +84,37 @@ public class SnapshotTests
     }
 
     [Fact]
+    public void A_map_that_takes_the_batch_time()
+    {
+        const string source = """
+            using PipelineDsl;
+
+            namespace Demo.ProcessingTime;
+
+            public readonly record struct Stamped(string Line, long At);
+
+            [Pipeline("processing-time")]
+            public static partial class Stamps
+            {
+                [Source("lines")]
+                public static partial Source<string> Lines();
+
+                [Map("stamped", From = "lines")]
+                public static Stamped Stamp(string line, BatchTime time) => new(line, time.UnixMilliseconds);
+
+                [Map("plain", From = "stamped")]
+                public static string Plain(Stamped s) => s.Line + "@" + s.At;
+
+                [Sink("out", From = "plain")]
+                public static partial Sink<string> Out();
+            }
+            """;
+        var result = GeneratorHarness.Run(source);
+        Assert.Empty(result.Errors);
+        Snapshot.Verify(result.Source("Demo.ProcessingTime.Stamps.Pipeline.g.cs"), "ProcessingTime.Pipeline");
+    }
+
+    [Fact]
     public void Nested_pipeline_class_in_the_global_namespace()
     {
         const string source = """
