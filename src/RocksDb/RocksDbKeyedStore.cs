@@ -530,14 +530,18 @@ internal sealed class RocksDbKeyedStore<TKey, TValue> : IExternalKeyedStore<TKey
         foreach (var directory in System.IO.Directory.GetDirectories(_operatorDirectory, "files-*"))
         {
             string candidate = Path.Combine(directory, name);
-            if (candidate == kept || !IsIntact(candidate, file)) continue;
+            if (candidate == kept) continue;
             try
             {
+                // Another store starting on this machine (a restart, a standby, a parallel test) deletes closed stores'
+                // copies: the candidate can vanish between any two of these steps. A copy that is not there whole is
+                // not used; the file is then downloaded (and verified) from the checkpoint store.
+                if (!IsIntact(candidate, file)) continue;
                 if (File.Exists(kept)) File.Delete(kept);
-                Link(candidate, kept);
+                Link(candidate, kept); // a hard link (or a copy) of the verified file: deleting the candidate now leaves it whole
                 return true;
             }
-            catch (IOException)
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
                 // Removed meanwhile: try the next, or download.
             }
