@@ -154,8 +154,12 @@ public class ReceiverKillTests(Xunit.Abstractions.ITestOutputHelper log)
         Assert.Equal(new[] { "u1,1,1", "u2,1,2", "u1,2,3" }, lines);
         // Dead letters are written after the sinks, before the commit: the output can appear a moment before them.
         string deadLetterDirectory = Path.Combine(dir.Sub("checkpoint"), "dead-letter");
-        await Eventually.UntilAsync(() => Directory.Exists(deadLetterDirectory) && Directory.GetFiles(deadLetterDirectory).Length > 0, Long, "dead letters");
-        var deadLetters = Directory.GetFiles(deadLetterDirectory).SelectMany(File.ReadLines).ToList();
+        // Files starting with '.' are the temporary files of a write in progress.
+        string[] DeadLetterFiles() => Directory.Exists(deadLetterDirectory)
+            ? Directory.GetFiles(deadLetterDirectory).Where(f => !Path.GetFileName(f).StartsWith('.')).ToArray()
+            : Array.Empty<string>();
+        await Eventually.UntilAsync(() => DeadLetterFiles().Length > 0, Long, "dead letters");
+        var deadLetters = DeadLetterFiles().SelectMany(File.ReadLines).ToList();
         Assert.Contains(deadLetters, l => l.Contains("not a click"));
         Assert.Equal(HttpStatusCode.OK, (await Post("u3,/d,4,0\n", "batch-2")).Status);
         job.SendSigterm();
