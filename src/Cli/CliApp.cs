@@ -177,7 +177,7 @@ public static class CliApp
         // The layouts belong to the state stores; StateDump asks the one of this operator's kind. A state backend's
         // database (RocksDB) is read from its files.
         if (op.Format == SharedStateFileSet.Format)
-            PipelineDsl.RocksDb.RocksDbKeyedLayout.Dump(op.Entries, new SharedStateFiles(c.Reader.Log.Store), operatorId, names, new JsonLines(o, limit));
+            PipelineDsl.RocksDb.RocksDbStateDump.Dump(entry?.Kind ?? "", op.Entries, new SharedStateFiles(c.Reader.Log.Store), operatorId, names, new JsonLines(o, limit));
         else
             StateDump.WriteJsonLines(entry?.Kind ?? "", op.Entries.Span, names, limit, o);
         return Ok;

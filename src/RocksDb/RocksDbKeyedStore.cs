@@ -33,34 +33,20 @@ internal sealed class RocksDbKeyedStore<TKey, TValue> : IExternalKeyedStore<TKey
 {
     private const string IdleFamily = "idle";
 
-    private readonly RocksDbStateBackend _backend;
     private readonly KeyedStoreSpec<TKey, TValue> _spec;
-    private readonly string _operatorDirectory;
-    private readonly string _filesDirectory;
-    private readonly WriteOptions _writeOptions = new WriteOptions().DisableWal(1);
+    private readonly RocksDbOperatorDatabase _database;
     private readonly MessagePackWriter _scratch = new(256);
-
-    private RocksDbSharp.RocksDb? _db;
-    private ColumnFamilyHandle? _idle;
-    private string _instance = "";
-    private string _databaseDirectory = "";
     private long _count;
-    private bool _disposed;
 
     // The keys the current batch met, with what it did to them.
     private readonly Dictionary<TKey, Entry> _batch = new();
 
-    // The database files already in the checkpoint store (listed by the newest snapshot this store took or restored), by local name.
-    private Dictionary<string, SharedStateFile> _stored = new(StringComparer.Ordinal);
-
     public RocksDbKeyedStore(RocksDbStateBackend backend, KeyedStoreSpec<TKey, TValue> spec)
     {
-        _backend = backend;
         _spec = spec;
-        _operatorDirectory = Path.Combine(backend.Directory, Safe(spec.PipelineId), Safe(spec.OperatorId));
-        // This store's copies of the files its snapshots list, for a fast restart: its own directory, so that it never
-        // prunes what another process's store (a standby on the same machine) is uploading or restoring from.
-        _filesDirectory = Path.Combine(_operatorDirectory, $"files-{Environment.ProcessId}-{Guid.NewGuid():N}");
+        _database = spec.TracksIdleKeys
+            ? new RocksDbOperatorDatabase(backend, spec.PipelineId, spec.OperatorId, IdleFamily)
+            : new RocksDbOperatorDatabase(backend, spec.PipelineId, spec.OperatorId);
     }
 
     private sealed class Entry
@@ -78,7 +64,10 @@ internal sealed class RocksDbKeyedStore<TKey, TValue> : IExternalKeyedStore<TKey
 
     public long TouchedCount => _batch.Values.Count(e => e.Dirty);
 
-    private RocksDbSharp.RocksDb Db => _db ?? Open(null);
+    private RocksDbSharp.RocksDb Db => _database.Db;
+
+    // The idle index, when the operator expires idle keys.
+    private ColumnFamilyHandle? Idle => _spec.TracksIdleKeys ? _database.Family(IdleFamily) : null;
 
     public void BeginBatch() => _batch.Clear();
 
@@ -132,10 +121,10 @@ internal sealed class RocksDbKeyedStore<TKey, TValue> : IExternalKeyedStore<TKey
             if (entry.Live)
             {
                 batch.Put(entry.KeyBytes, EncodeValue(entry.LastSeen, entry.Value));
-                if (_idle is not null)
+                if (Idle is not null)
                 {
-                    if (entry.ExistedBefore) batch.Delete(IdleKey(entry.StoredLastSeen, entry.KeyBytes), _idle);
-                    batch.Put(IdleKey(entry.LastSeen, entry.KeyBytes), Array.Empty<byte>(), _idle);
+                    if (entry.ExistedBefore) batch.Delete(IdleKey(entry.StoredLastSeen, entry.KeyBytes), Idle);
+                    batch.Put(IdleKey(entry.LastSeen, entry.KeyBytes), Array.Empty<byte>(), Idle);
                 }
 
                 if (!entry.ExistedBefore) _count++;
@@ -143,24 +132,24 @@ internal sealed class RocksDbKeyedStore<TKey, TValue> : IExternalKeyedStore<TKey
             else if (entry.ExistedBefore)
             {
                 batch.Delete(entry.KeyBytes);
-                if (_idle is not null) batch.Delete(IdleKey(entry.StoredLastSeen, entry.KeyBytes), _idle);
+                if (Idle is not null) batch.Delete(IdleKey(entry.StoredLastSeen, entry.KeyBytes), Idle);
                 _count--;
             }
         }
 
-        if (batch.Count() > 0) Db.Write(batch, _writeOptions);
+        if (batch.Count() > 0) Db.Write(batch, _database.WriteOptions);
     }
 
     public void Expire(long batchId, long idleBatches, List<(TKey Key, TValue Value)> expired)
     {
         var db = Db;
-        if (_idle is null) throw new InvalidOperationException($"Operator '{_spec.OperatorId}' expires idle keys but its store was opened without the idle index.");
+        var idle = Idle ?? throw new InvalidOperationException($"Operator '{_spec.OperatorId}' expires idle keys but its store was opened without the idle index.");
         long dueThrough = batchId - idleBatches;
         if (dueThrough < 0) return;
         var upper = new byte[8];
         BinaryPrimitives.WriteInt64BigEndian(upper, dueThrough + 1);
         var options = new ReadOptions().SetIterateUpperBound(upper);
-        using var it = db.NewIterator(_idle, options);
+        using var it = db.NewIterator(idle, options);
         for (it.SeekToFirst(); it.Valid(); it.Next())
         {
             var idleKey = it.GetKeySpan();
@@ -230,11 +219,11 @@ internal sealed class RocksDbKeyedStore<TKey, TValue> : IExternalKeyedStore<TKey
                 var stored = db.Get(keyBytes);
                 if (stored is null) continue;
                 removals.Delete(keyBytes);
-                if (_idle is not null) removals.Delete(IdleKey(DecodeLastSeen(stored), keyBytes), _idle);
+                if (Idle is not null) removals.Delete(IdleKey(DecodeLastSeen(stored), keyBytes), Idle);
                 _count--;
             }
 
-            if (removals.Count() > 0) db.Write(removals, _writeOptions);
+            if (removals.Count() > 0) db.Write(removals, _database.WriteOptions);
         }
 
         using var puts = new WriteBatch();
@@ -247,105 +236,43 @@ internal sealed class RocksDbKeyedStore<TKey, TValue> : IExternalKeyedStore<TKey
             long lastSeen = reader.ReadInt64();
             var stored = db.Get(keyBytes);
             puts.Put(keyBytes, EncodeValue(lastSeen, value));
-            if (_idle is not null)
+            if (Idle is not null)
             {
-                if (stored is not null) puts.Delete(IdleKey(DecodeLastSeen(stored), keyBytes), _idle);
-                puts.Put(IdleKey(lastSeen, keyBytes), Array.Empty<byte>(), _idle);
+                if (stored is not null) puts.Delete(IdleKey(DecodeLastSeen(stored), keyBytes), Idle);
+                puts.Put(IdleKey(lastSeen, keyBytes), Array.Empty<byte>(), Idle);
             }
 
             if (stored is null) _count++;
         }
 
-        if (puts.Count() > 0) db.Write(puts, _writeOptions);
+        if (puts.Count() > 0) db.Write(puts, _database.WriteOptions);
     }
 
     public void Clear()
     {
-        Close(deleteDatabase: true);
-        _stored = new Dictionary<string, SharedStateFile>(StringComparer.Ordinal);
+        _batch.Clear();
+        _database.Reset();
         _count = 0;
     }
 
     // ---- snapshots -----------------------------------------------------------------------------
 
-    public IReadOnlyList<SharedStateUpload> WriteSnapshot(MessagePackWriter writer, long batchId)
-    {
-        var db = Db;
-        // A RocksDB checkpoint: hard links to the immutable table files, copies of the small files that change. Its
-        // 0 flushes every column family's memtable first (there is no RocksDB log to hold what they have).
-        string taken = Path.Combine(_operatorDirectory, $"snapshot-{Environment.ProcessId}-{_instance}-{batchId}");
-        if (System.IO.Directory.Exists(taken)) System.IO.Directory.Delete(taken, recursive: true);
-        using (var checkpoint = db.Checkpoint()) checkpoint.Save(taken, 0);
-
-        try
-        {
-            System.IO.Directory.CreateDirectory(_filesDirectory);
-            var files = new List<SharedStateFile>();
-            var inline = new List<(string, byte[])>();
-            var uploads = new List<SharedStateUpload>();
-            var listed = new Dictionary<string, SharedStateFile>(StringComparer.Ordinal);
-            foreach (var path in System.IO.Directory.GetFiles(taken).Order(StringComparer.Ordinal))
-            {
-                string name = Path.GetFileName(path);
-                if (!name.EndsWith(".sst", StringComparison.Ordinal))
-                {
-                    inline.Add((name, File.ReadAllBytes(path)));
-                    continue;
-                }
-
-                if (!_stored.TryGetValue(name, out var file))
-                {
-                    var bytes = File.ReadAllBytes(path);
-                    file = new SharedStateFile(name, SharedStateFiles.NameFor(_spec.OperatorId, _instance, name), bytes.Length, CheckpointFile.Crc32C(bytes));
-                    string kept = KeptPath(file);
-                    File.Move(path, kept, overwrite: true);
-                    uploads.Add(new SharedStateUpload(file, kept));
-                }
-
-                files.Add(file);
-                listed[name] = file;
-            }
-
-            new SharedStateFileSet(_count, files, inline).Write(writer);
-            _stored = listed;
-            PruneKeptFiles(listed.Values);
-            return uploads;
-        }
-        finally
-        {
-            System.IO.Directory.Delete(taken, recursive: true);
-        }
-    }
+    public IReadOnlyList<SharedStateUpload> WriteSnapshot(MessagePackWriter writer, long batchId) => _database.Snapshot(writer, batchId, _count);
 
     public void RestoreSnapshot(ReadOnlyMemory<byte> part, long? format, StateDecoder<TValue>? migrate, SharedStateFiles files)
     {
-        Close(deleteDatabase: true);
+        _batch.Clear();
         _count = 0;
-        _stored = new Dictionary<string, SharedStateFile>(StringComparer.Ordinal);
         if (format != SharedStateFileSet.Format)
         {
             // The in-memory backend's entries: loaded into a new database (switching backends).
+            _database.Reset();
             var reader = new MessagePackReader(part.Span);
             LoadEntries(ref reader, migrate);
             return;
         }
 
-        string where = $"The snapshot of operator '{_spec.OperatorId}' in '{files.Location}'";
-        var set = SharedStateFileSet.Read(part.Span, where);
-        string directory = NewDatabaseDirectory();
-        System.IO.Directory.CreateDirectory(directory);
-        System.IO.Directory.CreateDirectory(_filesDirectory);
-        foreach (var file in set.Files)
-        {
-            string kept = KeptPath(file);
-            if (!IsIntact(kept, file) && !LinkKeptElsewhere(file, kept)) files.DownloadAsync(file, kept, where, default).GetAwaiter().GetResult();
-            Link(kept, Path.Combine(directory, file.LocalName));
-            _stored[file.LocalName] = file;
-        }
-
-        foreach (var (name, content) in set.Inline) File.WriteAllBytes(Path.Combine(directory, name), content);
-        Open(directory);
-        _count = set.Count;
+        _count = _database.Restore(part, files);
         if (migrate is not null) MigrateAll(migrate);
     }
 
@@ -363,13 +290,13 @@ internal sealed class RocksDbKeyedStore<TKey, TValue> : IExternalKeyedStore<TKey
                 batch.Put(it.Key(), EncodeValue(lastSeen, value));
                 if (batch.Count() >= 10_000)
                 {
-                    db.Write(batch, _writeOptions);
+                    db.Write(batch, _database.WriteOptions);
                     batch.Dispose();
                     batch = new WriteBatch();
                 }
             }
 
-            if (batch.Count() > 0) db.Write(batch, _writeOptions);
+            if (batch.Count() > 0) db.Write(batch, _database.WriteOptions);
         }
         finally
         {
@@ -391,16 +318,16 @@ internal sealed class RocksDbKeyedStore<TKey, TValue> : IExternalKeyedStore<TKey
                 TValue value = migrate is null ? _spec.ValueFormatter.Deserialize(ref reader) : migrate(ref reader);
                 long lastSeen = reader.ReadInt64();
                 batch.Put(keyBytes, EncodeValue(lastSeen, value));
-                if (_idle is not null) batch.Put(IdleKey(lastSeen, keyBytes), Array.Empty<byte>(), _idle);
+                if (Idle is not null) batch.Put(IdleKey(lastSeen, keyBytes), Array.Empty<byte>(), Idle);
                 if (batch.Count() >= 10_000)
                 {
-                    db.Write(batch, _writeOptions);
+                    db.Write(batch, _database.WriteOptions);
                     batch.Dispose();
                     batch = new WriteBatch();
                 }
             }
 
-            if (batch.Count() > 0) db.Write(batch, _writeOptions);
+            if (batch.Count() > 0) db.Write(batch, _database.WriteOptions);
             _count = count;
         }
         finally
@@ -409,172 +336,10 @@ internal sealed class RocksDbKeyedStore<TKey, TValue> : IExternalKeyedStore<TKey
         }
     }
 
-    // ---- the database and its files ------------------------------------------------------------
-
-    private RocksDbSharp.RocksDb Open(string? directory)
-    {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        RemoveAbandonedDirectories();
-        directory ??= NewDatabaseDirectory();
-        System.IO.Directory.CreateDirectory(directory);
-        var table = new BlockBasedTableOptions()
-            .SetBlockCache(_backend.BlockCache)
-            .SetFilterPolicy(BloomFilterPolicy.Create(10, false))
-            .SetCacheIndexAndFilterBlocks(true)
-            .SetPinL0FilterAndIndexBlocksInCache(true);
-        var family = new ColumnFamilyOptions()
-            .SetBlockBasedTableFactory(table)
-            .SetWriteBufferSize((ulong)_backend.WriteBufferBytes)
-            .SetMaxWriteBufferNumber(2);
-        var options = new DbOptions()
-            .SetCreateIfMissing(true)
-            .SetCreateMissingColumnFamilies(true)
-            .SetMaxOpenFiles(256)
-            .SetInfoLogLevel(InfoLogLevel.Warn);
-        var families = new ColumnFamilies(family);
-        if (_spec.TracksIdleKeys) families.Add(IdleFamily, family);
-        try
-        {
-            _db = RocksDbSharp.RocksDb.Open(options, directory, families);
-        }
-        catch (RocksDbException e)
-        {
-            throw new IOException($"The RocksDB state of operator '{_spec.OperatorId}' cannot be opened in '{directory}': {e.Message}", e);
-        }
-
-        _idle = _spec.TracksIdleKeys ? _db.GetColumnFamily(IdleFamily) : null;
-        _databaseDirectory = directory;
-        return _db;
-    }
-
-    private string NewDatabaseDirectory()
-    {
-        _instance = Guid.NewGuid().ToString("N");
-        return Path.Combine(_operatorDirectory, $"db-{Environment.ProcessId}-{_instance}");
-    }
-
-    private void Close(bool deleteDatabase)
-    {
-        _batch.Clear();
-        if (_db is null) return;
-        _db.Dispose();
-        _db = null;
-        _idle = null;
-        if (deleteDatabase && System.IO.Directory.Exists(_databaseDirectory)) System.IO.Directory.Delete(_databaseDirectory, recursive: true);
-    }
-
-    /// <summary>
-    /// Deletes the databases and snapshot directories of processes that are gone (a crash leaves its working copy
-    /// behind). Another live process's (a standby on the same machine) are left alone.
-    /// </summary>
-    private void RemoveAbandonedDirectories()
-    {
-        if (!System.IO.Directory.Exists(_operatorDirectory)) return;
-        foreach (var path in System.IO.Directory.GetDirectories(_operatorDirectory))
-        {
-            var parts = Path.GetFileName(path).Split('-');
-            if (parts.Length < 3 || parts[0] is not ("db" or "snapshot" or "files")) continue;
-            bool done = parts[1] == "done"; // a closed store's kept files
-            if (!done && (!int.TryParse(parts[1], out int pid) || pid == Environment.ProcessId || IsAlive(pid))) continue;
-            try
-            {
-                System.IO.Directory.Delete(path, recursive: true);
-            }
-            catch (IOException)
-            {
-                // Removed by another process meanwhile, or in use: tried again at the next start.
-            }
-        }
-    }
-
-    private static bool IsAlive(int pid)
-    {
-        try
-        {
-            using var process = Process.GetProcessById(pid);
-            return !process.HasExited;
-        }
-        catch (ArgumentException)
-        {
-            return false;
-        }
-        catch (InvalidOperationException)
-        {
-            return false;
-        }
-    }
-
-    private string KeptPath(SharedStateFile file) => Path.Combine(_filesDirectory, file.SharedName[(SharedStateFiles.Folder.Length + 1)..]);
-
-    /// <summary>Keeps, of the files kept for a fast restart, those the newest snapshot lists.</summary>
-    private void PruneKeptFiles(IEnumerable<SharedStateFile> listed)
-    {
-        var keep = listed.Select(KeptPath).ToHashSet(StringComparer.Ordinal);
-        foreach (var path in System.IO.Directory.GetFiles(_filesDirectory))
-        {
-            if (keep.Contains(path)) continue;
-            try
-            {
-                File.Delete(path);
-            }
-            catch (IOException)
-            {
-            }
-        }
-    }
-
-    /// <summary>Links an intact copy kept by an earlier run (of a process now gone, or another store) into this store's files.</summary>
-    private bool LinkKeptElsewhere(SharedStateFile file, string kept)
-    {
-        string name = Path.GetFileName(kept);
-        foreach (var directory in System.IO.Directory.GetDirectories(_operatorDirectory, "files-*"))
-        {
-            string candidate = Path.Combine(directory, name);
-            if (candidate == kept) continue;
-            try
-            {
-                // Another store starting on this machine (a restart, a standby, a parallel test) deletes closed stores'
-                // copies: the candidate can vanish between any two of these steps. A copy that is not there whole is
-                // not used; the file is then downloaded (and verified) from the checkpoint store.
-                if (!IsIntact(candidate, file)) continue;
-                if (File.Exists(kept)) File.Delete(kept);
-                Link(candidate, kept); // a hard link (or a copy) of the verified file: deleting the candidate now leaves it whole
-                return true;
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                // Removed meanwhile: try the next, or download.
-            }
-        }
-
-        return false;
-    }
-
-    private static bool IsIntact(string path, SharedStateFile file)
-    {
-        if (!File.Exists(path) || new FileInfo(path).Length != file.Size) return false;
-        return CheckpointFile.Crc32C(File.ReadAllBytes(path)) == file.Crc;
-    }
-
-    private static void Link(string existing, string link) => FileLinks.LinkOrCopy(existing, link);
-
     public void Dispose()
     {
-        if (_disposed) return;
-        // The kept files stay for the next run of the pipeline on this machine to restore from, marked as no longer
-        // any live store's: that run removes them once it has restored.
-        Close(deleteDatabase: true);
-        try
-        {
-            if (System.IO.Directory.Exists(_filesDirectory))
-                System.IO.Directory.Move(_filesDirectory, Path.Combine(_operatorDirectory, "files-done-" + Path.GetFileName(_filesDirectory).Split('-')[^1]));
-        }
-        catch (IOException)
-        {
-            // Left under its process's name: removed once that process is gone.
-        }
-
-        _disposed = true;
+        _batch.Clear();
+        _database.Dispose();
     }
 
     // ---- encodings ----------------------------------------------------------------------------
@@ -614,19 +379,4 @@ internal sealed class RocksDbKeyedStore<TKey, TValue> : IExternalKeyedStore<TKey
         keyBytes.CopyTo(key, 8);
         return key;
     }
-
-    private static string Safe(string name) => new(name.Select(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' ? c : '_').ToArray());
-}
-
-internal static class FileLinks
-{
-    /// <summary>A hard link (the files are immutable: RocksDB never writes a table file again), or a copy where links are not possible.</summary>
-    public static void LinkOrCopy(string existing, string link)
-    {
-        if (!OperatingSystem.IsWindows() && HardLink(existing, link) == 0) return;
-        File.Copy(existing, link, overwrite: true);
-    }
-
-    [DllImport("libc", EntryPoint = "link", SetLastError = true)]
-    private static extern int HardLink(string existing, string link);
 }

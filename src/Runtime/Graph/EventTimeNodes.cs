@@ -163,7 +163,7 @@ internal sealed class StreamJoinNode<TKey, TLeft, TRight, TOut> : OperatorNode<T
     public JoinTimeBounds<TLeft, TRight>? Bounds { get; }
 
     internal override OperatorExecutor CreateExecutor(ExecutorFactory factory) =>
-        new StreamJoinExecutor<TKey, TLeft, TRight, TOut>(this, factory.Input(Left), factory.Input(Right), Bounds is null ? null : factory.WatermarkOf(this));
+        new StreamJoinExecutor<TKey, TLeft, TRight, TOut>(this, factory.Input(Left), factory.Input(Right), Bounds is null ? null : factory.WatermarkOf(this), factory.StateBackend, factory.PipelineId);
 
     internal override bool AdvancesWithoutInput => Bounds is not null;
 }

@@ -18,7 +18,7 @@ namespace PipelineDsl.State;
 /// numbers were recorded) wrote per-key arrays as deltas too: <c>[key, lefts, rights]</c> replaced a key's records,
 /// <c>[key, lefts, rights, true]</c> appended to them; <see cref="ApplyDelta"/> tells the two apart by shape.
 /// </remarks>
-internal sealed class JoinBufferStore<TKey, TLeft, TRight> where TKey : notnull
+internal sealed class JoinBufferStore<TKey, TLeft, TRight> : IJoinBuffer<TKey, TLeft, TRight> where TKey : notnull
 {
     private const long AppendedLefts = 0, AppendedRights = 1, ExpiredAt = 2;
 
@@ -28,7 +28,7 @@ internal sealed class JoinBufferStore<TKey, TLeft, TRight> where TKey : notnull
     private readonly IMessagePackFormatter<TRight> _rightFormatter;
     private readonly Func<TLeft, long>? _leftExpiry;
     private readonly Func<TRight, long>? _rightExpiry;
-    private readonly Dictionary<TKey, Sides> _sides = new();
+    private readonly Dictionary<TKey, JoinSides<TLeft, TRight>> _sides = new();
     // One entry per kept record (a key's list is swept when any of its entries is due), also after a restore.
     private readonly PriorityQueue<TKey, long> _leftDue = new();
     private readonly PriorityQueue<TKey, long> _rightDue = new();
@@ -37,37 +37,21 @@ internal sealed class JoinBufferStore<TKey, TLeft, TRight> where TKey : notnull
     private readonly List<(TKey Key, TRight Record)> _appendedRights = new();
     private long _expiredAt = long.MinValue;
 
-    /// <summary>A key's kept records of each side; either list is null until the key keeps one.</summary>
-    public sealed class Sides
+    public JoinBufferStore(JoinBufferSpec<TKey, TLeft, TRight> spec)
     {
-        public List<TLeft>? Left;
-        public List<TRight>? Right;
-
-        public bool IsEmpty => (Left is null || Left.Count == 0) && (Right is null || Right.Count == 0);
+        _operatorId = spec.OperatorId;
+        _keyFormatter = spec.KeyFormatter;
+        _leftFormatter = spec.LeftFormatter;
+        _rightFormatter = spec.RightFormatter;
+        _leftExpiry = spec.LeftExpiry;
+        _rightExpiry = spec.RightExpiry;
+        if ((_leftExpiry is null) != (_rightExpiry is null)) throw new ArgumentException("Both sides expire, or neither does.");
     }
 
-    /// <param name="operatorId">The join's id, for errors.</param>
-    /// <param name="keyFormatter">The key's formatter.</param>
-    /// <param name="leftFormatter">The left records' formatter.</param>
-    /// <param name="rightFormatter">The right records' formatter.</param>
-    /// <param name="leftExpiry">The time after which no record can match a left record (null: records are kept forever).</param>
-    /// <param name="rightExpiry">Likewise for right records; given together with <paramref name="leftExpiry"/>.</param>
-    public JoinBufferStore(
-        string operatorId,
-        IMessagePackFormatter<TKey> keyFormatter,
-        IMessagePackFormatter<TLeft> leftFormatter,
-        IMessagePackFormatter<TRight> rightFormatter,
-        Func<TLeft, long>? leftExpiry,
-        Func<TRight, long>? rightExpiry)
-    {
-        if ((leftExpiry is null) != (rightExpiry is null)) throw new ArgumentException("Both sides expire, or neither does.");
-        _operatorId = operatorId;
-        _keyFormatter = keyFormatter;
-        _leftFormatter = leftFormatter;
-        _rightFormatter = rightFormatter;
-        _leftExpiry = leftExpiry;
-        _rightExpiry = rightExpiry;
-    }
+    /// <summary>Format 2: the heap's layout (see the remarks).</summary>
+    public const int Format = 2;
+
+    public int SnapshotFormat => Format;
 
     public long KeyCount => _sides.Count;
 
@@ -87,35 +71,39 @@ internal sealed class JoinBufferStore<TKey, TLeft, TRight> where TKey : notnull
         _expiredAt = long.MinValue;
     }
 
-    /// <summary>The key's kept records, created empty when it has none.</summary>
-    public Sides SidesOf(TKey key)
+    public JoinSides<TLeft, TRight> SidesForLeft(TKey key) => SidesOf(key);
+
+    public JoinSides<TLeft, TRight> SidesForRight(TKey key) => SidesOf(key);
+
+    /// <summary>The key's kept records (both sides whole), created empty when it has none.</summary>
+    public JoinSides<TLeft, TRight> SidesOf(TKey key)
     {
         ref var sides = ref CollectionsMarshal.GetValueRefOrAddDefault(_sides, key, out _);
-        return sides ??= new Sides();
+        return sides ??= new JoinSides<TLeft, TRight>();
     }
 
     /// <summary>Keeps a left record of this batch (part of its delta).</summary>
-    public void AddLeft(TKey key, Sides sides, TLeft record)
+    public void AddLeft(TKey key, JoinSides<TLeft, TRight> sides, TLeft record)
     {
         KeepLeft(key, sides, record);
         _appendedLefts.Add((key, record));
     }
 
     /// <summary>Keeps a right record of this batch (part of its delta).</summary>
-    public void AddRight(TKey key, Sides sides, TRight record)
+    public void AddRight(TKey key, JoinSides<TLeft, TRight> sides, TRight record)
     {
         KeepRight(key, sides, record);
         _appendedRights.Add((key, record));
     }
 
-    private void KeepLeft(TKey key, Sides sides, TLeft record)
+    private void KeepLeft(TKey key, JoinSides<TLeft, TRight> sides, TLeft record)
     {
         (sides.Left ??= new List<TLeft>(1)).Add(record);
         RecordCount++;
         if (_leftExpiry is not null) _leftDue.Enqueue(key, _leftExpiry(record));
     }
 
-    private void KeepRight(TKey key, Sides sides, TRight record)
+    private void KeepRight(TKey key, JoinSides<TLeft, TRight> sides, TRight record)
     {
         (sides.Right ??= new List<TRight>(1)).Add(record);
         RecordCount++;
@@ -153,6 +141,29 @@ internal sealed class JoinBufferStore<TKey, TLeft, TRight> where TKey : notnull
             RecordCount -= sides.Right.RemoveAll(r => _rightExpiry!(r) < watermark);
             if (sides.IsEmpty) _sides.Remove(key);
         }
+    }
+
+    /// <summary>Nothing to do: the batch's changes are in the dictionaries already.</summary>
+    public void EndBatch()
+    {
+    }
+
+    public IReadOnlyList<SharedStateUpload> WriteSnapshot(MessagePackWriter writer, long batchId)
+    {
+        WriteSnapshot(writer);
+        return Array.Empty<SharedStateUpload>();
+    }
+
+    public void RestoreSnapshot(ReadOnlyMemory<byte> part, long? format, SharedStateFiles? files)
+    {
+        if (format == SharedStateFileSet.Format)
+            throw new InvalidOperationException($"The snapshot of stream join '{_operatorId}' lists the files of the RocksDB state backend; this run keeps state in memory.");
+        var reader = new MessagePackReader(part.Span);
+        RestoreSnapshot(ref reader);
+    }
+
+    public void Dispose()
+    {
     }
 
     public void WriteSnapshot(MessagePackWriter writer)
@@ -236,7 +247,7 @@ internal sealed class JoinBufferStore<TKey, TLeft, TRight> where TKey : notnull
                 continue;
             }
 
-            _sides[key] = new Sides { Left = lefts, Right = rights };
+            _sides[key] = new JoinSides<TLeft, TRight> { Left = lefts, Right = rights };
             RecordCount += nl + nr;
             if (lefts is not null && _leftExpiry is not null) foreach (var l in lefts) _leftDue.Enqueue(key, _leftExpiry(l));
             if (rights is not null && _rightExpiry is not null) foreach (var r in rights) _rightDue.Enqueue(key, _rightExpiry(r));

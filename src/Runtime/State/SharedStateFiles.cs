@@ -38,6 +38,23 @@ internal sealed record SharedStateFileSet(long Count, IReadOnlyList<SharedStateF
     /// </summary>
     public const int Format = 100;
 
+    /// <summary>
+    /// Why an operator whose own entries have <paramref name="entryFormat"/>, and whose state is in an external store
+    /// when <paramref name="external"/>, cannot read state stored in <paramref name="storedFormat"/>; null when it can.
+    /// </summary>
+    public static string? FormatProblem(string operatorId, int entryFormat, bool external, long? storedFormat, string file)
+    {
+        if (storedFormat == Format && !external)
+        {
+            return $"operator '{operatorId}': '{file}' holds its state as the files of the RocksDB state backend (format {Format}); this run keeps state in memory. "
+                + "Run it with the RocksDB backend (PipelineRunnerOptions.StateBackend = new RocksDbStateBackend(directory)), as the run that wrote the checkpoint.";
+        }
+
+        return storedFormat is long stored && stored > entryFormat && stored != Format
+            ? $"operator '{operatorId}': '{file}' holds its state in format {stored}, written by a newer build; this build reads formats up to {entryFormat} (in memory) and {Format} (RocksDB). Run a build at least as new as the one that wrote the checkpoint."
+            : null;
+    }
+
     public void Write(MessagePackWriter w)
     {
         w.WriteMapHeader(3);

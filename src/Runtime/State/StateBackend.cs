@@ -44,6 +44,10 @@ public abstract class StateBackend
     /// </summary>
     internal virtual IExternalKeyedStore<TKey, TValue>? CreateKeyedStore<TKey, TValue>(KeyedStoreSpec<TKey, TValue> spec) where TKey : notnull => null;
 
+    /// <summary>A stream join's buffer of kept records: on the heap (<c>JoinBufferStore</c>) unless the backend keeps it elsewhere.</summary>
+    internal virtual IJoinBuffer<TKey, TLeft, TRight> CreateJoinBuffer<TKey, TLeft, TRight>(JoinBufferSpec<TKey, TLeft, TRight> spec) where TKey : notnull =>
+        new JoinBufferStore<TKey, TLeft, TRight>(spec);
+
     private sealed class InMemoryStateBackend : StateBackend
     {
         public override string Name => "in-memory";
@@ -116,5 +120,92 @@ internal interface IExternalKeyedStore<TKey, TValue> : IDisposable where TKey : 
 
     /// <summary>Replaces all state with a snapshot part of <paramref name="format"/> (1: entries, as the in-memory store writes; <see cref="SharedStateFileSet.Format"/>: shared files).</summary>
     void RestoreSnapshot(ReadOnlyMemory<byte> part, long? format, StateDecoder<TValue>? migrate, SharedStateFiles files);
+}
+
+/// <summary>What a backend needs to create one stream join's buffer.</summary>
+/// <param name="PipelineId">The pipeline's id (a local directory is named after it).</param>
+/// <param name="OperatorId">The join's id, for errors and directories.</param>
+/// <param name="KeyFormatter">The join key's formatter: a stored key starts with its bytes.</param>
+/// <param name="LeftFormatter">The left records' formatter.</param>
+/// <param name="RightFormatter">The right records' formatter.</param>
+/// <param name="LeftExpiry">The time after which no record can match a left record (null: records are kept forever).</param>
+/// <param name="RightExpiry">Likewise for right records; given together with <paramref name="LeftExpiry"/>.</param>
+internal sealed record JoinBufferSpec<TKey, TLeft, TRight>(
+    string PipelineId,
+    string OperatorId,
+    IMessagePackFormatter<TKey> KeyFormatter,
+    IMessagePackFormatter<TLeft> LeftFormatter,
+    IMessagePackFormatter<TRight> RightFormatter,
+    Func<TLeft, long>? LeftExpiry,
+    Func<TRight, long>? RightExpiry)
+{
+    public bool Expires => LeftExpiry is not null;
+}
+
+/// <summary>A key's kept records of each side; either list is null until the key keeps one.</summary>
+internal sealed class JoinSides<TLeft, TRight>
+{
+    public List<TLeft>? Left;
+    public List<TRight>? Right;
+
+    public bool IsEmpty => (Left is null || Left.Count == 0) && (Right is null || Right.Count == 0);
+}
+
+/// <summary>
+/// A stream join's state: the records each key keeps from both sides, in the order they were kept, and what the current
+/// batch appended and expired (its delta). The join decides what matches and what is late; the buffer what is kept and
+/// how it is written. Deltas have one layout whatever the backend (<see cref="JoinBufferStore{TKey, TLeft, TRight}"/>'s
+/// format 2), so a commit reads the same on the heap and in RocksDB; a snapshot is the buffer's own
+/// (<see cref="SnapshotFormat"/>), and every buffer loads the heap's snapshot layout too (to switch backends).
+/// </summary>
+internal interface IJoinBuffer<TKey, TLeft, TRight> : IDisposable where TKey : notnull
+{
+    /// <summary>Keys that keep at least one record.</summary>
+    long KeyCount { get; }
+
+    /// <summary>Records the current batch kept, both sides.</summary>
+    long AppendedCount { get; }
+
+    /// <summary>The layout of this buffer's snapshot part (2: entries on the heap; <see cref="SharedStateFileSet.Format"/>: files).</summary>
+    int SnapshotFormat { get; }
+
+    /// <summary>Starts a batch: forgets what the previous batch appended.</summary>
+    void BeginBatch();
+
+    /// <summary>
+    /// The key's kept records as a left record of it needs them: <see cref="JoinSides{TLeft, TRight}.Right"/> holds all
+    /// the right records kept (<see cref="JoinSides{TLeft, TRight}.Left"/> may hold only this batch's, where the buffer
+    /// reads a side only when it is asked for). The lists stay valid until the batch ends.
+    /// </summary>
+    JoinSides<TLeft, TRight> SidesForLeft(TKey key);
+
+    /// <summary>Likewise for a right record: <see cref="JoinSides{TLeft, TRight}.Left"/> holds all the left records kept, this batch's included.</summary>
+    JoinSides<TLeft, TRight> SidesForRight(TKey key);
+
+    /// <summary>Keeps a left record of this batch, after the key's others (part of the batch's delta); <paramref name="sides"/> are the key's.</summary>
+    void AddLeft(TKey key, JoinSides<TLeft, TRight> sides, TLeft record);
+
+    /// <summary>Keeps a right record of this batch, after the key's others (part of the batch's delta); <paramref name="sides"/> are the key's.</summary>
+    void AddRight(TKey key, JoinSides<TLeft, TRight> sides, TRight record);
+
+    /// <summary>Removes every record whose expiry is below <paramref name="watermark"/>, as part of the current batch.</summary>
+    void ExpireBefore(long watermark);
+
+    /// <summary>Ends the batch: what it kept and expired is in the buffer (not durably: the commit's delta is the durable copy).</summary>
+    void EndBatch();
+
+    /// <summary>Writes the current batch's changes (format 2).</summary>
+    void WriteDelta(MessagePackWriter writer);
+
+    /// <summary>Applies a delta of format 2 or 1, between batches.</summary>
+    void ApplyDelta(ref MessagePackReader reader);
+
+    /// <summary>Writes the snapshot part after batch <paramref name="batchId"/> and returns the files to upload before the snapshot file.</summary>
+    IReadOnlyList<SharedStateUpload> WriteSnapshot(MessagePackWriter writer, long batchId);
+
+    /// <summary>Replaces all state with a snapshot part of <paramref name="format"/> (2 or unrecorded: the heap's entries; <see cref="SharedStateFileSet.Format"/>: files).</summary>
+    void RestoreSnapshot(ReadOnlyMemory<byte> part, long? format, SharedStateFiles? files);
+
+    void Clear();
 }
 }

@@ -18,16 +18,22 @@ namespace PipelineDsl.Execution;
 /// match could arrive (right: <c>rightTime − lower</c>; left: <c>leftEnd + upper</c>). Without bounds every
 /// record is kept. What is kept, and how it is written, is the <see cref="JoinBufferStore{TKey,TLeft,TRight}"/>'s.
 /// </summary>
-internal sealed class StreamJoinExecutor<TKey, TLeft, TRight, TOut> : OperatorExecutor<TOut>, IStatefulExecutor where TKey : notnull
+internal sealed class StreamJoinExecutor<TKey, TLeft, TRight, TOut> : OperatorExecutor<TOut>, IStatefulExecutor, IDisposable where TKey : notnull
 {
     private readonly OperatorExecutor<TLeft> _left;
     private readonly OperatorExecutor<TRight> _right;
     private readonly StreamJoinNode<TKey, TLeft, TRight, TOut> _node;
     private readonly IWatermark? _watermark;
     private readonly JoinTimeBounds<TLeft, TRight>? _bounds;
-    private readonly JoinBufferStore<TKey, TLeft, TRight> _store;
+    private readonly IJoinBuffer<TKey, TLeft, TRight> _store;
 
-    public StreamJoinExecutor(StreamJoinNode<TKey, TLeft, TRight, TOut> node, OperatorExecutor<TLeft> left, OperatorExecutor<TRight> right, IWatermark? watermark)
+    public StreamJoinExecutor(
+        StreamJoinNode<TKey, TLeft, TRight, TOut> node,
+        OperatorExecutor<TLeft> left,
+        OperatorExecutor<TRight> right,
+        IWatermark? watermark,
+        StateBackend? backend = null,
+        string pipelineId = "")
         : base(node)
     {
         _node = node;
@@ -35,17 +41,20 @@ internal sealed class StreamJoinExecutor<TKey, TLeft, TRight, TOut> : OperatorEx
         _right = right;
         _watermark = watermark;
         _bounds = node.Bounds;
-        _store = new JoinBufferStore<TKey, TLeft, TRight>(
-            node.Id, node.KeyFormatter, node.LeftFormatter, node.RightFormatter,
+        _store = (backend ?? StateBackend.InMemory).CreateJoinBuffer(new JoinBufferSpec<TKey, TLeft, TRight>(
+            pipelineId, node.Id, node.KeyFormatter, node.LeftFormatter, node.RightFormatter,
             _bounds is null ? null : LeftExpiry,
-            _bounds is null ? null : RightExpiry);
+            _bounds is null ? null : RightExpiry));
     }
 
     /// <summary>
     /// Format 2: appended records and the expiry watermark (a map). Format 1, before format numbers were
     /// recorded, stored per-key arrays of records, which the store still reads by their shape.
     /// </summary>
-    public int StateFormat => 2;
+    public int StateFormat => JoinBufferStore<TKey, TLeft, TRight>.Format;
+
+    /// <summary>The layout of this join's snapshot part: the heap's entries, or the RocksDB backend's file list.</summary>
+    public int SnapshotFormat => _store.SnapshotFormat;
 
     public long KeyCount => _store.KeyCount;
 
@@ -84,7 +93,7 @@ internal sealed class StreamJoinExecutor<TKey, TLeft, TRight, TOut> : OperatorEx
             }
 
             TKey key = KeyCheck.NotNull(_node.LeftKeySelector(l), Node);
-            var sides = _store.SidesOf(key);
+            var sides = _store.SidesForLeft(key);
             if (sides.Right is { } rights) foreach (var r in rights) Emit(l, r);
             _store.AddLeft(key, sides, l);
         }
@@ -98,23 +107,39 @@ internal sealed class StreamJoinExecutor<TKey, TLeft, TRight, TOut> : OperatorEx
             }
 
             TKey key = KeyCheck.NotNull(_node.RightKeySelector(r), Node);
-            var sides = _store.SidesOf(key);
+            var sides = _store.SidesForRight(key);
             if (sides.Left is { } lefts) foreach (var l in lefts) Emit(l, r);
             _store.AddRight(key, sides, r);
         }
 
         batch.AddLate(late);
         if (_bounds is not null) _store.ExpireBefore(_watermark!.Current);
+        _store.EndBatch();
     }
 
-    public void WriteSnapshot(MessagePackWriter writer) => _store.WriteSnapshot(writer);
+    public void WriteSnapshot(MessagePackWriter writer)
+    {
+        if (_store.SnapshotFormat == SharedStateFileSet.Format) throw new InvalidOperationException($"Stream join '{Node.Id}' keeps its state in an external store: its snapshot is taken with WriteSnapshotFiles.");
+        _store.WriteSnapshot(writer, 0);
+    }
+
+    public IReadOnlyList<SharedStateUpload> WriteSnapshotFiles(MessagePackWriter writer, long batchId) => _store.WriteSnapshot(writer, batchId);
+
+    public void RestoreSnapshot(ReadOnlyMemory<byte> part, long? format, long storedVersion, SharedStateFiles files)
+    {
+        CheckVersion(storedVersion);
+        _store.RestoreSnapshot(part, format, files);
+    }
+
+    public string? FormatProblem(long? storedFormat, string file) => SharedStateFileSet.FormatProblem(Node.Id, StateFormat, _store.SnapshotFormat == SharedStateFileSet.Format, storedFormat, file);
 
     public void WriteDelta(MessagePackWriter writer, long batchId) => _store.WriteDelta(writer);
 
     public void RestoreSnapshot(ref MessagePackReader reader, long storedVersion)
     {
         CheckVersion(storedVersion);
-        _store.RestoreSnapshot(ref reader);
+        if (_store is JoinBufferStore<TKey, TLeft, TRight> heap) heap.RestoreSnapshot(ref reader);
+        else _store.RestoreSnapshot(reader.ReadRaw().ToArray(), null, null);
     }
 
     public void ApplyDelta(ref MessagePackReader reader, long storedVersion)
@@ -129,4 +154,6 @@ internal sealed class StreamJoinExecutor<TKey, TLeft, TRight, TOut> : OperatorEx
     }
 
     public void Clear() => _store.Clear();
+
+    public void Dispose() => _store.Dispose();
 }

@@ -327,18 +327,7 @@ internal sealed class UpdateStateExecutor<TKey, TIn, TState, TOut> : OperatorExe
         _store.RestoreSnapshot(ref reader, Decoder(storedVersion));
     }
 
-    public string? FormatProblem(long? storedFormat, string file)
-    {
-        if (storedFormat == SharedStateFileSet.Format && _external is null)
-        {
-            return $"operator '{Node.Id}': '{file}' holds its state as the files of the RocksDB state backend (format {SharedStateFileSet.Format}); this run keeps state in memory. "
-                + "Run it with the RocksDB backend (PipelineRunnerOptions.StateBackend = new RocksDbStateBackend(directory)), as the run that wrote the checkpoint.";
-        }
-
-        return storedFormat is long stored && stored != StateFormat && stored != SharedStateFileSet.Format
-            ? $"operator '{Node.Id}': '{file}' holds its state in format {stored}, written by a newer build; this build reads formats {StateFormat} (in memory) and {SharedStateFileSet.Format} (RocksDB). Run a build at least as new as the one that wrote the checkpoint."
-            : null;
-    }
+    public string? FormatProblem(long? storedFormat, string file) => SharedStateFileSet.FormatProblem(Node.Id, StateFormat, _external is not null, storedFormat, file);
 
     public void Dispose() => _external?.Dispose();
 
