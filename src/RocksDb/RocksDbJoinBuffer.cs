@@ -224,6 +224,28 @@ internal sealed class RocksDbJoinBuffer<TKey, TLeft, TRight> : IJoinBuffer<TKey,
         }
     }
 
+    public IEnumerable<(TKey Key, IReadOnlyList<TLeft> Left, IReadOnlyList<TRight> Right)> Entries()
+    {
+        using var it = _database.Db.NewIterator();
+        it.SeekToFirst();
+        while (it.Valid())
+        {
+            var reader = new MessagePackReader(it.GetKeySpan());
+            var keyBytes = reader.ReadRaw().ToArray();
+            var lefts = new List<TLeft>();
+            var rights = new List<TRight>();
+            // One key's records lie together, its lefts before its rights, each side in the order kept.
+            for (; it.Valid() && it.GetKeySpan().StartsWith(keyBytes); it.Next())
+            {
+                var r = new MessagePackReader(it.GetValueSpan());
+                if (it.GetKeySpan()[keyBytes.Length] == LeftSide) lefts.Add(_spec.LeftFormatter.Deserialize(ref r));
+                else rights.Add(_spec.RightFormatter.Deserialize(ref r));
+            }
+
+            yield return (ReadKey(keyBytes), lefts, rights);
+        }
+    }
+
     // ---- deltas -------------------------------------------------------------------------------
 
     public void WriteDelta(MessagePackWriter writer)

@@ -142,6 +142,46 @@ public sealed class PipelineTestDriver : IDisposable
     /// </summary>
     public IReadOnlyDictionary<TKey, TState> StateOf<TKey, TState>(string operatorId) where TKey : notnull
     {
+        var executor = StatefulExecutor(operatorId, out var stateful);
+        if (executor is IKeyedStateView<TKey, TState> view)
+            return view.Entries().ToDictionary(e => e.Key, e => e.State);
+        var declared = executor.GetType().IsGenericType ? executor.GetType().GetGenericArguments() : Type.EmptyTypes;
+        if (executor is IStatefulExecutor && executor.GetType().Name.StartsWith("UpdateStateExecutor", StringComparison.Ordinal) && declared.Length >= 3)
+            throw new ArgumentException($"Operator '{operatorId}' keeps {declared[2].Name} per {declared[0].Name} key: ask StateOf<{declared[0].Name}, {declared[2].Name}>, not StateOf<{typeof(TKey).Name}, {typeof(TState).Name}>.", nameof(operatorId));
+        if (IsStreamJoin(executor, out var join))
+            throw new ArgumentException($"Operator '{operatorId}' is a stream join: read it with {join}.", nameof(operatorId));
+        throw new ArgumentException($"Operator '{operatorId}' is not an [UpdateState] operator: only keyed state (StateOf) and stream joins (JoinStateOf) are readable by key here (windows are not yet; issue #23). Its stateful operators: {string.Join(", ", stateful)}.", nameof(operatorId));
+    }
+
+    /// <summary>
+    /// The records stream join <paramref name="operatorId"/> (a <c>[StreamJoin]</c> operator) keeps as the last batch
+    /// left it, per join key: the left and right records that later records of the other side can still match, each
+    /// side in the order it arrived. A join with time bounds drops a record once the watermark passes the last time a
+    /// match could arrive, so this shows what expiry kept. The dictionary is a copy.
+    /// </summary>
+    public IReadOnlyDictionary<TKey, JoinState<TLeft, TRight>> JoinStateOf<TKey, TLeft, TRight>(string operatorId) where TKey : notnull
+    {
+        var executor = StatefulExecutor(operatorId, out var stateful);
+        if (executor is IJoinStateView<TKey, TLeft, TRight> view)
+            return view.Entries().ToDictionary(e => e.Key, e => new JoinState<TLeft, TRight>(e.Left, e.Right));
+        if (IsStreamJoin(executor, out var join))
+            throw new ArgumentException($"Operator '{operatorId}' joins other types: ask {join}, not JoinStateOf<{typeof(TKey).Name}, {typeof(TLeft).Name}, {typeof(TRight).Name}>.", nameof(operatorId));
+        throw new ArgumentException($"Operator '{operatorId}' is not a [StreamJoin] operator (read keyed state with StateOf). Its stateful operators: {string.Join(", ", stateful)}.", nameof(operatorId));
+    }
+
+    // The call a stream join's state is read with, its types spelled out.
+    private static bool IsStreamJoin(object executor, out string call)
+    {
+        var type = executor.GetType();
+        bool isJoin = type.IsGenericType && type.Name.StartsWith("StreamJoinExecutor", StringComparison.Ordinal);
+        var declared = isJoin ? type.GetGenericArguments() : Type.EmptyTypes;
+        call = isJoin ? $"JoinStateOf<{declared[0].Name}, {declared[1].Name}, {declared[2].Name}>" : "";
+        return isJoin;
+    }
+
+    /// <summary>The executor of a stateful operator, once the run waits between batches (a new run restores first).</summary>
+    private object StatefulExecutor(string operatorId, out List<string> stateful)
+    {
         var run = _run ??= Start();
         // Between batches the run waits for its next step, so its operators are still; a new run restores first.
         while (_lastRunner!.Status.Phase != PipelineRunPhase.Running)
@@ -157,15 +197,15 @@ public sealed class PipelineTestDriver : IDisposable
         }
 
         var executor = _lastRunner.ActiveDriver?.Executor(operatorId);
-        var stateful = _definition.Operators.Where(o => _lastRunner.ActiveDriver?.Executor(o.Id) is IStatefulExecutor).Select(o => $"'{o.Id}'").ToList();
-        if (executor is null)
-            throw new ArgumentException($"Pipeline '{_definition.PipelineId}' has no operator '{operatorId}'. Its stateful operators: {string.Join(", ", stateful)}.", nameof(operatorId));
-        if (executor is IKeyedStateView<TKey, TState> view)
-            return view.Entries().ToDictionary(e => e.Key, e => e.State);
-        var declared = executor.GetType().IsGenericType ? executor.GetType().GetGenericArguments() : Type.EmptyTypes;
-        if (executor is IStatefulExecutor && executor.GetType().Name.StartsWith("UpdateStateExecutor", StringComparison.Ordinal) && declared.Length >= 3)
-            throw new ArgumentException($"Operator '{operatorId}' keeps {declared[2].Name} per {declared[0].Name} key: ask StateOf<{declared[0].Name}, {declared[2].Name}>, not StateOf<{typeof(TKey).Name}, {typeof(TState).Name}>.", nameof(operatorId));
-        throw new ArgumentException($"Operator '{operatorId}' is not an [UpdateState] operator: only keyed state is readable by key here (windows and joins are not yet; issue #23). Its stateful operators: {string.Join(", ", stateful)}.", nameof(operatorId));
+        stateful = _definition.Operators.Where(o => _lastRunner.ActiveDriver?.Executor(o.Id) is IStatefulExecutor).Select(o => $"'{o.Id}'").ToList();
+        if (executor is not IStatefulExecutor)
+        {
+            throw executor is null
+                ? new ArgumentException($"Pipeline '{_definition.PipelineId}' has no operator '{operatorId}'. Its stateful operators: {string.Join(", ", stateful)}.", nameof(operatorId))
+                : new ArgumentException($"Operator '{operatorId}' keeps no state. Its stateful operators: {string.Join(", ", stateful)}.", nameof(operatorId));
+        }
+
+        return executor;
     }
 
     /// <summary>The records set aside under <see cref="BadRecordPolicy.DeadLetter"/>, as the JSON lines the runtime wrote into the checkpoint.</summary>

@@ -172,3 +172,10 @@ internal sealed class TestClock(DateTimeOffset start) : TimeProvider
         _now += by;
     }
 }
+
+/// <summary>What a stream join keeps for one key (<see cref="PipelineTestDriver.JoinStateOf{TKey, TLeft, TRight}"/>): each side's records, in the order they arrived.</summary>
+/// <typeparam name="TLeft">The left records' type.</typeparam>
+/// <typeparam name="TRight">The right records' type.</typeparam>
+/// <param name="Left">The left records kept.</param>
+/// <param name="Right">The right records kept.</param>
+public sealed record JoinState<TLeft, TRight>(IReadOnlyList<TLeft> Left, IReadOnlyList<TRight> Right);

@@ -280,3 +280,84 @@ public class ProcessingTimeTests
         Assert.Contains("a 1 12:01:00-12:02:00", output.All.Select(Row));
     }
 }
+
+[StateContract]
+public sealed partial record KitOrder([property: Field(0)] string Id, [property: Field(1)] long Time);
+
+[StateContract]
+public sealed partial record KitPayment([property: Field(0)] string OrderId, [property: Field(1)] long Time);
+
+/// <summary>Orders paid within a second (an interval stream join): what the join keeps is readable by key.</summary>
+[Pipeline("kit-payments")]
+public static partial class KitPayments
+{
+    [Source("orders")]
+    public static partial Source<KitOrder> Orders();
+
+    [Source("payments")]
+    public static partial Source<KitPayment> Payments();
+
+    [Watermark("timed-orders", From = "orders", Time = nameof(KitOrder.Time))]
+    public static partial Stream<KitOrder> TimedOrders();
+
+    [Watermark("timed-payments", From = "payments", Time = nameof(KitPayment.Time))]
+    public static partial Stream<KitPayment> TimedPayments();
+
+    [StreamJoin("paid", Left = "timed-orders", Right = "timed-payments", LeftKey = nameof(KitOrder.Id), RightKey = nameof(KitPayment.OrderId),
+        LeftTime = nameof(KitOrder.Time), RightTime = nameof(KitPayment.Time), LowerBoundMs = 0, UpperBoundMs = 1000)]
+    public static string Paid(KitOrder o, KitPayment p) => $"{o.Id} paid at {p.Time}";
+
+    [Sink("out", From = "paid")]
+    public static partial Sink<string> Out();
+}
+
+/// <summary>A stream join's state read by key: what it keeps, what expiry removed, the same after a crash, and clear errors for the wrong call.</summary>
+public class JoinStateTests
+{
+    private static string Describe(IReadOnlyDictionary<string, JoinState<KitOrder, KitPayment>> state) =>
+        string.Join(" ", state.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p =>
+            $"{p.Key}:[{string.Join(",", p.Value.Left.Select(o => o.Time))}|{string.Join(",", p.Value.Right.Select(x => x.Time))}]"));
+
+    [Fact]
+    public void The_records_a_join_keeps_are_read_by_key_and_expire_once_no_match_can_come()
+    {
+        using var driver = new PipelineTestDriver(KitPayments.Definition);
+        var orders = driver.Input(KitPayments.Orders());
+        var payments = driver.Input(KitPayments.Payments());
+        var output = driver.Output(KitPayments.Out());
+
+        orders.Add(new KitOrder("a", 1_000), new KitOrder("b", 1_500));
+        payments.Add(new KitPayment("a", 1_200), new KitPayment("b", 1_400)); // b's payment came before its order: no match
+        driver.RunBatch();
+        Assert.Equal(new[] { "a paid at 1200" }, output.All);
+        // The watermark is 1,400 (the lower of the inputs' latest times): a payment expires at its own time (no later
+        // order can match it), so a's payment (1,200) is gone; the orders match payments up to 1,000 later and stay.
+        Assert.Equal("a:[1000|] b:[1500|1400]", Describe(driver.JoinStateOf<string, KitOrder, KitPayment>("paid")));
+
+        orders.Add(new KitOrder("c", 2_300));
+        payments.Add(new KitPayment("c", 2_400));
+        driver.RunBatch();
+        // Watermark 2,300: order a (matchable until 2,000) and b's early payment are gone, order b (until 2,500) is kept.
+        Assert.Equal("b:[1500|] c:[2300|2400]", Describe(driver.JoinStateOf<string, KitOrder, KitPayment>("paid")));
+
+        driver.CrashAndRestore();
+        Assert.Equal("b:[1500|] c:[2300|2400]", Describe(driver.JoinStateOf<string, KitOrder, KitPayment>("paid")));
+        payments.Add(new KitPayment("b", 2_450));
+        driver.RunBatch();
+        Assert.Equal(new[] { "a paid at 1200", "c paid at 2400", "b paid at 2450" }, output.All);
+    }
+
+    [Fact]
+    public void Reading_a_join_with_the_wrong_call_or_types_says_which_to_use()
+    {
+        using var driver = new PipelineTestDriver(KitPayments.Definition);
+        driver.Input(KitPayments.Orders()).Add(new KitOrder("a", 1));
+        driver.Input(KitPayments.Payments());
+        driver.Output(KitPayments.Out());
+        driver.RunBatch();
+        Assert.Contains("JoinStateOf<String, KitOrder, KitPayment>", Assert.Throws<ArgumentException>(() => driver.StateOf<string, long>("paid")).Message);
+        Assert.Contains("JoinStateOf<String, KitOrder, KitPayment>", Assert.Throws<ArgumentException>(() => driver.JoinStateOf<string, KitPayment, KitOrder>("paid")).Message);
+        Assert.Contains("is not a [StreamJoin] operator", Assert.Throws<ArgumentException>(() => driver.JoinStateOf<string, KitOrder, KitPayment>("timed-orders")).Message);
+        Assert.Contains("has no operator 'nope'", Assert.Throws<ArgumentException>(() => driver.JoinStateOf<string, KitOrder, KitPayment>("nope")).Message);
+    }
+}

@@ -17,6 +17,12 @@ internal interface IKeyedStateView<TKey, TState>
     IEnumerable<(TKey Key, TState State, long LastSeenBatch)> Entries();
 }
 
+/// <summary>A stream join whose kept records are readable between batches (by a test driver).</summary>
+internal interface IJoinStateView<TKey, TLeft, TRight>
+{
+    IEnumerable<(TKey Key, IReadOnlyList<TLeft> Left, IReadOnlyList<TRight> Right)> Entries();
+}
+
 /// <summary>An executor whose state crosses batches and is written into snapshots.</summary>
 internal interface IStatefulExecutor
 {

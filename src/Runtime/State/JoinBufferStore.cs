@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.Linq;
 using System.Runtime.InteropServices;
 using PipelineDsl.Serialization;
 
@@ -140,6 +141,14 @@ internal sealed class JoinBufferStore<TKey, TLeft, TRight> : IJoinBuffer<TKey, T
             if (!_swept.Add(key) || !_sides.TryGetValue(key, out var sides) || sides.Right is null) continue;
             RecordCount -= sides.Right.RemoveAll(r => _rightExpiry!(r) < watermark);
             if (sides.IsEmpty) _sides.Remove(key);
+        }
+    }
+
+    public IEnumerable<(TKey Key, IReadOnlyList<TLeft> Left, IReadOnlyList<TRight> Right)> Entries()
+    {
+        foreach (var (key, sides) in _sides)
+        {
+            if (!sides.IsEmpty) yield return (key, sides.Left?.ToArray() ?? [], sides.Right?.ToArray() ?? []);
         }
     }
 

@@ -194,6 +194,9 @@ internal interface IJoinBuffer<TKey, TLeft, TRight> : IDisposable where TKey : n
     /// <summary>Ends the batch: what it kept and expired is in the buffer (not durably: the commit's delta is the durable copy).</summary>
     void EndBatch();
 
+    /// <summary>Every key's kept records, both sides in the order they were kept (read between batches, by a test driver).</summary>
+    IEnumerable<(TKey Key, IReadOnlyList<TLeft> Left, IReadOnlyList<TRight> Right)> Entries();
+
     /// <summary>Writes the current batch's changes (format 2).</summary>
     void WriteDelta(MessagePackWriter writer);
 

@@ -18,7 +18,7 @@ namespace PipelineDsl.Execution;
 /// match could arrive (right: <c>rightTime − lower</c>; left: <c>leftEnd + upper</c>). Without bounds every
 /// record is kept. What is kept, and how it is written, is the <see cref="JoinBufferStore{TKey,TLeft,TRight}"/>'s.
 /// </summary>
-internal sealed class StreamJoinExecutor<TKey, TLeft, TRight, TOut> : OperatorExecutor<TOut>, IStatefulExecutor, IDisposable where TKey : notnull
+internal sealed class StreamJoinExecutor<TKey, TLeft, TRight, TOut> : OperatorExecutor<TOut>, IStatefulExecutor, IJoinStateView<TKey, TLeft, TRight>, IDisposable where TKey : notnull
 {
     private readonly OperatorExecutor<TLeft> _left;
     private readonly OperatorExecutor<TRight> _right;
@@ -154,6 +154,8 @@ internal sealed class StreamJoinExecutor<TKey, TLeft, TRight, TOut> : OperatorEx
     }
 
     public void Clear() => _store.Clear();
+
+    public IEnumerable<(TKey Key, IReadOnlyList<TLeft> Left, IReadOnlyList<TRight> Right)> Entries() => _store.Entries();
 
     public void Dispose() => _store.Dispose();
 }
