@@ -191,7 +191,7 @@ internal sealed class RocksDbJoinBuffer<TKey, TLeft, TRight> : IJoinBuffer<TKey,
     {
         var db = _database.Db;
         var due = _database.Family(DueFamily);
-        var emptied = new HashSet<byte[]>(ByteArrayComparer.Instance);
+        var emptied = new HashSet<byte[]>(KeyPartComparer.Instance);
         using (var batch = new WriteBatch())
         {
             foreach (byte side in new[] { LeftSide, RightSide })
@@ -202,25 +202,35 @@ internal sealed class RocksDbJoinBuffer<TKey, TLeft, TRight> : IJoinBuffer<TKey,
                 var from = new byte[9];
                 from[0] = side;
                 BinaryPrimitives.WriteUInt64BigEndian(from.AsSpan(1), Flip(_expiryFloor));
-                using var it = db.NewIterator(due, _range.SetIterateUpperBound(upper));
-                for (it.Seek(from); it.Valid(); it.Next())
+                bool any = false;
+                using (var it = db.NewIterator(due, _range.SetIterateUpperBound(upper)))
                 {
-                    var dueKey = it.Key();
-                    var keyBytes = dueKey.AsSpan(9, dueKey.Length - 17).ToArray();
-                    long sequence = BinaryPrimitives.ReadInt64BigEndian(dueKey.AsSpan(dueKey.Length - 8));
-                    batch.Delete(dueKey, due);
-                    batch.Delete(RecordKey(keyBytes, side, sequence));
-                    emptied.Add(keyBytes);
+                    for (it.Seek(from); it.Valid(); it.Next())
+                    {
+                        var dueKey = it.GetKeySpan();
+                        var keyBytes = dueKey[9..^8];
+                        long sequence = BinaryPrimitives.ReadInt64BigEndian(dueKey[^8..]);
+                        var recordKey = new byte[keyBytes.Length + 9];
+                        keyBytes.CopyTo(recordKey);
+                        recordKey[keyBytes.Length] = side;
+                        BinaryPrimitives.WriteInt64BigEndian(recordKey.AsSpan(keyBytes.Length + 1), sequence);
+                        batch.Delete(recordKey);
+                        emptied.Add(recordKey); // compared by its key bytes (see KeyPartComparer)
+                        any = true;
+                    }
                 }
+
+                // The index entries read are exactly those in [from, upper): one range deletion instead of one each.
+                if (any) batch.DeleteRange(from, (ulong)from.Length, upper, (ulong)upper.Length, due);
             }
 
             _database.Write(batch);
         }
 
         if (watermark > _expiryFloor) _expiryFloor = watermark;
-        foreach (var keyBytes in emptied)
+        foreach (var recordKey in emptied)
         {
-            if (!HasRecords(keyBytes)) _keyCount--;
+            if (!HasRecords(recordKey.AsSpan(0, recordKey.Length - 9).ToArray())) _keyCount--;
         }
     }
 
@@ -541,16 +551,17 @@ internal sealed class RocksDbJoinBuffer<TKey, TLeft, TRight> : IJoinBuffer<TKey,
     // Signed times in an order bytes compare in: the sign bit flipped, so that negative times sort first.
     private static ulong Flip(long time) => (ulong)time ^ 0x8000_0000_0000_0000UL;
 
-    private sealed class ByteArrayComparer : IEqualityComparer<byte[]>
+    /// <summary>Record keys compared by their join key's bytes (all but the side and sequence at the end).</summary>
+    private sealed class KeyPartComparer : IEqualityComparer<byte[]>
     {
-        public static readonly ByteArrayComparer Instance = new();
+        public static readonly KeyPartComparer Instance = new();
 
-        public bool Equals(byte[]? x, byte[]? y) => x.AsSpan().SequenceEqual(y);
+        public bool Equals(byte[]? x, byte[]? y) => x.AsSpan(0, x!.Length - 9).SequenceEqual(y.AsSpan(0, y!.Length - 9));
 
-        public int GetHashCode(byte[] bytes)
+        public int GetHashCode(byte[] recordKey)
         {
             var hash = new HashCode();
-            hash.AddBytes(bytes);
+            hash.AddBytes(recordKey.AsSpan(0, recordKey.Length - 9));
             return hash.ToHashCode();
         }
     }
