@@ -70,6 +70,9 @@ public sealed class RocksDbStateBackend : StateBackend
     internal override IExternalKeyedStore<TKey, TValue>? CreateKeyedStore<TKey, TValue>(KeyedStoreSpec<TKey, TValue> spec) =>
         new RocksDbKeyedStore<TKey, TValue>(this, spec);
 
+    internal override ISessionStore<TKey, T> CreateSessionStore<TKey, T>(SessionStoreSpec<TKey, T> spec) =>
+        new RocksDbSessionStore<TKey, T>(this, spec);
+
     internal override IJoinBuffer<TKey, TLeft, TRight> CreateJoinBuffer<TKey, TLeft, TRight>(JoinBufferSpec<TKey, TLeft, TRight> spec) =>
         new RocksDbJoinBuffer<TKey, TLeft, TRight>(this, spec);
 }

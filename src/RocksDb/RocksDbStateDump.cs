@@ -12,7 +12,7 @@ namespace PipelineDsl.RocksDb;
 /// Reads an operator's RocksDB snapshot (a <see cref="SharedStateFileSet"/>) for <c>pipelinedsl dump-state</c>: the
 /// files are fetched into a temporary directory (verified as for a restore), the database is opened read-only, and its
 /// entries are written as the heap layout's dumper of the operator's kind writes them. The layout of the entries belongs
-/// to the store that writes them: <see cref="RocksDbKeyedLayout"/>, <see cref="RocksDbJoinLayout"/>.
+/// to the store that writes them: <see cref="RocksDbKeyedLayout"/>, <see cref="RocksDbJoinLayout"/>, <see cref="RocksDbSessionLayout"/>.
 /// </summary>
 internal static class RocksDbStateDump
 {
@@ -40,6 +40,9 @@ internal static class RocksDbStateDump
             {
                 case OperatorKinds.StreamJoin:
                     RocksDbJoinLayout.Dump(it, lines);
+                    break;
+                case OperatorKinds.SessionWindow:
+                    RocksDbSessionLayout.Dump(it, fieldNames, lines);
                     break;
                 default:
                     RocksDbKeyedLayout.Dump(it, fieldNames, lines);
@@ -122,5 +125,39 @@ internal static class RocksDbJoinLayout
     {
         var reader = new MessagePackReader(entryKey);
         return reader.ReadRaw();
+    }
+}
+
+/// <summary>
+/// A session window's keys (<see cref="RocksDbSessionStore{TKey, T}"/>: key bytes → <c>[[start, end, value], ...]</c>) as
+/// the heap layout's dumper writes them: one line per key, <c>key</c> and <c>sessions</c>.
+/// </summary>
+internal static class RocksDbSessionLayout
+{
+    public static void Dump(Iterator it, IReadOnlyDictionary<long, string> fieldNames, JsonLines lines)
+    {
+        for (; it.Valid() && !lines.Full; it.Next())
+        {
+            var json = lines.Begin();
+            var k = new MessagePackReader(it.GetKeySpan());
+            json.WritePropertyName("key");
+            Json.Write(ref k, json, null);
+            var v = new MessagePackReader(it.GetValueSpan());
+            json.WriteStartArray("sessions");
+            int n = v.ReadArrayHeader();
+            for (int s = 0; s < n; s++)
+            {
+                v.ReadArrayHeader();
+                json.WriteStartObject();
+                json.WriteNumber("start", v.ReadInt64());
+                json.WriteNumber("end", v.ReadInt64());
+                json.WritePropertyName("value");
+                Json.Write(ref v, json, fieldNames);
+                json.WriteEndObject();
+            }
+
+            json.WriteEndArray();
+            lines.End();
+        }
     }
 }

@@ -1,3 +1,4 @@
+using PipelineDsl.Checkpointing;
 using PipelineDsl.CompilerServices;
 using PipelineDsl.Serialization;
 using PipelineDsl.State;
@@ -5,36 +6,62 @@ using Xunit.Abstractions;
 
 namespace PipelineDsl.Runtime.Tests;
 
-/// <summary>The session store's contract: deltas applied in order rebuild exactly the sessions a snapshot holds, and sessions fire in end order.</summary>
-public class SessionStoreTests
+/// <summary>
+/// The session store's contract, on the heap and in RocksDB: deltas applied in order rebuild exactly the sessions a
+/// snapshot holds, the two stores agree batch by batch, sessions come due in end order, and dump-state reads both alike.
+/// </summary>
+public sealed class SessionStoreTests(ITestOutputHelper log) : IDisposable
 {
-    private readonly ITestOutputHelper _log;
+    private readonly string _rocksDirectory = Path.Combine(Path.GetTempPath(), "pdsl-sessions-" + Guid.NewGuid().ToString("N"));
+    private readonly List<IDisposable> _stores = new();
+    private readonly InMemoryCheckpointStore _checkpoint = new();
 
-    public SessionStoreTests(ITestOutputHelper log) => _log = log;
+    public void Dispose()
+    {
+        foreach (var s in _stores) s.Dispose();
+        if (Directory.Exists(_rocksDirectory)) Directory.Delete(_rocksDirectory, recursive: true);
+    }
 
-    private static SessionStore<string, long> NewStore() => new("sessions", MessagePackFormatters.String!, MessagePackFormatters.Int64);
+    private ISessionStore<string, long> NewStore(string backend)
+    {
+        StateBackend chosen = backend == "rocksdb" ? new RocksDbStateBackend(_rocksDirectory) : StateBackend.InMemory;
+        var store = chosen.CreateSessionStore(new SessionStoreSpec<string, long>("session-tests", "sessions", MessagePackFormatters.String!, MessagePackFormatters.Int64));
+        _stores.Add(store);
+        return store;
+    }
 
-    private static string Contents(SessionStore<string, long> store)
+    /// <summary>Takes a snapshot of <paramref name="from"/> (uploading its files) and restores it into <paramref name="into"/>.</summary>
+    private void SnapshotInto(ISessionStore<string, long> from, ISessionStore<string, long> into, long batchId)
     {
         var w = new MessagePackWriter(256);
-        store.WriteSnapshot(w);
-        var copy = NewStore();
-        var r = new MessagePackReader(w.WrittenSpan);
-        copy.RestoreSnapshot(ref r);
+        var files = new SharedStateFiles(_checkpoint);
+        files.UploadAsync(from.WriteSnapshot(w, batchId), default).GetAwaiter().GetResult();
+        into.RestoreSnapshot(w.ToArray(), from.SnapshotFormat, files);
+    }
+
+    /// <summary>What a store holds, read through a snapshot into a fresh store of its backend and taken due all at once.</summary>
+    private string Contents(ISessionStore<string, long> store, string backend)
+    {
+        var copy = NewStore(backend);
+        SnapshotInto(store, copy, 0);
+        copy.BeginBatch();
         var lines = new List<string>();
-        var requeue = new List<(string, long)>();
         while (copy.TryTakeDue(long.MaxValue, out var key, out var sessions))
             lines.Add(key + ":" + string.Join(",", sessions!.Select(s => $"[{s.Start},{s.End})={s.Value}")));
         lines.Sort(StringComparer.Ordinal);
+        Assert.Equal(lines.Count, copy.KeyCount);
         return string.Join(" ", lines);
     }
 
-    [Fact]
-    public void Deltas_applied_in_order_rebuild_exactly_the_sessions_a_snapshot_holds()
+    [Theory]
+    [InlineData("in-memory")]
+    [InlineData("rocksdb")]
+    public void Deltas_applied_in_order_rebuild_exactly_the_sessions_a_snapshot_holds(string backend)
     {
-        var random = TestRandom.Create(20261201, _log);
-        var live = NewStore();
-        var rebuilt = NewStore();
+        var random = TestRandom.Create(20261201, log);
+        var live = NewStore(backend);
+        var rebuilt = NewStore(backend);
+        var heap = NewStore("in-memory");
         for (int batch = 0; batch < 40; batch++)
         {
             live.BeginBatch();
@@ -59,31 +86,99 @@ public class SessionStoreTests
             }
 
             live.Requeue(requeue);
+            live.EndBatch();
             var delta = new MessagePackWriter(256);
             live.WriteDelta(delta);
             var r = new MessagePackReader(delta.WrittenSpan);
             Assert.False(SessionStore<string, long>.IsWholeState(ref r));
             rebuilt.ApplyDelta(ref r);
-            Assert.Equal(Contents(live), Contents(rebuilt));
+            // The heap store reads the same deltas to the same sessions: the layout is one, whatever the backend.
+            var h = new MessagePackReader(delta.WrittenSpan);
+            heap.ApplyDelta(ref h);
+            string contents = Contents(live, backend);
+            Assert.Equal(contents, Contents(rebuilt, backend));
+            Assert.Equal(contents, Contents(heap, "in-memory"));
+            Assert.Equal(heap.KeyCount, live.KeyCount);
+            Assert.Equal(heap.KeyCount, rebuilt.KeyCount);
         }
 
-        Assert.NotEqual("", Contents(live));
+        Assert.NotEqual("", Contents(live, backend));
     }
 
-    [Fact]
-    public void Keys_come_due_in_the_order_of_their_earliest_session_end()
+    [Theory]
+    [InlineData("in-memory")]
+    [InlineData("rocksdb")]
+    public void Keys_come_due_in_the_order_of_their_earliest_session_end(string backend)
     {
-        var store = NewStore();
+        var store = NewStore(backend);
         store.BeginBatch();
-        foreach (var (key, end) in new[] { ("late", 300L), ("early", 100L), ("middle", 200L) })
+        foreach (var (key, end) in new[] { ("late", 300L), ("early", 100L), ("middle", 200L), ("before-1970", -5L) })
         {
             store.SessionsOf(key).Add(new Session<long> { Start = end - 10, End = end, Value = 1 });
+            store.Changed(key);
             store.DueAt(key, end);
         }
 
         var due = new List<string>();
         while (store.TryTakeDue(250, out var key, out _)) due.Add(key);
-        Assert.Equal(new[] { "early", "middle" }, due);
+        Assert.Equal(new[] { "before-1970", "early", "middle" }, due);
+    }
+
+    [Theory]
+    [InlineData("in-memory")]
+    [InlineData("rocksdb")]
+    public void A_format_1_delta_replaces_the_whole_state(string backend)
+    {
+        var store = NewStore(backend);
+        store.BeginBatch();
+        store.SessionsOf("gone").Add(new Session<long> { Start = 0, End = 10, Value = 1 });
+        store.Changed("gone");
+        store.DueAt("gone", 10);
+        store.EndBatch();
+        var whole = new MessagePackWriter(64);
+        whole.WriteArrayHeader(1);
+        whole.WriteArrayHeader(2);
+        whole.Write("kept");
+        whole.WriteArrayHeader(1);
+        whole.WriteArrayHeader(3);
+        whole.Write(5L);
+        whole.Write(15L);
+        whole.Write(3L);
+        var r = new MessagePackReader(whole.WrittenSpan);
+        store.ApplyDelta(ref r);
+        Assert.Equal("kept:[5,15)=3", Contents(store, backend));
+        Assert.Equal(1, store.KeyCount);
+    }
+
+    [Fact]
+    public async Task Dump_state_of_a_RocksDB_store_equals_the_heap_stores_line_for_line()
+    {
+        var heap = NewStore("in-memory");
+        var rocks = NewStore("rocksdb");
+        foreach (var store in new[] { heap, rocks })
+        {
+            store.BeginBatch();
+            store.SessionsOf("a").Add(new Session<long> { Start = 0, End = 50, Value = 7 });
+            store.SessionsOf("a").Add(new Session<long> { Start = 100, End = 150, Value = 8 });
+            store.SessionsOf("b").Add(new Session<long> { Start = 10, End = 60, Value = 9 });
+            store.Changed("a");
+            store.Changed("b");
+            store.EndBatch();
+        }
+
+        var hw = new MessagePackWriter(256);
+        heap.WriteSnapshot(hw, 1);
+        var heapDump = new StringWriter();
+        StateDump.WriteJsonLines("session-window", hw.WrittenSpan, new Dictionary<long, string>(), int.MaxValue, heapDump);
+        var rw = new MessagePackWriter(256);
+        var files = new SharedStateFiles(_checkpoint);
+        await files.UploadAsync(rocks.WriteSnapshot(rw, 1), default);
+        var rocksDump = new StringWriter();
+        PipelineDsl.RocksDb.RocksDbStateDump.Dump("session-window", rw.ToArray(), files, "sessions", new Dictionary<long, string>(), new JsonLines(rocksDump, int.MaxValue));
+
+        static string[] Sorted(StringWriter w) => w.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Trim()).Order(StringComparer.Ordinal).ToArray();
+        Assert.Equal(2, Sorted(heapDump).Length);
+        Assert.Equal(Sorted(heapDump), Sorted(rocksDump));
     }
 }
 

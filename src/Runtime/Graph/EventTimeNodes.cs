@@ -106,7 +106,7 @@ internal sealed class SessionWindowNode<TKey, T> : KeyedEventTimeNode<TKey, T> w
     public long GapMs { get; }
 
     internal override OperatorExecutor CreateExecutor(ExecutorFactory factory) =>
-        new SessionWindowExecutor<TKey, T>(this, factory.Input(Input), factory.WatermarkOf(this));
+        new SessionWindowExecutor<TKey, T>(this, factory.Input(Input), factory.WatermarkOf(this), factory.StateBackend, factory.PipelineId);
 }
 
 

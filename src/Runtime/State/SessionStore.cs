@@ -23,7 +23,7 @@ internal struct Session<T>
 /// is <c>{0: [[key, [[start, end, value], ...]], ...]}</c> with every session of each changed key, none when the
 /// key is gone. Format 1 wrote the whole state as each delta; <see cref="IsWholeState"/> tells it apart.
 /// </remarks>
-internal sealed class SessionStore<TKey, T> where TKey : notnull
+internal sealed class SessionStore<TKey, T> : ISessionStore<TKey, T> where TKey : notnull
 {
     private readonly string _operatorId;
     private readonly IMessagePackFormatter<TKey> _keyFormatter;
@@ -40,6 +40,34 @@ internal sealed class SessionStore<TKey, T> where TKey : notnull
     }
 
     public long KeyCount => _sessions.Count;
+
+    /// <summary>Format 2: the heap's layout (see the remarks).</summary>
+    public const int Format = 2;
+
+    public int SnapshotFormat => Format;
+
+    /// <summary>Nothing to do: the batch's changes are in the dictionary already.</summary>
+    public void EndBatch()
+    {
+    }
+
+    public IReadOnlyList<SharedStateUpload> WriteSnapshot(MessagePackWriter writer, long batchId)
+    {
+        WriteSnapshot(writer);
+        return System.Array.Empty<SharedStateUpload>();
+    }
+
+    public void RestoreSnapshot(System.ReadOnlyMemory<byte> part, long? format, SharedStateFiles? files)
+    {
+        if (format == SharedStateFileSet.Format)
+            throw new System.InvalidOperationException($"The snapshot of session window '{_operatorId}' lists the files of the RocksDB state backend; this run keeps state in memory.");
+        var reader = new MessagePackReader(part.Span);
+        RestoreSnapshot(ref reader);
+    }
+
+    public void Dispose()
+    {
+    }
 
     /// <summary>Keys whose sessions the current batch changed.</summary>
     public long ChangedCount => _changed.Count;
@@ -138,9 +166,15 @@ internal sealed class SessionStore<TKey, T> where TKey : notnull
         }
     }
 
-    /// <summary>Applies a delta of changed keys (a recovery).</summary>
+    /// <summary>Applies a delta of changed keys (a recovery), or of format 1: the whole state.</summary>
     public void ApplyDelta(ref MessagePackReader reader)
     {
+        if (IsWholeState(ref reader))
+        {
+            RestoreSnapshot(ref reader); // format 1: builds before incremental deltas wrote the whole state
+            return;
+        }
+
         if (reader.ReadMapHeader() != 1 || reader.ReadInt64() != 0) throw new MessagePackException($"The delta of session window '{_operatorId}' is not a {{0: changed keys}} map.");
         int count = reader.ReadArrayHeader();
         for (int i = 0; i < count; i++)

@@ -44,6 +44,10 @@ public abstract class StateBackend
     /// </summary>
     internal virtual IExternalKeyedStore<TKey, TValue>? CreateKeyedStore<TKey, TValue>(KeyedStoreSpec<TKey, TValue> spec) where TKey : notnull => null;
 
+    /// <summary>A session window's open sessions: on the heap (<c>SessionStore</c>) unless the backend keeps them elsewhere.</summary>
+    internal virtual ISessionStore<TKey, T> CreateSessionStore<TKey, T>(SessionStoreSpec<TKey, T> spec) where TKey : notnull =>
+        new SessionStore<TKey, T>(spec.OperatorId, spec.KeyFormatter, spec.ValueFormatter);
+
     /// <summary>A stream join's buffer of kept records: on the heap (<c>JoinBufferStore</c>) unless the backend keeps it elsewhere.</summary>
     internal virtual IJoinBuffer<TKey, TLeft, TRight> CreateJoinBuffer<TKey, TLeft, TRight>(JoinBufferSpec<TKey, TLeft, TRight> spec) where TKey : notnull =>
         new JoinBufferStore<TKey, TLeft, TRight>(spec);
@@ -201,6 +205,68 @@ internal interface IJoinBuffer<TKey, TLeft, TRight> : IDisposable where TKey : n
     void WriteDelta(MessagePackWriter writer);
 
     /// <summary>Applies a delta of format 2 or 1, between batches.</summary>
+    void ApplyDelta(ref MessagePackReader reader);
+
+    /// <summary>Writes the snapshot part after batch <paramref name="batchId"/> and returns the files to upload before the snapshot file.</summary>
+    IReadOnlyList<SharedStateUpload> WriteSnapshot(MessagePackWriter writer, long batchId);
+
+    /// <summary>Replaces all state with a snapshot part of <paramref name="format"/> (2 or unrecorded: the heap's entries; <see cref="SharedStateFileSet.Format"/>: files).</summary>
+    void RestoreSnapshot(ReadOnlyMemory<byte> part, long? format, SharedStateFiles? files);
+
+    void Clear();
+}
+
+/// <summary>What a backend needs to create one session window's store.</summary>
+/// <param name="PipelineId">The pipeline's id (a local directory is named after it).</param>
+/// <param name="OperatorId">The operator's id, for errors and directories.</param>
+/// <param name="KeyFormatter">The key's formatter: a stored key is its bytes.</param>
+/// <param name="ValueFormatter">The sessions' value formatter.</param>
+internal sealed record SessionStoreSpec<TKey, T>(string PipelineId, string OperatorId, IMessagePackFormatter<TKey> KeyFormatter, IMessagePackFormatter<T> ValueFormatter);
+
+/// <summary>
+/// A session window's state: each key's open sessions (sorted by start), the keys in the order their sessions come due,
+/// and what the current batch changed (its delta). The operator merges and fires sessions; the store keeps them and
+/// writes them. Deltas have one layout whatever the backend (<see cref="SessionStore{TKey, T}"/>'s format 2); a snapshot
+/// is the store's own (<see cref="SnapshotFormat"/>), and every store loads the heap's snapshot layout too.
+/// </summary>
+internal interface ISessionStore<TKey, T> : IDisposable where TKey : notnull
+{
+    long KeyCount { get; }
+
+    /// <summary>Keys whose sessions the current batch changed.</summary>
+    long ChangedCount { get; }
+
+    /// <summary>The layout of this store's snapshot part (2: entries on the heap; <see cref="SharedStateFileSet.Format"/>: files).</summary>
+    int SnapshotFormat { get; }
+
+    /// <summary>Starts a batch: forgets what the previous batch changed.</summary>
+    void BeginBatch();
+
+    /// <summary>The key's sessions (the caller keeps them sorted by start and says when it changed them), empty when it has none.</summary>
+    List<Session<T>> SessionsOf(TKey key);
+
+    /// <summary>The key's sessions changed in this batch: its delta entry is written.</summary>
+    void Changed(TKey key);
+
+    /// <summary>The key has a session ending at <paramref name="end"/>: it comes due then.</summary>
+    void DueAt(TKey key, long end);
+
+    /// <summary>Takes the next key due at or before <paramref name="watermark"/> (long.MaxValue: any), with its sessions.</summary>
+    bool TryTakeDue(long watermark, out TKey key, out List<Session<T>>? sessions);
+
+    /// <summary>After firing: drops a key whose sessions all fired, or adds it to <paramref name="requeue"/> at its earliest remaining end.</summary>
+    void Settle(TKey key, List<Session<T>> sessions, List<(TKey, long)> requeue);
+
+    /// <summary>Queues the settled keys again.</summary>
+    void Requeue(List<(TKey Key, long End)> requeue);
+
+    /// <summary>Ends the batch: what it changed is in the store (not durably: the commit's delta is the durable copy).</summary>
+    void EndBatch();
+
+    /// <summary>Every changed key with all its sessions (format 2).</summary>
+    void WriteDelta(MessagePackWriter writer);
+
+    /// <summary>Applies a delta of format 2 (changed keys) or 1 (the whole state), between batches.</summary>
     void ApplyDelta(ref MessagePackReader reader);
 
     /// <summary>Writes the snapshot part after batch <paramref name="batchId"/> and returns the files to upload before the snapshot file.</summary>

@@ -15,26 +15,29 @@ namespace PipelineDsl.Execution;
 /// plus the gap); a record whose own window would already have fired is late and dropped. Sessions firing in
 /// a batch are emitted ordered by end, then start, then key bytes.
 /// </summary>
-internal sealed class SessionWindowExecutor<TKey, T> : OperatorExecutor<EventWindow<TKey, T>>, IStatefulExecutor where TKey : notnull
+internal sealed class SessionWindowExecutor<TKey, T> : OperatorExecutor<EventWindow<TKey, T>>, IStatefulExecutor, IDisposable where TKey : notnull
 {
     private readonly OperatorExecutor<T> _input;
     private readonly SessionWindowNode<TKey, T> _node;
     private readonly IWatermark _watermark;
-    private readonly SessionStore<TKey, T> _store;
+    private readonly ISessionStore<TKey, T> _store;
 
-    public SessionWindowExecutor(SessionWindowNode<TKey, T> node, OperatorExecutor<T> input, IWatermark watermark) : base(node)
+    public SessionWindowExecutor(SessionWindowNode<TKey, T> node, OperatorExecutor<T> input, IWatermark watermark, StateBackend? backend = null, string pipelineId = "") : base(node)
     {
         _node = node;
         _input = input;
         _watermark = watermark;
-        _store = new SessionStore<TKey, T>(node.Id, node.KeyFormatter, node.ValueFormatter);
+        _store = (backend ?? StateBackend.InMemory).CreateSessionStore(new SessionStoreSpec<TKey, T>(pipelineId, node.Id, node.KeyFormatter, node.ValueFormatter));
     }
 
     /// <summary>
     /// Format 2: incremental deltas (<c>{0: changed keys}</c>). Format 1, before format numbers were recorded,
     /// wrote the whole state as each delta (an array), which <see cref="ApplyDelta"/> still reads by its shape.
     /// </summary>
-    public int StateFormat => 2;
+    public int StateFormat => SessionStore<TKey, T>.Format;
+
+    /// <summary>The layout of this operator's snapshot part: the heap's entries, or the RocksDB backend's file list.</summary>
+    public int SnapshotFormat => _store.SnapshotFormat;
 
     public long KeyCount => _store.KeyCount;
 
@@ -84,6 +87,7 @@ internal sealed class SessionWindowExecutor<TKey, T> : OperatorExecutor<EventWin
 
         batch.AddLate(late);
         Fire(_watermark.Current);
+        _store.EndBatch();
     }
 
     private void Fire(long watermark)
@@ -115,15 +119,32 @@ internal sealed class SessionWindowExecutor<TKey, T> : OperatorExecutor<EventWin
         }
     }
 
-    public void WriteSnapshot(MessagePackWriter writer) => _store.WriteSnapshot(writer);
+    public void WriteSnapshot(MessagePackWriter writer)
+    {
+        if (_store.SnapshotFormat == SharedStateFileSet.Format) throw new InvalidOperationException($"Session window '{Node.Id}' keeps its state in an external store: its snapshot is taken with WriteSnapshotFiles.");
+        _store.WriteSnapshot(writer, 0);
+    }
+
+    public IReadOnlyList<SharedStateUpload> WriteSnapshotFiles(MessagePackWriter writer, long batchId) => _store.WriteSnapshot(writer, batchId);
 
     public void RestoreSnapshot(ref MessagePackReader reader, long storedVersion)
     {
         CheckVersion(storedVersion);
-        _store.RestoreSnapshot(ref reader);
+        if (_store is SessionStore<TKey, T> heap) heap.RestoreSnapshot(ref reader);
+        else _store.RestoreSnapshot(reader.ReadRaw().ToArray(), null, null);
     }
 
+    public void RestoreSnapshot(ReadOnlyMemory<byte> part, long? format, long storedVersion, SharedStateFiles files)
+    {
+        CheckVersion(storedVersion);
+        _store.RestoreSnapshot(part, format, files);
+    }
+
+    public string? FormatProblem(long? storedFormat, string file) => SharedStateFileSet.FormatProblem(Node.Id, StateFormat, _store.SnapshotFormat == SharedStateFileSet.Format, storedFormat, file);
+
     public void Clear() => _store.Clear();
+
+    public void Dispose() => _store.Dispose();
 
     /// <summary>The keys whose sessions the batch changed, each with all its open sessions (see <see cref="SessionStore{TKey, T}"/>).</summary>
     public void WriteDelta(MessagePackWriter writer, long batchId) => _store.WriteDelta(writer);
@@ -131,8 +152,7 @@ internal sealed class SessionWindowExecutor<TKey, T> : OperatorExecutor<EventWin
     public void ApplyDelta(ref MessagePackReader reader, long storedVersion)
     {
         CheckVersion(storedVersion);
-        if (SessionStore<TKey, T>.IsWholeState(ref reader)) _store.RestoreSnapshot(ref reader); // format 1: builds before incremental deltas wrote the whole state
-        else _store.ApplyDelta(ref reader);
+        _store.ApplyDelta(ref reader);
     }
 
     private void CheckVersion(long storedVersion)
