@@ -31,7 +31,7 @@ internal sealed class RocksDbJoinBuffer<TKey, TLeft, TRight> : IJoinBuffer<TKey,
 {
     internal const string DueFamily = "due", MetaFamily = "meta";
     internal const byte LeftSide = 0, RightSide = 1;
-    private const long AppendedLefts = 0, AppendedRights = 1, ExpiredAt = 2;
+    private const long AppendedLefts = JoinDelta.AppendedLefts, AppendedRights = JoinDelta.AppendedRights, ExpiredAt = JoinDelta.ExpiredAt;
     private static readonly byte[] NextSequenceKey = "next-sequence"u8.ToArray();
 
     private readonly JoinBufferSpec<TKey, TLeft, TRight> _spec;
@@ -298,33 +298,8 @@ internal sealed class RocksDbJoinBuffer<TKey, TLeft, TRight> : IJoinBuffer<TKey,
 
     private void ApplyAppendsAndExpiry(ref MessagePackReader reader)
     {
-        int fields = reader.ReadMapHeader();
-        for (int f = 0; f < fields; f++)
-        {
-            long field = reader.ReadInt64();
-            switch (field)
-            {
-                case AppendedLefts:
-                case AppendedRights:
-                    int n = reader.ReadArrayHeader();
-                    for (int i = 0; i < n; i++)
-                    {
-                        if (reader.ReadArrayHeader() != 2) throw new MessagePackException($"An appended record of operator '{_spec.OperatorId}' is not a [key, record] pair.");
-                        var keyBytes = reader.ReadRaw().ToArray();
-                        var record = reader.ReadRaw().ToArray();
-                        Append(keyBytes, field == AppendedLefts ? LeftSide : RightSide, record);
-                    }
-
-                    break;
-                case ExpiredAt:
-                    long watermark = reader.ReadInt64();
-                    if (_spec.Expires) _expiredAt = watermark;
-                    break;
-                default:
-                    throw new MessagePackException($"The state delta of operator '{_spec.OperatorId}' has an unknown field {field}: it was written by a newer build.");
-            }
-        }
-
+        long? expiredAt = JoinDelta.Read(ref reader, _spec.OperatorId, (left, key, record) => Append(key.ToArray(), left ? LeftSide : RightSide, record.ToArray()));
+        if (expiredAt is { } watermark && _spec.Expires) _expiredAt = watermark;
         EndBatch();
     }
 

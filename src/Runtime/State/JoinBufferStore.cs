@@ -21,7 +21,7 @@ namespace PipelineDsl.State;
 /// </remarks>
 internal sealed class JoinBufferStore<TKey, TLeft, TRight> : IJoinBuffer<TKey, TLeft, TRight> where TKey : notnull
 {
-    private const long AppendedLefts = 0, AppendedRights = 1, ExpiredAt = 2;
+    private const long AppendedLefts = JoinDelta.AppendedLefts, AppendedRights = JoinDelta.AppendedRights, ExpiredAt = JoinDelta.ExpiredAt;
 
     private readonly string _operatorId;
     private readonly IMessagePackFormatter<TKey> _keyFormatter;
@@ -265,33 +265,14 @@ internal sealed class JoinBufferStore<TKey, TLeft, TRight> : IJoinBuffer<TKey, T
 
     private void ApplyAppendsAndExpiry(ref MessagePackReader reader)
     {
-        long? expiredAt = null;
-        int fields = reader.ReadMapHeader();
-        for (int f = 0; f < fields; f++)
+        long? expiredAt = JoinDelta.Read(ref reader, _operatorId, (left, key, record) =>
         {
-            long field = reader.ReadInt64();
-            switch (field)
-            {
-                case AppendedLefts:
-                case AppendedRights:
-                    int n = reader.ReadArrayHeader();
-                    for (int i = 0; i < n; i++)
-                    {
-                        if (reader.ReadArrayHeader() != 2) throw new MessagePackException($"An appended record of operator '{_operatorId}' is not a [key, record] pair.");
-                        TKey key = ReadKey(ref reader);
-                        if (field == AppendedLefts) KeepLeft(key, SidesOf(key), _leftFormatter.Deserialize(ref reader));
-                        else KeepRight(key, SidesOf(key), _rightFormatter.Deserialize(ref reader));
-                    }
-
-                    break;
-                case ExpiredAt:
-                    expiredAt = reader.ReadInt64();
-                    break;
-                default:
-                    throw new MessagePackException($"The state delta of operator '{_operatorId}' has an unknown field {field}: it was written by a newer build.");
-            }
-        }
-
+            var k = new MessagePackReader(key);
+            TKey joinKey = ReadKey(ref k);
+            var r = new MessagePackReader(record);
+            if (left) KeepLeft(joinKey, SidesOf(joinKey), _leftFormatter.Deserialize(ref r));
+            else KeepRight(joinKey, SidesOf(joinKey), _rightFormatter.Deserialize(ref r));
+        });
         if (expiredAt is { } watermark && Expires) Expire(watermark);
     }
 
@@ -307,6 +288,51 @@ internal sealed class JoinBufferStore<TKey, TLeft, TRight> : IJoinBuffer<TKey, T
         _appendedRights.Clear();
         _expiredAt = long.MinValue;
         RecordCount = 0;
+    }
+}
+
+/// <summary>
+/// The one reader of a stream join's delta of format 2, <c>{0: [[key, left], ...], 1: [[key, right], ...], 2: watermark}</c>,
+/// whatever buffer applies it (the heap's, RocksDB's); the field numbers are its.
+/// </summary>
+internal static class JoinDelta
+{
+    public const long AppendedLefts = 0, AppendedRights = 1, ExpiredAt = 2;
+
+    /// <summary>A record a delta appended: its side, its key's and its own MessagePack bytes.</summary>
+    public delegate void Appended(bool left, ReadOnlySpan<byte> key, ReadOnlySpan<byte> record);
+
+    /// <summary>Reads the delta, passing each appended record in order; returns the watermark its expiry ran at, if written.</summary>
+    public static long? Read(ref MessagePackReader reader, string operatorId, Appended appended)
+    {
+        long? expiredAt = null;
+        int fields = reader.ReadMapHeader();
+        for (int f = 0; f < fields; f++)
+        {
+            long field = reader.ReadInt64();
+            switch (field)
+            {
+                case AppendedLefts:
+                case AppendedRights:
+                    int n = reader.ReadArrayHeader();
+                    for (int i = 0; i < n; i++)
+                    {
+                        if (reader.ReadArrayHeader() != 2) throw new MessagePackException($"An appended record of operator '{operatorId}' is not a [key, record] pair.");
+                        var key = reader.ReadRaw();
+                        var record = reader.ReadRaw();
+                        appended(field == AppendedLefts, key, record);
+                    }
+
+                    break;
+                case ExpiredAt:
+                    expiredAt = reader.ReadInt64();
+                    break;
+                default:
+                    throw new MessagePackException($"The state delta of operator '{operatorId}' has an unknown field {field}: it was written by a newer build.");
+            }
+        }
+
+        return expiredAt;
     }
 }
 
