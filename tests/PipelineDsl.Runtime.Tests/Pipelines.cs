@@ -138,7 +138,14 @@ public sealed class CollectingSink<T> : ISinkConnector<T>
 
     public IReadOnlyDictionary<long, List<T>> Batches => _batches;
 
-    public List<T> All => _batches.Values.SelectMany(b => b).ToList();
+    /// <summary>Every record so far, in batch order; safe to poll while the pipeline writes (tests wait on it).</summary>
+    public List<T> All
+    {
+        get
+        {
+            lock (_batches) return _batches.Values.SelectMany(b => b).ToList();
+        }
+    }
 
     public Task WriteBatchAsync(long batchId, IReadOnlyList<T> records, CancellationToken cancellationToken)
     {
