@@ -73,6 +73,9 @@ public sealed class RocksDbStateBackend : StateBackend
     internal override ISessionStore<TKey, T> CreateSessionStore<TKey, T>(SessionStoreSpec<TKey, T> spec) =>
         new RocksDbSessionStore<TKey, T>(this, spec);
 
+    internal override IPaneStore<TKey, T> CreatePaneStore<TKey, T>(PaneStoreSpec<TKey, T> spec) =>
+        new RocksDbPaneStore<TKey, T>(this, spec);
+
     internal override IJoinBuffer<TKey, TLeft, TRight> CreateJoinBuffer<TKey, TLeft, TRight>(JoinBufferSpec<TKey, TLeft, TRight> spec) =>
         new RocksDbJoinBuffer<TKey, TLeft, TRight>(this, spec);
 }

@@ -12,7 +12,8 @@ namespace PipelineDsl.RocksDb;
 /// Reads an operator's RocksDB snapshot (a <see cref="SharedStateFileSet"/>) for <c>pipelinedsl dump-state</c>: the
 /// files are fetched into a temporary directory (verified as for a restore), the database is opened read-only, and its
 /// entries are written as the heap layout's dumper of the operator's kind writes them. The layout of the entries belongs
-/// to the store that writes them: <see cref="RocksDbKeyedLayout"/>, <see cref="RocksDbJoinLayout"/>, <see cref="RocksDbSessionLayout"/>.
+/// to the store that writes them: <see cref="RocksDbKeyedLayout"/>, <see cref="RocksDbJoinLayout"/>, <see cref="RocksDbSessionLayout"/>,
+/// <see cref="RocksDbPaneLayout"/>.
 /// </summary>
 internal static class RocksDbStateDump
 {
@@ -43,6 +44,9 @@ internal static class RocksDbStateDump
                     break;
                 case OperatorKinds.SessionWindow:
                     RocksDbSessionLayout.Dump(it, fieldNames, lines);
+                    break;
+                case OperatorKinds.EventTimeWindow:
+                    RocksDbPaneLayout.Dump(it, fieldNames, lines);
                     break;
                 default:
                     RocksDbKeyedLayout.Dump(it, fieldNames, lines);
@@ -157,6 +161,32 @@ internal static class RocksDbSessionLayout
             }
 
             json.WriteEndArray();
+            lines.End();
+        }
+    }
+}
+
+/// <summary>
+/// An event-time window's entries (<see cref="RocksDbPaneStore{TKey, T}"/>: <c>[table][start][key bytes]</c> → value) as
+/// the heap layout's dumper writes them: one line per key and pane (<c>pane</c>: its start) or legacy window
+/// (<c>window</c>), <c>key</c>, <c>value</c>. Panes come first, by start; a pane's keys in the order of their bytes.
+/// </summary>
+internal static class RocksDbPaneLayout
+{
+    public static void Dump(Iterator it, IReadOnlyDictionary<long, string> fieldNames, JsonLines lines)
+    {
+        for (; it.Valid() && !lines.Full; it.Next())
+        {
+            var entryKey = it.GetKeySpan();
+            long start = (long)(System.Buffers.Binary.BinaryPrimitives.ReadUInt64BigEndian(entryKey[1..9]) ^ 0x8000_0000_0000_0000UL);
+            var json = lines.Begin();
+            json.WriteNumber(entryKey[0] == RocksDbPaneStore<int, int>.LegacyTable ? "window" : "pane", start);
+            var k = new MessagePackReader(entryKey[9..]);
+            json.WritePropertyName("key");
+            Json.Write(ref k, json, null);
+            var v = new MessagePackReader(it.GetValueSpan());
+            json.WritePropertyName("value");
+            Json.Write(ref v, json, fieldNames);
             lines.End();
         }
     }

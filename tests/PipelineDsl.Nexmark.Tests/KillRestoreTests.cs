@@ -20,7 +20,7 @@ public class KillRestoreTests(Xunit.Abstractions.ITestOutputHelper log)
     /// The queries whose state is keyed state, join buffers and sessions (and a watermark): on the RocksDB backend all of
     /// it but the watermark is in RocksDB.
     /// </summary>
-    public static IEnumerable<object[]> RocksDbQueries => new[] { "q3", "q4", "q6", "q9", "q11", "q15", "q16", "q17", "q18", "q19", "q20", "q23" }.Select(q => new object[] { q });
+    public static IEnumerable<object[]> RocksDbQueries => new[] { "q3", "q4", "q5", "q6", "q7", "q8", "q9", "q11", "q12", "q15", "q16", "q17", "q18", "q19", "q20", "q23" }.Select(q => new object[] { q });
 
     [Theory]
     [MemberData(nameof(Queries))]

@@ -88,7 +88,7 @@ internal sealed class EventTimeWindowNode<TKey, T> : KeyedEventTimeNode<TKey, T>
     public long SlideMs { get; }
 
     internal override OperatorExecutor CreateExecutor(ExecutorFactory factory) =>
-        new EventTimeWindowExecutor<TKey, T>(this, factory.Input(Input), factory.WatermarkOf(this));
+        new EventTimeWindowExecutor<TKey, T>(this, factory.Input(Input), factory.WatermarkOf(this), factory.StateBackend, factory.PipelineId);
 }
 
 /// <summary>Event-time session windows by key: a key's records less than a gap apart form one window.</summary>

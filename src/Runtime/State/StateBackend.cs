@@ -52,6 +52,10 @@ public abstract class StateBackend
     internal virtual IJoinBuffer<TKey, TLeft, TRight> CreateJoinBuffer<TKey, TLeft, TRight>(JoinBufferSpec<TKey, TLeft, TRight> spec) where TKey : notnull =>
         new JoinBufferStore<TKey, TLeft, TRight>(spec);
 
+    /// <summary>An event-time window's panes: on the heap (<c>PaneStore</c>) unless the backend keeps them elsewhere.</summary>
+    internal virtual IPaneStore<TKey, T> CreatePaneStore<TKey, T>(PaneStoreSpec<TKey, T> spec) where TKey : notnull =>
+        new PaneStore<TKey, T>(spec);
+
     private sealed class InMemoryStateBackend : StateBackend
     {
         public override string Name => "in-memory";
@@ -274,6 +278,84 @@ internal interface ISessionStore<TKey, T> : IDisposable where TKey : notnull
 
     /// <summary>Replaces all state with a snapshot part of <paramref name="format"/> (2 or unrecorded: the heap's entries; <see cref="SharedStateFileSet.Format"/>: files).</summary>
     void RestoreSnapshot(ReadOnlyMemory<byte> part, long? format, SharedStateFiles? files);
+
+    void Clear();
+}
+
+/// <summary>What a backend needs to create one event-time window's pane store.</summary>
+/// <param name="PipelineId">The pipeline's id (a local directory is named after it).</param>
+/// <param name="OperatorId">The operator's id, for errors and directories.</param>
+/// <param name="KeyFormatter">The key's formatter: a stored key ends with its bytes.</param>
+/// <param name="ValueFormatter">The partial aggregates' formatter.</param>
+/// <param name="Tumbling">Whether the window is tumbling (a pane is a window; the delta names them as windows) or hopping.</param>
+internal sealed record PaneStoreSpec<TKey, T>(string PipelineId, string OperatorId, IMessagePackFormatter<TKey> KeyFormatter, IMessagePackFormatter<T> ValueFormatter, bool Tumbling);
+
+/// <summary>
+/// An event-time window's state: per pane start, each key's partial aggregate; the legacy whole windows an older build
+/// left (hopping windows restored from before panes, until they fire); and what the current batch changed (its delta).
+/// The window decides which panes a record and a firing window touch; the store keeps them and writes them. Snapshots
+/// and deltas have the layout <see cref="PaneChanges"/> reads; a snapshot is the store's own (<see cref="SnapshotFormat"/>),
+/// and every store loads the heap's snapshot layout too (to switch backends).
+/// </summary>
+internal interface IPaneStore<TKey, T> : IDisposable where TKey : notnull
+{
+    /// <summary>Key-panes and key-windows held.</summary>
+    long KeyCount { get; }
+
+    /// <summary>Key-panes the current batch updated (of panes still held).</summary>
+    long UpdatedCount { get; }
+
+    /// <summary>The layout of this store's snapshot part (2: entries on the heap; <see cref="SharedStateFileSet.Format"/>: files).</summary>
+    int SnapshotFormat { get; }
+
+    /// <summary>Starts a batch: forgets what the previous batch changed.</summary>
+    void BeginBatch();
+
+    /// <summary>
+    /// Folds <paramref name="record"/> into the key's value in the pane at <paramref name="paneStart"/> (the record itself
+    /// when the key has none there): <c>combine(value, record)</c>. A combine that hands back the value it was given
+    /// changes nothing.
+    /// </summary>
+    void Fold(long paneStart, TKey key, T record, Func<T, T, T> combine);
+
+    /// <summary>The batch's folds are done: windows may fire (read panes) from here on.</summary>
+    void EndFolds();
+
+    /// <summary>The starts of the panes held, ascending.</summary>
+    IEnumerable<long> PaneStarts { get; }
+
+    /// <summary>The earliest pane held.</summary>
+    bool TryGetFirstPane(out long start);
+
+    /// <summary>A pane's entries (none when it is not held).</summary>
+    IEnumerable<KeyValuePair<TKey, T>> Pane(long start);
+
+    /// <summary>Removes the pane at <paramref name="start"/>; the removal goes into the batch's delta and its updates leave it.</summary>
+    void RemovePane(long start);
+
+    /// <summary>Whether any legacy window is held.</summary>
+    bool HasLegacyWindows { get; }
+
+    /// <summary>The starts of the legacy windows held, ascending.</summary>
+    IEnumerable<long> LegacyWindowStarts { get; }
+
+    /// <summary>Removes the legacy window at <paramref name="start"/> (fired: part of the delta), adding its entries to <paramref name="into"/>; false when none is held.</summary>
+    bool TakeLegacyWindow(long start, Dictionary<TKey, T> into);
+
+    /// <summary>Writes the current batch's changes (the window's format 2).</summary>
+    void WriteDelta(MessagePackWriter writer);
+
+    /// <summary>Applies a delta (or the whole state, as builds before incremental deltas wrote it), between batches.</summary>
+    void ApplyDelta(ref MessagePackReader reader);
+
+    /// <summary>Writes the snapshot part after batch <paramref name="batchId"/> and returns the files to upload before the snapshot file.</summary>
+    IReadOnlyList<SharedStateUpload> WriteSnapshot(MessagePackWriter writer, long batchId);
+
+    /// <summary>Replaces all state with a snapshot part of <paramref name="format"/> (2 or unrecorded: the heap's entries; <see cref="SharedStateFileSet.Format"/>: files).</summary>
+    void RestoreSnapshot(ReadOnlyMemory<byte> part, long? format, SharedStateFiles? files);
+
+    /// <summary>Every entry: panes (<c>Legacy</c> false) by start, then legacy windows (read between batches, by a test driver or a test).</summary>
+    IEnumerable<(bool Legacy, long Start, TKey Key, T Value)> Entries();
 
     void Clear();
 }

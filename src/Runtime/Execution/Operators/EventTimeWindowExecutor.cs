@@ -29,53 +29,50 @@ internal static class Accumulator
 /// window holding it has fired.
 /// </summary>
 /// <remarks>
-/// State formats. Tumbling: snapshot <c>[[start, [[key, value], ...]], ...]</c>, delta
-/// <c>{0: updated entries in that form, 1: [fired start, ...]}</c>. Hopping: snapshot <c>{2: panes in that
-/// form, 0: legacy windows}</c>, delta <c>{2: updated pane entries, 3: [removed pane, ...], 1: [fired legacy
-/// window, ...]}</c>. Builds before panes kept whole hopping windows in the tumbling formats; such state is
-/// restored as legacy windows, which hold the records seen before the upgrade and are combined with the
-/// panes when they fire, so an upgrade neither loses nor double-counts a record.
+/// The panes live in the state backend's pane store (<see cref="IPaneStore{TKey, T}"/>), which owns their layout
+/// (<see cref="PaneChanges"/>). Builds before panes kept whole hopping windows; such state is restored as legacy
+/// windows, which hold the records seen before the upgrade and are combined with the panes when they fire, so an
+/// upgrade neither loses nor double-counts a record.
 /// </remarks>
-internal sealed class EventTimeWindowExecutor<TKey, T> : OperatorExecutor<EventWindow<TKey, T>>, IStatefulExecutor where TKey : notnull
+internal sealed class EventTimeWindowExecutor<TKey, T> : OperatorExecutor<EventWindow<TKey, T>>, IStatefulExecutor, IDisposable where TKey : notnull
 {
-    private const long WindowUpdates = 0, FiredWindows = 1, PaneUpdates = 2, RemovedPanes = 3;
-
     private readonly OperatorExecutor<T> _input;
     private readonly EventTimeWindowNode<TKey, T> _node;
     private readonly IWatermark _watermark;
     private readonly long _paneMs;
     private readonly bool _tumbling;
-    private readonly PaneStore<TKey, T> _store;
-    private readonly SortedDictionary<long, Dictionary<TKey, T>> _legacyWindows = new();
+    private readonly IPaneStore<TKey, T> _store;
 
-    // The legacy windows this batch fired, for its delta (the panes' changes are tracked by the store).
-    private readonly List<long> _firedLegacy = new();
     private readonly Dictionary<TKey, T> _combined = new();
     private readonly List<(TKey Key, T Value)> _firing = new();
     private readonly SortedSet<long> _toFire = new();
 
-    public EventTimeWindowExecutor(EventTimeWindowNode<TKey, T> node, OperatorExecutor<T> input, IWatermark watermark) : base(node)
+    public EventTimeWindowExecutor(EventTimeWindowNode<TKey, T> node, OperatorExecutor<T> input, IWatermark watermark, StateBackend? backend = null, string pipelineId = "") : base(node)
     {
         _node = node;
         _input = input;
         _watermark = watermark;
         _tumbling = node.SlideMs == node.SizeMs;
         _paneMs = Gcd(node.SizeMs, node.SlideMs);
-        _store = new PaneStore<TKey, T>(node.Id, node.KeyFormatter, node.ValueFormatter);
+        _store = (backend ?? StateBackend.InMemory).CreatePaneStore(new PaneStoreSpec<TKey, T>(pipelineId, node.Id, node.KeyFormatter, node.ValueFormatter, _tumbling));
     }
-
-    private SortedDictionary<long, Dictionary<TKey, T>> Panes => _store.Panes;
 
     /// <summary>
     /// Format 2: panes (a hopping window's snapshot is a map of pane and legacy-window updates; deltas are
     /// incremental). Format 1, before format numbers were recorded, stored whole windows (an array), which
-    /// <see cref="RestoreSnapshot"/> still reads: an entry without a format number is read by its shape.
+    /// <see cref="PaneChanges"/> still reads: an entry without a format number is read by its shape.
     /// </summary>
-    public int StateFormat => 2;
+    public int StateFormat => PaneStore<TKey, T>.Format;
 
-    public long KeyCount => _store.KeyCount + _legacyWindows.Values.Sum(w => (long)w.Count);
+    /// <summary>The layout of this operator's snapshot part: the heap's entries, or the RocksDB backend's file list.</summary>
+    public int SnapshotFormat => _store.SnapshotFormat;
+
+    public long KeyCount => _store.KeyCount;
 
     public long? UpdatedCount => _store.UpdatedCount;
+
+    /// <summary>The windows' state, read between batches (by a test).</summary>
+    internal IPaneStore<TKey, T> Store => _store;
 
     private static long Gcd(long a, long b) => b == 0 ? a : Gcd(b, a % b);
 
@@ -90,12 +87,9 @@ internal sealed class EventTimeWindowExecutor<TKey, T> : OperatorExecutor<EventW
     {
         long previous = _watermark.Previous;
         long size = _node.SizeMs, slide = _node.SlideMs, pane = _paneMs;
-        long cachedStart = long.MinValue;
-        Dictionary<TKey, T>? cached = null;
-        HashSet<TKey>? cachedUpdated = null;
+        var combine = _node.Function;
         long late = 0;
         _store.BeginBatch();
-        _firedLegacy.Clear();
         foreach (var record in CollectionsMarshal.AsSpan(_input.Output))
         {
             long time = _node.TimeSelector(record);
@@ -106,28 +100,10 @@ internal sealed class EventTimeWindowExecutor<TKey, T> : OperatorExecutor<EventW
                 continue;
             }
 
-            long start = Floor(time, pane);
-            if (start != cachedStart)
-            {
-                (cached, cachedUpdated) = _store.Open(start);
-                cachedStart = start;
-            }
-
-            ref T? slot = ref CollectionsMarshal.GetValueRefOrAddDefault(cached!, key, out bool exists);
-            if (exists)
-            {
-                T combined = _node.Function(slot!, record);
-                if (Accumulator.Unchanged(slot!, combined)) continue; // a max or a first kept its value: nothing for the delta
-                slot = combined;
-            }
-            else
-            {
-                slot = record;
-            }
-
-            cachedUpdated!.Add(key);
+            _store.Fold(Floor(time, pane), key, record, combine);
         }
 
+        _store.EndFolds();
         batch.AddLate(late);
         Fire(previous, _watermark.Current);
     }
@@ -138,7 +114,7 @@ internal sealed class EventTimeWindowExecutor<TKey, T> : OperatorExecutor<EventW
         long size = _node.SizeMs, slide = _node.SlideMs;
         bool everything = current == long.MaxValue;
         _toFire.Clear();
-        foreach (long p in Panes.Keys)
+        foreach (long p in _store.PaneStarts)
         {
             // The earliest window holding p starts at the first multiple of slide after p - size; if even it
             // is still open, so is every window holding p or a later pane.
@@ -150,19 +126,21 @@ internal sealed class EventTimeWindowExecutor<TKey, T> : OperatorExecutor<EventW
             }
         }
 
-        foreach (long s in _legacyWindows.Keys)
+        if (_store.HasLegacyWindows)
         {
-            if (!everything && s + size > current) break;
-            _toFire.Add(s);
+            foreach (long s in _store.LegacyWindowStarts)
+            {
+                if (!everything && s + size > current) break;
+                _toFire.Add(s);
+            }
         }
 
         foreach (long s in _toFire) EmitWindow(s);
 
-        while (Panes.Count > 0)
+        while (_store.TryGetFirstPane(out long p))
         {
-            long p = Panes.First().Key;
             if (!everything && Floor(p, slide) + size > current) break; // a window holding p is still open
-            _store.Remove(p);
+            _store.RemovePane(p);
         }
     }
 
@@ -170,24 +148,17 @@ internal sealed class EventTimeWindowExecutor<TKey, T> : OperatorExecutor<EventW
     {
         long end = start + _node.SizeMs;
         _firing.Clear();
-        if (_tumbling && _legacyWindows.Count == 0)
+        if (_tumbling && !_store.HasLegacyWindows)
         {
-            if (Panes.TryGetValue(start, out var only))
-                foreach (var (key, value) in only) _firing.Add((key, value));
+            foreach (var (key, value) in _store.Pane(start)) _firing.Add((key, value));
         }
         else
         {
             _combined.Clear();
-            if (_legacyWindows.Remove(start, out var legacy))
-            {
-                _firedLegacy.Add(start);
-                foreach (var (key, value) in legacy) _combined[key] = value;
-            }
-
+            _store.TakeLegacyWindow(start, _combined);
             for (long p = start; p < end; p += _paneMs)
             {
-                if (!Panes.TryGetValue(p, out var entries)) continue;
-                foreach (var (key, value) in entries)
+                foreach (var (key, value) in _store.Pane(p))
                 {
                     ref T? slot = ref CollectionsMarshal.GetValueRefOrAddDefault(_combined, key, out bool exists);
                     slot = exists ? _node.Function(slot!, value) : value;
@@ -205,106 +176,41 @@ internal sealed class EventTimeWindowExecutor<TKey, T> : OperatorExecutor<EventW
 
     public void WriteSnapshot(MessagePackWriter writer)
     {
-        if (_tumbling)
-        {
-            _store.WriteAll(writer);
-            return;
-        }
-
-        writer.WriteMapHeader(2);
-        writer.Write(PaneUpdates);
-        _store.WriteAll(writer);
-        writer.Write(WindowUpdates);
-        _store.WriteWindows(writer, _legacyWindows);
+        if (_store.SnapshotFormat == SharedStateFileSet.Format) throw new InvalidOperationException($"Window '{Node.Id}' keeps its state in an external store: its snapshot is taken with WriteSnapshotFiles.");
+        _store.WriteSnapshot(writer, 0);
     }
+
+    public IReadOnlyList<SharedStateUpload> WriteSnapshotFiles(MessagePackWriter writer, long batchId) => _store.WriteSnapshot(writer, batchId);
 
     public void RestoreSnapshot(ref MessagePackReader reader, long storedVersion)
     {
         CheckVersion(storedVersion);
-        Panes.Clear();
-        _legacyWindows.Clear();
-        if (reader.NextType == MessagePackType.Map) ReadChanges(ref reader);
-        else _store.Read(ref reader, _tumbling ? Panes : _legacyWindows, replace: false);
+        _store.RestoreSnapshot(reader.ReadRaw().ToArray(), null, null);
     }
 
-    public void Clear()
+    public void RestoreSnapshot(ReadOnlyMemory<byte> part, long? format, long storedVersion, SharedStateFiles files)
     {
-        _store.Clear();
-        _legacyWindows.Clear();
-        _firedLegacy.Clear();
+        CheckVersion(storedVersion);
+        _store.RestoreSnapshot(part, format, files);
     }
 
-    /// <summary>The batch's changes (see the class remarks for the formats).</summary>
-    public void WriteDelta(MessagePackWriter writer, long batchId)
-    {
-        if (_tumbling)
-        {
-            writer.WriteMapHeader(2);
-            writer.Write(WindowUpdates);
-            _store.WriteUpdates(writer);
-            writer.Write(FiredWindows);
-            _store.WriteRemoved(writer);
-            return;
-        }
+    public string? FormatProblem(long? storedFormat, string file) => SharedStateFileSet.FormatProblem(Node.Id, StateFormat, _store.SnapshotFormat == SharedStateFileSet.Format, storedFormat, file);
 
-        writer.WriteMapHeader(3);
-        writer.Write(PaneUpdates);
-        _store.WriteUpdates(writer);
-        writer.Write(RemovedPanes);
-        _store.WriteRemoved(writer);
-        writer.Write(FiredWindows);
-        WriteStarts(writer, _firedLegacy);
-    }
+    public void Clear() => _store.Clear();
 
-    private static void WriteStarts(MessagePackWriter writer, List<long> starts)
-    {
-        writer.WriteArrayHeader(starts.Count);
-        foreach (long start in starts) writer.Write(start);
-    }
+    public void Dispose() => _store.Dispose();
+
+    /// <summary>The batch's changes (see <see cref="PaneChanges"/> for the formats).</summary>
+    public void WriteDelta(MessagePackWriter writer, long batchId) => _store.WriteDelta(writer);
 
     public void ApplyDelta(ref MessagePackReader reader, long storedVersion)
     {
-        if (reader.NextType != MessagePackType.Map)
-        {
-            RestoreSnapshot(ref reader, storedVersion); // builds before incremental deltas wrote the whole state
-            return;
-        }
-
         CheckVersion(storedVersion);
-        ReadChanges(ref reader);
+        _store.ApplyDelta(ref reader);
     }
 
     private void CheckVersion(long storedVersion)
     {
         if (storedVersion != _node.Version) throw new InvalidOperationException($"Window '{Node.Id}' cannot migrate state from version {storedVersion}.");
-    }
-
-    /// <summary>Applies a map of changes: entries of windows (0) or panes (2), fired windows (1), removed panes (3).</summary>
-    private void ReadChanges(ref MessagePackReader reader)
-    {
-        // Keys 0 and 1 name whole windows: the panes themselves when tumbling, legacy windows when hopping.
-        var windows = _tumbling ? Panes : _legacyWindows;
-        int fields = reader.ReadMapHeader();
-        for (int f = 0; f < fields; f++)
-        {
-            long field = reader.ReadInt64();
-            switch (field)
-            {
-                case WindowUpdates:
-                    _store.Read(ref reader, windows, replace: true);
-                    break;
-                case PaneUpdates when !_tumbling:
-                    _store.Read(ref reader, Panes, replace: true);
-                    break;
-                case FiredWindows:
-                    PaneStore<TKey, T>.RemoveStarts(ref reader, windows);
-                    break;
-                case RemovedPanes when !_tumbling:
-                    PaneStore<TKey, T>.RemoveStarts(ref reader, Panes);
-                    break;
-                default:
-                    throw new MessagePackException($"The state of window '{Node.Id}' has field {field}, which a {(_tumbling ? "tumbling" : "hopping")} window does not write.");
-            }
-        }
     }
 }
