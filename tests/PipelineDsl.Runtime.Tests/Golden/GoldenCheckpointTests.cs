@@ -31,6 +31,7 @@ public sealed class GoldenCheckpointTests
         Assert.Contains("v3-rocksdb", versions);
         Assert.Contains("v3-join-buffers-rocksdb", versions);
         Assert.Contains("v3-sessions-rocksdb", versions);
+        Assert.Contains("v3-windows-rocksdb", versions);
         foreach (var version in Directory.GetDirectories(Root))
         foreach (var scenario in GoldenScenario.All)
             Assert.True(File.Exists(Path.Combine(version, scenario.Name, "expected.txt")), $"{version}/{scenario.Name} is incomplete");
@@ -101,6 +102,7 @@ public sealed class GoldenCheckpointTests
     [InlineData("v3-rocksdb", "running-totals", 3)] // three snapshots of its keyed state
     [InlineData("v3-join-buffers-rocksdb", "interval-join", 1)] // the stream join's buffer, in RocksDB since session 16
     [InlineData("v3-sessions-rocksdb", "event-time", 1)] // the session window's sessions, in RocksDB since session 16
+    [InlineData("v3-windows-rocksdb", "event-time", 9)] // three snapshots of the tumbling and hopping windows' panes (since session 17) and the sessions
     public void A_RocksDB_folder_holds_state_format_100_and_the_shared_files_its_snapshots_list(string version, string scenarioWithParts, int minimumParts)
     {
         // Worth keeping only if it holds what the RocksDB backend writes: parts in format 100 whose listed files are all
